@@ -1,0 +1,216 @@
+package agentd
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Config is agentd's configuration. Each field is a flag, an AGENTD_*
+// environment variable and a key of the JSON config file, in that order of
+// precedence over the defaults.
+type Config struct {
+	NATS            string // NATS server URL(s); empty starts the embedded server
+	Data            string // data directory of the embedded server
+	NATSHost        string // embedded server's client listener host
+	NATSPort        int    // embedded server's client port; 0 picks a free one, -1 none
+	NATSMonitorPort int    // embedded server's monitoring port; 0 picks a free one, -1 off
+	HTTP            string // address of /healthz, /readyz, /metrics (and later the A2A gateway)
+	Replicas        int    // stream replicas; 0 chooses 1 on one server, 3 in a cluster
+	LogLevel        string // debug, info, warn or error
+	LogFormat       string // text or json
+	ConfigFile      string // JSON file of settings, keys named as the flags
+}
+
+// DefaultConfig returns the defaults: the embedded server on 127.0.0.1:4222
+// with its data in ./data, HTTP on 127.0.0.1:8080.
+func DefaultConfig() Config {
+	return Config{
+		Data:            "data",
+		NATSHost:        "127.0.0.1",
+		NATSPort:        4222,
+		NATSMonitorPort: -1,
+		HTTP:            "127.0.0.1:8080",
+		LogLevel:        "info",
+		LogFormat:       "text",
+	}
+}
+
+// Validate reports the first setting that is out of range, naming it.
+func (c Config) Validate() error {
+	if c.NATS != "" && strings.TrimSpace(c.NATS) == "" {
+		return errors.New("--nats: empty URL")
+	}
+	if c.NATS == "" && c.Data == "" {
+		return errors.New("--data: the embedded server needs a data directory")
+	}
+	if err := checkPort("--nats-port", c.NATSPort); err != nil {
+		return err
+	}
+	if err := checkPort("--nats-monitor-port", c.NATSMonitorPort); err != nil {
+		return err
+	}
+	if _, _, err := net.SplitHostPort(c.HTTP); err != nil {
+		return fmt.Errorf("--http %q: want host:port: %v", c.HTTP, err)
+	}
+	if c.Replicas < 0 || c.Replicas > 5 {
+		return fmt.Errorf("--replicas %d: want 0 (automatic) or 1..5", c.Replicas)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return fmt.Errorf("--log-format %q: want text or json", c.LogFormat)
+	}
+	return nil
+}
+
+func checkPort(name string, p int) error {
+	if p < -1 || p > 65535 {
+		return fmt.Errorf("%s %d: want 1..65535, 0 for any free port or -1 for none", name, p)
+	}
+	return nil
+}
+
+// flagSet binds the run flags to c. Its output is discarded: errors are
+// reported once, in one line, by the caller.
+func flagSet(c *Config) *flag.FlagSet {
+	fs := flag.NewFlagSet("agentd", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&c.NATS, "nats", c.NATS, "NATS server `URL`s, comma-separated; empty starts the embedded server")
+	fs.StringVar(&c.Data, "data", c.Data, "data `dir`ectory of the embedded NATS server")
+	fs.StringVar(&c.NATSHost, "nats-host", c.NATSHost, "`host` the embedded NATS server listens on for clients")
+	fs.IntVar(&c.NATSPort, "nats-port", c.NATSPort, "client `port` of the embedded NATS server (0 any free port, -1 in-process only)")
+	fs.IntVar(&c.NATSMonitorPort, "nats-monitor-port", c.NATSMonitorPort, "monitoring `port` of the embedded NATS server (0 any free port, -1 off)")
+	fs.StringVar(&c.HTTP, "http", c.HTTP, "`address` of /healthz, /readyz and /metrics")
+	fs.IntVar(&c.Replicas, "replicas", c.Replicas, "stream replicas `n` (0: 1 on one server, 3 in a cluster)")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: text or json")
+	fs.StringVar(&c.ConfigFile, "config", c.ConfigFile, "JSON `file` of settings named as these flags")
+	return fs
+}
+
+// envName maps a flag name to its environment variable: nats-port is
+// AGENTD_NATS_PORT.
+func envName(flagName string) string {
+	return "AGENTD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// errHelp is returned by loadConfig when the user asked for help.
+var errHelp = flag.ErrHelp
+
+// loadConfig builds the configuration: defaults, then the config file, then
+// the environment, then the flags given. It returns the positional
+// arguments left after the flags.
+func loadConfig(args []string, lookupEnv func(string) (string, bool)) (Config, []string, error) {
+	cfg := DefaultConfig()
+	fs := flagSet(&cfg)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, nil, errHelp
+		}
+		return cfg, nil, err
+	}
+	given := map[string]string{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = f.Value.String() })
+
+	path := cfg.ConfigFile
+	if _, flagged := given["config"]; !flagged {
+		if v, ok := lookupEnv(envName("config")); ok {
+			path = v
+		}
+	}
+	if path != "" {
+		if err := applyFile(fs, path); err != nil {
+			return cfg, nil, err
+		}
+	}
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if envErr != nil || f.Name == "config" {
+			return
+		}
+		if v, ok := lookupEnv(envName(f.Name)); ok {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("%s=%q: %v", envName(f.Name), v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return cfg, nil, envErr
+	}
+	for name, v := range given { // flags win over file and environment
+		if err := fs.Set(name, v); err != nil {
+			return cfg, nil, err
+		}
+	}
+	cfg.ConfigFile = path
+	return cfg, fs.Args(), cfg.Validate()
+}
+
+// applyFile sets the flags named by the keys of the JSON object in path.
+func applyFile(fs *flag.FlagSet, path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("--config: %v", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return fmt.Errorf("--config %s: not a JSON object of settings: %v", path, err)
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if k == "config" || fs.Lookup(k) == nil {
+			return fmt.Errorf("--config %s: unknown setting %q", path, k)
+		}
+		var s string
+		switch v := m[k].(type) {
+		case string:
+			s = v
+		case json.Number:
+			s = v.String()
+		case bool:
+			s = strconv.FormatBool(v)
+		default:
+			return fmt.Errorf("--config %s: setting %q: want a string, number or boolean", path, k)
+		}
+		if err := fs.Set(k, s); err != nil {
+			return fmt.Errorf("--config %s: setting %q: %v", path, k, err)
+		}
+	}
+	return nil
+}
+
+// usage writes the run flags and their environment variables.
+func usage(w io.Writer) {
+	fmt.Fprint(w, `Usage: agentd [run] [flags]
+
+agentd is the a2abus per-host daemon. With no --nats URL it starts an
+embedded NATS server with JetStream.
+
+Flags (each also an AGENTD_* environment variable, e.g. --nats-port is
+AGENTD_NATS_PORT, and a key of the --config JSON file):
+`)
+	cfg := DefaultConfig()
+	fs := flagSet(&cfg)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+}

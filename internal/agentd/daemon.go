@@ -1,0 +1,288 @@
+package agentd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/a2abus/a2abus"
+	"github.com/a2abus/a2abus/agentbus"
+	"github.com/a2abus/a2abus/embedded"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Time limits of the daemon's life cycle.
+const (
+	startTimeout    = 30 * time.Second // embedded server start, connect, stream provisioning
+	shutdownTimeout = 4 * time.Second  // SIGTERM to exit, within the 5 s operators expect
+	drainTimeout    = 2 * time.Second
+	readyTimeout    = 2 * time.Second // one /readyz check
+)
+
+// busConn is what the HTTP handlers need of a started daemon.
+type busConn struct {
+	nc *nats.Conn
+	js jetstream.JetStream
+}
+
+// Daemon is a running agentd: its NATS connection (and embedded server),
+// its streams and its HTTP endpoints.
+type Daemon struct {
+	cfg Config
+	log *slog.Logger
+	reg *prometheus.Registry
+
+	ln  net.Listener
+	hs  *http.Server
+	srv *embedded.Server // nil when connected to --nats
+	nc  *nats.Conn
+
+	// live is set once the streams are provisioned; the HTTP handlers read it.
+	live atomic.Pointer[busConn]
+
+	serveErr     chan error // size one: the HTTP server's exit
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+// NewDaemon returns a daemon for cfg, which must be valid. Start runs it.
+func NewDaemon(cfg Config, log *slog.Logger) *Daemon {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewBuildInfoCollector(),
+	)
+	return &Daemon{cfg: cfg, log: log, reg: reg, serveErr: make(chan error, 1)}
+}
+
+// Start opens the HTTP listener (so /healthz answers during start-up),
+// starts the embedded NATS server unless cfg.NATS is set, connects,
+// provisions the streams, and returns once /readyz would answer 200. On
+// error everything started is stopped again.
+func (d *Daemon) Start(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			_ = d.Shutdown(context.Background())
+		}
+	}()
+	ln, err := net.Listen("tcp", d.cfg.HTTP)
+	if err != nil {
+		return fmt.Errorf("--http %s: %w", d.cfg.HTTP, unwrapOp(err))
+	}
+	d.ln = ln
+	d.hs = &http.Server{Handler: d.handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { d.serveErr <- d.hs.Serve(ln) }()
+
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+
+	url := d.cfg.NATS
+	if url == "" {
+		if err := d.startEmbedded(ctx); err != nil {
+			return err
+		}
+		url = d.srv.ClientURL()
+	}
+	nc, err := d.connect(url)
+	if err != nil {
+		return err
+	}
+	d.nc = nc
+	if err := d.reg.Register(agentbus.NewConnCollector(nc, "agentd")); err != nil {
+		return err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	replicas := d.replicas(nc)
+	if err := agentbus.EnsureStreams(ctx, js, agentbus.StreamConfig{Replicas: replicas}); err != nil {
+		return fmt.Errorf("provision streams: %w", err)
+	}
+	d.live.Store(&busConn{nc: nc, js: js})
+	d.log.Info("agentd ready", "http", ln.Addr().String(), "nats", d.NATSURL(),
+		"embedded", d.srv != nil, "stream", agentbus.StreamName, "replicas", replicas)
+	return nil
+}
+
+func (d *Daemon) startEmbedded(ctx context.Context) error {
+	dir, err := filepath.Abs(d.cfg.Data)
+	if err != nil {
+		return fmt.Errorf("--data %s: %w", d.cfg.Data, err)
+	}
+	opts := []embedded.Option{
+		embedded.WithConfig(a2abus.NATSConf),
+		embedded.WithStoreDir(dir),
+		embedded.WithHost(d.cfg.NATSHost),
+		embedded.WithLogger(d.natsLog()),
+	}
+	switch p := d.cfg.NATSPort; p {
+	case -1:
+		opts = append(opts, embedded.WithoutListener())
+	case 0:
+		opts = append(opts, embedded.WithPort(embedded.RandomPort))
+	default:
+		opts = append(opts, embedded.WithPort(p))
+	}
+	switch p := d.cfg.NATSMonitorPort; p {
+	case -1:
+	case 0:
+		opts = append(opts, embedded.WithMonitorPort(embedded.RandomPort))
+	default:
+		opts = append(opts, embedded.WithMonitorPort(p))
+	}
+	if host, err := os.Hostname(); err == nil {
+		opts = append(opts, embedded.WithServerName("agentd-"+host))
+	}
+	srv, err := embedded.Start(ctx, opts...)
+	if err != nil {
+		return fmt.Errorf("embedded NATS server (--data %s, --nats-port %d): %w", d.cfg.Data, d.cfg.NATSPort, err)
+	}
+	d.srv = srv
+	d.log.Info("embedded NATS server started", "url", srv.ClientURL(), "monitor", srv.MonitorURL(), "store", srv.StoreDir())
+	return nil
+}
+
+// natsLog is the embedded server's logger: warnings and errors, and
+// everything at --log-level debug.
+func (d *Daemon) natsLog() *slog.Logger {
+	l := d.log.With("component", "nats-server")
+	if d.cfg.LogLevel == "debug" {
+		return l
+	}
+	return quieter(l, slog.LevelWarn)
+}
+
+func (d *Daemon) connect(url string) (*nats.Conn, error) {
+	opts := []nats.Option{
+		nats.Name("agentd"),
+		nats.Timeout(startTimeout),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(time.Second),
+		nats.ReconnectJitter(100*time.Millisecond, time.Second),
+		nats.DrainTimeout(drainTimeout),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				d.log.Warn("NATS disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			d.log.Info("NATS reconnected", "url", nc.ConnectedUrlRedacted())
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subj := ""
+			if sub != nil {
+				subj = sub.Subject
+			}
+			d.log.Error("NATS async error", "subject", subj, "err", err)
+		}),
+	}
+	if d.srv != nil {
+		// The daemon talks to its own embedded server in-process.
+		nc, err := d.srv.Connect(opts...)
+		if err != nil {
+			return nil, fmt.Errorf("connect to embedded NATS server: %w", err)
+		}
+		return nc, nil
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("--nats %s: %w", url, err)
+	}
+	return nc, nil
+}
+
+// replicas chooses the stream replica count: the configured one, or 1 on a
+// single server and 3 (at most the servers known) in a cluster.
+func (d *Daemon) replicas(nc *nats.Conn) int {
+	if d.cfg.Replicas > 0 {
+		return d.cfg.Replicas
+	}
+	if d.srv != nil || nc.ConnectedClusterName() == "" {
+		return 1
+	}
+	return min(3, len(nc.Servers()))
+}
+
+// HTTPAddr returns the address the HTTP endpoints listen on.
+func (d *Daemon) HTTPAddr() string {
+	if d.ln == nil {
+		return ""
+	}
+	return d.ln.Addr().String()
+}
+
+// NATSURL returns the URL other processes use to reach the NATS server:
+// the embedded server's client URL, or the connected server's.
+func (d *Daemon) NATSURL() string {
+	if d.srv != nil {
+		return d.srv.ClientURL()
+	}
+	if d.nc != nil {
+		return d.nc.ConnectedUrlRedacted()
+	}
+	return ""
+}
+
+// Err returns a channel that yields the HTTP server's error if it stops
+// serving before Shutdown.
+func (d *Daemon) Err() <-chan error { return d.serveErr }
+
+// Shutdown stops the HTTP server, drains the NATS connection so that
+// nothing it has accepted is lost, and stops the embedded server. It is
+// idempotent; the first call's error is returned to every call.
+func (d *Daemon) Shutdown(ctx context.Context) error {
+	d.shutdownOnce.Do(func() { d.shutdownErr = d.shutdown(ctx) })
+	return d.shutdownErr
+}
+
+func (d *Daemon) shutdown(ctx context.Context) error {
+	var errs []error
+	if d.hs != nil {
+		if err := d.hs.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("http: %w", err))
+		}
+	}
+	d.live.Store(nil)
+	if nc := d.nc; nc != nil && !nc.IsClosed() {
+		closed := make(chan struct{})
+		nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+		if err := nc.Drain(); err != nil {
+			nc.Close() // Close runs the closed handler too
+		}
+		select {
+		case <-closed:
+		case <-ctx.Done():
+			nc.Close()
+			errs = append(errs, fmt.Errorf("nats drain: %w", ctx.Err()))
+		}
+	}
+	if d.srv != nil {
+		if err := d.srv.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// unwrapOp drops the "listen tcp addr:" prefix of a net.OpError, which the
+// caller's message already names.
+func unwrapOp(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Err
+	}
+	return err
+}

@@ -1,0 +1,267 @@
+package agentd
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/a2abus/a2abus/agentbus"
+	"github.com/a2abus/a2abus/embedded/embeddedtest"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+)
+
+// testConfig is an embedded daemon on free ports with its data in a test
+// directory.
+func testConfig(t *testing.T) Config {
+	cfg := DefaultConfig()
+	cfg.Data = t.TempDir()
+	cfg.NATSPort = 0
+	cfg.HTTP = "127.0.0.1:0"
+	return cfg
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	return embeddedtest.Logger(t)
+}
+
+func startDaemon(t *testing.T, cfg Config) *Daemon {
+	t.Helper()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	d := NewDaemon(cfg, testLogger(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := d.Start(ctx); err != nil {
+		t.Fatalf("start daemon: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := d.Shutdown(context.Background()); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return d
+}
+
+func get(t *testing.T, d *Daemon, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + d.HTTPAddr() + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+func TestDaemonEmbedded(t *testing.T) {
+	d := startDaemon(t, testConfig(t))
+
+	if code, body := get(t, d, "/healthz"); code != 200 || body != "ok\n" {
+		t.Errorf("/healthz = %d %q", code, body)
+	}
+	if code, body := get(t, d, "/readyz"); code != 200 {
+		t.Errorf("/readyz = %d %q", code, body)
+	}
+
+	// Another process reaches the embedded server over TCP and finds the
+	// stream, as `nats stream ls` would.
+	nc, err := nats.Connect(d.NATSURL())
+	if err != nil {
+		t.Fatalf("connect to %s: %v", d.NATSURL(), err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	lister := js.StreamNames(context.Background())
+	for n := range lister.Name() {
+		names = append(names, n)
+	}
+	if err := lister.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(names, agentbus.StreamName) || !slices.Contains(names, agentbus.DeadLetterStreamName) {
+		t.Errorf("streams %v, want %s and %s", names, agentbus.StreamName, agentbus.DeadLetterStreamName)
+	}
+
+	code, body := get(t, d, "/metrics")
+	if code != 200 {
+		t.Fatalf("/metrics = %d", code)
+	}
+	for _, want := range []string{"go_goroutines ", "process_cpu_seconds_total ", `a2abus_nats_connected{conn="agentd"} 1`, "go_build_info{"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	problems, err := promlint.New(strings.NewReader(body)).Lint()
+	if err != nil {
+		t.Fatalf("metrics do not parse: %v", err)
+	}
+	for _, p := range problems {
+		if strings.HasPrefix(p.Metric, "a2abus_") {
+			t.Errorf("metric lint: %s: %s", p.Metric, p.Text)
+		}
+	}
+}
+
+func TestDaemonExternalNATS(t *testing.T) {
+	srv := embeddedtest.RunServer(t)
+	cfg := testConfig(t)
+	cfg.NATS = srv.ClientURL()
+	d := startDaemon(t, cfg)
+	if code, body := get(t, d, "/readyz"); code != 200 {
+		t.Fatalf("/readyz = %d %q", code, body)
+	}
+	if d.NATSURL() != srv.ClientURL() {
+		t.Errorf("NATSURL %q, want %q", d.NATSURL(), srv.ClientURL())
+	}
+
+	// The server goes away: /readyz says so, /healthz does not care.
+	if err := srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body := get(t, d, "/readyz")
+		if code == http.StatusServiceUnavailable {
+			if !strings.Contains(body, "not ready") {
+				t.Errorf("/readyz body %q gives no reason", body)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz still %d after the server stopped", code)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code, _ := get(t, d, "/healthz"); code != 200 {
+		t.Errorf("/healthz = %d while NATS is down", code)
+	}
+}
+
+func TestDaemonNotReadyBeforeStart(t *testing.T) {
+	d := NewDaemon(testConfig(t), testLogger(t))
+	if err := d.ready(context.Background()); err == nil {
+		t.Fatal("a daemon that has not started reports ready")
+	}
+}
+
+func TestDaemonStartErrors(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	busyPort := busy.Addr().(*net.TCPAddr).Port
+	fileNotDir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(fileNotDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name    string
+		edit    func(*Config)
+		wantErr []string
+	}{
+		{"http port in use", func(c *Config) { c.HTTP = busy.Addr().String() }, []string{"--http", "address already in use"}},
+		{"nats port in use", func(c *Config) { c.NATSPort = busyPort }, []string{"--nats-port", "address already in use"}},
+		{"unwritable data dir", func(c *Config) { c.Data = filepath.Join(fileNotDir, "data") }, []string{"--data", "store dir"}},
+		{"unreachable nats", func(c *Config) { c.NATS = fmt.Sprintf("nats://127.0.0.1:%d", freePort(t)) }, []string{"--nats nats://127.0.0.1:", "no servers available"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig(t)
+			tt.edit(&cfg)
+			d := NewDaemon(cfg, testLogger(t))
+			err := d.Start(context.Background())
+			if err == nil {
+				_ = d.Shutdown(context.Background())
+				t.Fatalf("Start succeeded, want an error")
+			}
+			for _, w := range tt.wantErr {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestMainUsageErrors(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantErr  string
+	}{
+		{"unknown flag", []string{"--bogus"}, exitUsage, "agentd: flag provided but not defined: -bogus"},
+		{"unknown command", []string{"frobnicate"}, exitUsage, `agentd: unknown command "frobnicate"`},
+		{"extra argument", []string{"run", "extra"}, exitUsage, `agentd: unexpected argument "extra"`},
+		{"help", []string{"--help"}, exitOK, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := Main(context.Background(), tt.args, strings.NewReader(""), &stdout, &stderr, env(nil))
+			if code != tt.wantCode {
+				t.Fatalf("exit %d, want %d (stderr %q)", code, tt.wantCode, stderr.String())
+			}
+			if !strings.HasPrefix(stderr.String(), tt.wantErr) {
+				t.Errorf("stderr %q, want it to start with %q", stderr.String(), tt.wantErr)
+			}
+			if lines := strings.Count(stderr.String(), "\n"); lines > 1 {
+				t.Errorf("stderr has %d lines, want one", lines)
+			}
+			if tt.wantCode == exitOK && !strings.Contains(stdout.String(), "--nats-port") {
+				t.Errorf("help does not list the flags: %q", stdout.String())
+			}
+		})
+	}
+}
+
+// TestRunStopsOnCancel runs the daemon as Main does and cancels it as a
+// signal would: it must return nil.
+func TestRunStopsOnCancel(t *testing.T) {
+	cfg := testConfig(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, cfg, testLogger(t)) }()
+	time.Sleep(200 * time.Millisecond) // cancel in start-up or while running; both must end cleanly
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run returned %v after cancel, want nil", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not return after cancel")
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}

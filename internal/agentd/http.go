@@ -1,0 +1,55 @@
+package agentd
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/a2abus/a2abus/agentbus"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+func (d *Daemon) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", d.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{
+		ErrorLog:          slogPrinter{d},
+		EnableOpenMetrics: true,
+	}))
+	return mux
+}
+
+// readyz answers 200 when the NATS connection is up and the A2A stream
+// exists, and 503 with the reason otherwise.
+func (d *Daemon) readyz(w http.ResponseWriter, r *http.Request) {
+	if err := d.ready(r.Context()); err != nil {
+		http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintln(w, "ready")
+}
+
+func (d *Daemon) ready(ctx context.Context) error {
+	c := d.live.Load()
+	if c == nil {
+		return fmt.Errorf("starting or stopping")
+	}
+	if st := c.nc.Status(); st != nats.CONNECTED {
+		return fmt.Errorf("NATS connection %s", st)
+	}
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	if _, err := c.js.Stream(ctx, agentbus.StreamName); err != nil {
+		return fmt.Errorf("stream %s: %w", agentbus.StreamName, err)
+	}
+	return nil
+}
+
+// slogPrinter lets promhttp report scrape errors through the daemon's log.
+type slogPrinter struct{ d *Daemon }
+
+func (p slogPrinter) Println(v ...any) { p.d.log.Error("metrics: " + fmt.Sprint(v...)) }

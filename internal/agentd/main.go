@@ -1,0 +1,86 @@
+package agentd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+)
+
+// Exit codes of Main.
+const (
+	exitOK    = 0
+	exitError = 1 // the command failed at run time
+	exitUsage = 2 // bad flags, environment or config file
+)
+
+// Main runs the agentd command line with args (without the program name)
+// and returns the process exit code. ctx ends on SIGINT or SIGTERM; the
+// daemon then shuts down cleanly and Main returns 0. Errors are written to
+// stderr as one line.
+func Main(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) int {
+	cmd := "run"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "run":
+		return runCmd(ctx, args, stdout, stderr, lookupEnv)
+	case "help":
+		usage(stdout)
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "agentd: unknown command %q (see agentd --help)\n", cmd)
+		return exitUsage
+	}
+}
+
+func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) int {
+	cfg, rest, err := loadConfig(args, lookupEnv)
+	switch {
+	case errors.Is(err, errHelp):
+		usage(stdout)
+		return exitOK
+	case err != nil:
+		fmt.Fprintf(stderr, "agentd: %v (see agentd --help)\n", err)
+		return exitUsage
+	case len(rest) > 0:
+		fmt.Fprintf(stderr, "agentd: unexpected argument %q (see agentd --help)\n", rest[0])
+		return exitUsage
+	}
+	log := newLogger(cfg, stderr)
+	if err := run(ctx, cfg, log); err != nil {
+		fmt.Fprintf(stderr, "agentd: %v\n", err)
+		return exitError
+	}
+	return exitOK
+}
+
+// run starts a daemon and keeps it until ctx ends or it fails, then shuts
+// it down.
+func run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	d := NewDaemon(cfg, log)
+	if err := d.Start(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // interrupted during start-up: not a failure
+		}
+		return err
+	}
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "cause", context.Cause(ctx))
+	case serveErr = <-d.Err():
+		serveErr = fmt.Errorf("http: %w", serveErr)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := d.Shutdown(sctx); err != nil {
+		return errors.Join(serveErr, fmt.Errorf("shutdown: %w", err))
+	}
+	if serveErr == nil {
+		log.Info("stopped")
+	}
+	return serveErr
+}
