@@ -3,7 +3,6 @@ package embeddedtest_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
 	"sync"
 	"testing"
@@ -165,5 +164,5 @@ func checkAllPresent(ctx context.Context, t *testing.T, js jetstream.JetStream, 
 	if len(lost) > 0 {
 		t.Fatalf("%d acknowledged publishes lost: %v", len(lost), lost)
 	}
-	t.Log(fmt.Sprintf("all %d acknowledged publishes present among %d stored", len(acked), len(seen)))
+	t.Logf("all %d acknowledged publishes present among %d stored", len(acked), len(seen))
 }
