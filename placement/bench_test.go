@@ -1,0 +1,137 @@
+package placement
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// benchKeys are the keys the lookup benchmarks cycle through, so that the
+// numbers include hashing different strings and touching different points.
+var benchKeys = agents(4096)
+
+func BenchmarkRingLookup(b *testing.B) {
+	for _, n := range []int{10, 100, 256} {
+		r := newTestRing(b, DefaultVirtualNodes, memberNames("consumer-", n)...)
+		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				_, _ = r.Lookup(benchKeys[i&4095])
+				i++
+			}
+		})
+	}
+	// The anchor: the seed's get_node, a linear scan of the sorted points.
+	r := newTestRing(b, DefaultVirtualNodes, memberNames("consumer-", 256)...)
+	t := r.Snapshot().t
+	b.Run("members=256/linear-scan-anchor", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			h := xxhash.Sum64String(benchKeys[i&4095])
+			j := 0
+			for j < len(t.hashes) && t.hashes[j] < h {
+				j++
+			}
+			if j == len(t.hashes) {
+				j = 0
+			}
+			_ = t.members[t.owners[j]]
+			i++
+		}
+	})
+}
+
+func BenchmarkJumpHash(b *testing.B) {
+	b.ReportAllocs()
+	var key uint64
+	for b.Loop() {
+		_ = JumpHash(key, DefaultGroups)
+		key += 0x9e3779b97f4a7c15
+	}
+}
+
+// BenchmarkGroup compares the two agent → group schemes at the default 256
+// groups: ns/op of Group, and as metrics the balance (max/mean agents per
+// group over 100 000 agents) and the share of agents moved by a 257th group.
+func BenchmarkGroup(b *testing.B) {
+	ids := agents(comparisonAgents)
+	for _, sc := range schemes {
+		g := mustGroups(b, DefaultGroups, sc.opts...)
+		f := measureScheme(b, DefaultGroups, ids, sc.opts...)
+		b.Run("scheme="+sc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				_ = g.Group(benchKeys[i&4095])
+				i++
+			}
+			b.ReportMetric(f.maxOverMean, "max/mean")
+			b.ReportMetric(f.movedGrow, "moved")
+		})
+	}
+}
+
+func BenchmarkAppendSubject(b *testing.B) {
+	for _, sc := range schemes {
+		g := mustGroups(b, DefaultGroups, sc.opts...)
+		b.Run("scheme="+sc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			buf := make([]byte, 0, 256)
+			i := 0
+			for b.Loop() {
+				buf, _ = g.AppendSubject(buf[:0], benchKeys[i&4095])
+				i++
+			}
+		})
+	}
+}
+
+func BenchmarkSubject(b *testing.B) {
+	g := mustGroups(b, DefaultGroups)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		_, _ = g.Subject(benchKeys[i&4095])
+		i++
+	}
+}
+
+func BenchmarkValidateAgentID(b *testing.B) {
+	id := "planner-7f3a9c2e-eu-west-1"
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = ValidateAgentID(id)
+	}
+}
+
+func BenchmarkParseSubject(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		_, _, _ = ParseSubject("a2a.in.g0042.planner-7f3a9c2e")
+	}
+}
+
+// BenchmarkRingAdd measures membership changes: each op is two of them, a
+// member joining and leaving, each building a snapshot of about
+// members × 150 points.
+func BenchmarkRingAdd(b *testing.B) {
+	for _, n := range []int{10, 100} {
+		members := memberNames("consumer-", n)
+		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			r := newTestRing(b, DefaultVirtualNodes, members...)
+			for b.Loop() {
+				if err := r.Set(slices.Concat(members, []string{"newcomer"})); err != nil {
+					b.Fatal(err)
+				}
+				if err := r.Set(members); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,140 @@
+package placement_test
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/a2abus/a2abus/placement"
+)
+
+func ExampleGroups_Subject() {
+	groups, err := placement.NewGroups(placement.DefaultGroups)
+	if err != nil {
+		panic(err)
+	}
+	subject, err := groups.Subject("planner-1")
+	fmt.Println(subject, err)
+
+	_, err = groups.Subject("planner.1")
+	fmt.Println(errors.Is(err, placement.ErrInvalidAgentID))
+	fmt.Println(err)
+	// Output:
+	// a2a.in.g0101.planner-1 <nil>
+	// true
+	// placement: invalid agent ID "planner.1": character '.' (U+002E) at offset 7 (a dot separates subject tokens); allowed are ASCII letters, digits, '-' and '_'
+}
+
+func ExampleGroups_AppendSubject() {
+	groups, err := placement.NewGroups(placement.DefaultGroups)
+	if err != nil {
+		panic(err)
+	}
+	// Reuse one buffer for every message: no allocation per subject.
+	buf := make([]byte, 0, 64)
+	for _, agent := range []string{"echo", "worker-7"} {
+		buf, err = groups.AppendSubject(buf[:0], agent)
+		if err != nil {
+			panic(err)
+		}
+		fmt.Println(string(buf))
+	}
+	// Output:
+	// a2a.in.g0097.echo
+	// a2a.in.g0105.worker-7
+}
+
+func ExampleGroups_GroupFilter() {
+	groups, err := placement.NewGroups(placement.DefaultGroups)
+	if err != nil {
+		panic(err)
+	}
+	// The durable consumer of group 7: named by its token, filtering its
+	// agents' subjects.
+	name, _ := groups.GroupToken(7)
+	filter, _ := groups.GroupFilter(7)
+	fmt.Println(name, filter)
+
+	_, err = groups.GroupFilter(256)
+	fmt.Println(err)
+	// Output:
+	// g0007 a2a.in.g0007.>
+	// placement: group out of range: group 256, want 0..255
+}
+
+func ExampleParseSubject() {
+	group, agent, err := placement.ParseSubject("a2a.in.g0101.planner-1")
+	fmt.Println(group, agent, err)
+	// Output:
+	// 101 planner-1 <nil>
+}
+
+func ExampleValidateAgentID() {
+	for _, id := range []string{"planner-1", "", "agent*", "agé"} {
+		fmt.Println(placement.ValidateAgentID(id))
+	}
+	// Output:
+	// <nil>
+	// placement: invalid agent ID: empty
+	// placement: invalid agent ID "agent*": character '*' (U+002A) at offset 5 (a subject wildcard); allowed are ASCII letters, digits, '-' and '_'
+	// placement: invalid agent ID "agé": character 'é' (U+00E9) at offset 2; allowed are ASCII letters, digits, '-' and '_'
+}
+
+func ExampleRing() {
+	// Groups → live consumers: a consistent-hash ring over the consumers.
+	consumers, err := placement.NewRing()
+	if err != nil {
+		panic(err)
+	}
+	if err := consumers.Add("agentd-a", "agentd-b", "agentd-c"); err != nil {
+		panic(err)
+	}
+	owner, _ := consumers.Lookup("g0001")
+	fmt.Println("g0001 is pulled by", owner)
+
+	// A consumer leaves: only its groups move.
+	if err := consumers.Remove("agentd-b"); err != nil {
+		panic(err)
+	}
+	owner, _ = consumers.Lookup("g0001")
+	fmt.Println("g0001 is pulled by", owner)
+	// Output:
+	// g0001 is pulled by agentd-b
+	// g0001 is pulled by agentd-c
+}
+
+func ExampleSnapshot_Successors() {
+	consumers, err := placement.NewRing()
+	if err != nil {
+		panic(err)
+	}
+	if err := consumers.Add("agentd-a", "agentd-b", "agentd-c"); err != nil {
+		panic(err)
+	}
+	// The preference list of a group: its owner first, then who takes over.
+	for c := range consumers.Snapshot().Successors("g0001") {
+		fmt.Println(c)
+	}
+	// Output:
+	// agentd-b
+	// agentd-c
+	// agentd-a
+}
+
+func ExampleJumpHashString() {
+	// Growing from 10 to 11 buckets moves about 1/11 of the keys, all of
+	// them into the new bucket 10.
+	moved, intoNew := 0, 0
+	for i := range 10000 {
+		key := fmt.Sprintf("agent-%d", i)
+		before, after := placement.JumpHashString(key, 10), placement.JumpHashString(key, 11)
+		if before != after {
+			moved++
+			if after == 10 {
+				intoNew++
+			}
+		}
+	}
+	fmt.Println(moved, intoNew)
+	// Output:
+	// 978 978
+}
