@@ -202,6 +202,8 @@ func applyFile(fs *flag.FlagSet, path string) error {
 // usage writes the run flags and their environment variables.
 func usage(w io.Writer) {
 	fmt.Fprint(w, `Usage: agentd [run] [flags]
+       agentd codec decode [--compact] [FILE|-]
+       agentd codec encode [--compress auto|lz4|s2|zstd|none] [FILE|-]
 
 agentd is the a2abus per-host daemon. With no --nats URL it starts an
 embedded NATS server with JetStream.

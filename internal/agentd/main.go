@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+
+	"github.com/a2abus/a2abus/internal/codeccmd"
 )
 
 // Exit codes of Main.
@@ -19,7 +21,7 @@ const (
 // and returns the process exit code. ctx ends on SIGINT or SIGTERM; the
 // daemon then shuts down cleanly and Main returns 0. Errors are written to
 // stderr as one line.
-func Main(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) int {
+func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) int {
 	cmd := "run"
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
@@ -27,6 +29,8 @@ func Main(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Wri
 	switch cmd {
 	case "run":
 		return runCmd(ctx, args, stdout, stderr, lookupEnv)
+	case "codec":
+		return codeccmd.Run(ctx, args, stdin, stdout, stderr)
 	case "help":
 		usage(stdout)
 		return exitOK
