@@ -84,6 +84,18 @@ func (w *BatchWriter) AddValue(v any) error {
 	return w.added(b, at, err)
 }
 
+// AddEncoded appends an entry that is already msgpack, such as the output
+// of Envelope.AppendMsgpack: senders encode each message once, in their own
+// goroutine, and the batch only concatenates. b is copied; it is not
+// checked to be valid msgpack.
+func (w *BatchWriter) AddEncoded(b []byte) error {
+	if w.buf == nil {
+		w.Reset()
+	}
+	at := len(w.buf.B)
+	return w.added(append(w.buf.B, b...), at, nil)
+}
+
 func (w *BatchWriter) added(b []byte, at int, err error) error {
 	w.buf.B = b
 	if err == nil && w.n >= MaxBatchLen {

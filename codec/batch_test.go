@@ -125,3 +125,39 @@ func TestDecodeBatchErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestBatchWriterAddEncoded checks that a batch of pre-encoded envelopes is
+// the same batch as one of the envelopes themselves.
+func TestBatchWriterAddEncoded(t *testing.T) {
+	c := MustNew(WithCompression(CompressS2))
+	envs := benchEnvelopes(20, 200)
+	w := c.NewBatchWriter()
+	defer w.Release()
+	for _, e := range envs {
+		b, err := e.AppendMsgpack(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.AddEncoded(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	frame, err := w.AppendFrame(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same, _ := c.EncodeBatch(nil, envs)
+	if !reflect.DeepEqual(mustDecodeBatch(t, c, frame), mustDecodeBatch(t, c, same)) {
+		t.Fatal("AddEncoded batch and EncodeBatch disagree")
+	}
+
+	small := MustNew(WithMaxSize(100))
+	ws := small.NewBatchWriter()
+	defer ws.Release()
+	if err := ws.AddEncoded(make([]byte, 200)); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("AddEncoded over the max size: %v, want ErrTooLarge", err)
+	}
+	if ws.Len() != 0 {
+		t.Fatalf("Len = %d after a refused entry", ws.Len())
+	}
+}
