@@ -1,9 +1,34 @@
 package agentbus
 
-import "errors"
+import (
+	"errors"
 
-// ErrStreamConflict is returned by EnsureStreams when a stream exists with
-// settings that cannot be changed to the wanted ones (subjects, retention,
-// storage, discard policy). The wrapping error names the stream and the
-// settings.
-var ErrStreamConflict = errors.New("agentbus: existing stream conflicts with the wanted settings")
+	"github.com/a2abus/a2abus/batcher"
+	"github.com/a2abus/a2abus/codec"
+	"github.com/a2abus/a2abus/placement"
+)
+
+var (
+	// ErrStreamConflict is returned by EnsureStreams when a stream exists
+	// with settings that cannot be changed to the wanted ones (subjects,
+	// retention, storage, discard policy). The wrapping error names the
+	// stream and the settings.
+	ErrStreamConflict = errors.New("agentbus: existing stream conflicts with the wanted settings")
+
+	// ErrBackpressure is wrapped by a send error when the send buffer or
+	// the stream stayed full until the send's context ended. The error
+	// also wraps the context's error.
+	ErrBackpressure = batcher.ErrBackpressure
+
+	// ErrClosed is wrapped by a send error after Close started, or for a
+	// message Close could not deliver before its context ended.
+	ErrClosed = batcher.ErrClosed
+
+	// ErrTooLarge is wrapped by a send error for a message over the max
+	// message size; nothing was sent.
+	ErrTooLarge = codec.ErrTooLarge
+
+	// ErrInvalidAgentID is wrapped by a send error for an invalid agent ID;
+	// nothing was sent.
+	ErrInvalidAgentID = placement.ErrInvalidAgentID
+)

@@ -1,6 +1,8 @@
 package agentbus
 
 import (
+	"fmt"
+
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -61,4 +63,87 @@ func (c *connCollector) Collect(ch chan<- prometheus.Metric) {
 		buffered = 0
 	}
 	ch <- prometheus.MustNewConstMetric(c.buffered, prometheus.GaugeValue, float64(buffered))
+}
+
+// register puts the bus's collectors on r: one connection collector per
+// connection and the send-path collector.
+func (b *Bus) register(r prometheus.Registerer) error {
+	for i, nc := range b.conns {
+		name := b.cfg.conn.name
+		if len(b.conns) > 1 {
+			name = fmt.Sprintf("%s-%d", name, i)
+		}
+		if err := r.Register(NewConnCollector(nc, name)); err != nil {
+			return fmt.Errorf("agentbus: register metrics: %w", err)
+		}
+	}
+	if err := r.Register(&sendCollector{b: b, descs: sendDescs()}); err != nil {
+		return fmt.Errorf("agentbus: register metrics: %w", err)
+	}
+	return nil
+}
+
+type sendCollector struct {
+	b     *Bus
+	descs map[string]*prometheus.Desc
+}
+
+func sendDescs() map[string]*prometheus.Desc {
+	d := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc("a2abus_send_"+name, help, nil, nil)
+	}
+	return map[string]*prometheus.Desc{
+		"messages":       d("messages_total", "Messages accepted by Send and SendAsync."),
+		"bytes":          d("bytes_total", "Encoded bytes of the messages accepted."),
+		"batches":        d("batches_total", "Batches published or failed."),
+		"batch_messages": d("batch_messages_total", "Messages in the batches published or failed (divide by batches for the mean batch size)."),
+		"batch_errors":   d("batch_errors_total", "Batches that failed after their retries."),
+		"failed":         d("failed_messages_total", "Messages whose batch failed."),
+		"retries":        d("publish_retries_total", "Batch publish attempts after the first."),
+		"duplicates":     d("duplicate_batches_total", "Retried batches the stream had already stored (deduplicated by Nats-Msg-Id)."),
+		"full":           d("stream_full_total", "Publish attempts refused because the stream was full."),
+		"too_large":      d("too_large_total", "Messages refused before sending: over the max message size."),
+		"invalid":        d("invalid_agent_total", "Messages refused before sending: invalid agent ID."),
+		"buffered":       d("buffered_messages", "Messages accepted and not yet stored or failed."),
+		"buffered_bytes": d("buffered_bytes", "Bytes of the buffered messages."),
+		"inflight":       d("inflight_batches", "Batches being published."),
+		"blocked":        d("blocked_sends", "Sends waiting for buffer space (backpressure)."),
+		"pool_created":   prometheus.NewDesc("a2abus_codec_buffers_created_total", "Codec buffers allocated because the pool had none.", nil, nil),
+		"pool_reused":    prometheus.NewDesc("a2abus_codec_buffers_reused_total", "Codec buffer requests served from the pool.", nil, nil),
+	}
+}
+
+func (c *sendCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs {
+		ch <- d
+	}
+}
+
+func (c *sendCollector) Collect(ch chan<- prometheus.Metric) {
+	bs := c.b.batch.Stats()
+	ps := c.b.codec.Pool().Stats()
+	st := &c.b.stats
+	counter := func(name string, v uint64) {
+		ch <- prometheus.MustNewConstMetric(c.descs[name], prometheus.CounterValue, float64(v))
+	}
+	gauge := func(name string, v float64) {
+		ch <- prometheus.MustNewConstMetric(c.descs[name], prometheus.GaugeValue, v)
+	}
+	counter("messages", bs.ItemsAdded)
+	counter("bytes", bs.BytesAdded)
+	counter("batches", bs.BatchesFlushed)
+	counter("batch_messages", bs.ItemsFlushed)
+	counter("batch_errors", bs.FlushErrors)
+	counter("failed", bs.ItemsFailed)
+	counter("retries", st.retries.Load())
+	counter("duplicates", st.duplicate.Load())
+	counter("full", st.full.Load())
+	counter("too_large", st.tooLarge.Load())
+	counter("invalid", st.invalid.Load())
+	counter("pool_created", ps.Created)
+	counter("pool_reused", ps.Reused)
+	gauge("buffered", float64(bs.BufferedItems))
+	gauge("buffered_bytes", float64(bs.BufferedBytes))
+	gauge("inflight", float64(bs.InFlightBatches))
+	gauge("blocked", float64(bs.BlockedAdds))
 }

@@ -256,17 +256,9 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 		}
 	}
 	d.live.Store(nil)
-	if nc := d.nc; nc != nil && !nc.IsClosed() {
-		closed := make(chan struct{})
-		nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
-		if err := nc.Drain(); err != nil {
-			nc.Close() // Close runs the closed handler too
-		}
-		select {
-		case <-closed:
-		case <-ctx.Done():
-			nc.Close()
-			errs = append(errs, fmt.Errorf("nats drain: %w", ctx.Err()))
+	if d.nc != nil {
+		if err := agentbus.Drain(ctx, d.nc); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if d.srv != nil {

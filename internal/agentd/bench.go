@@ -1,0 +1,83 @@
+package agentd
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/a2abus/a2abus/internal/bench"
+)
+
+// benchCmd runs "agentd bench SCENARIO [flags]".
+func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		fmt.Fprintln(stderr, "agentd: bench: name a scenario: throughput")
+		return exitUsage
+	}
+	scenario, args := args[0], args[1:]
+	fs := flag.NewFlagSet("agentd bench "+scenario, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	asJSON := fs.Bool("json", false, "print one JSON object as the last line of stdout")
+	url := fs.String("nats", "", "NATS server `URL`; empty starts an embedded server in a temporary directory")
+	var tc bench.ThroughputConfig
+	fs.IntVar(&tc.Msgs, "msgs", 200_000, "messages per party and sender count")
+	fs.IntVar(&tc.MsgSize, "size", 256, "message payload `bytes`")
+	fs.IntVar(&tc.Destinations, "destinations", 64, "destination agents")
+	senders := fs.String("senders", "1,4", "sender counts to run, comma-separated")
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "agentd: bench %s: %v\n", scenario, err)
+		return exitUsage
+	}
+	for _, s := range strings.Split(*senders, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil {
+			fmt.Fprintf(stderr, "agentd: bench %s: --senders %q: want comma-separated counts\n", scenario, *senders)
+			return exitUsage
+		}
+		tc.Senders = append(tc.Senders, n)
+	}
+	if scenario != "throughput" {
+		fmt.Fprintf(stderr, "agentd: bench: unknown scenario %q (want throughput)\n", scenario)
+		return exitUsage
+	}
+	if err := tc.Validate(); err != nil {
+		fmt.Fprintf(stderr, "agentd: %v\n", err)
+		return exitUsage
+	}
+
+	env := bench.Env{URL: *url, Progress: stderr}
+	if *url == "" {
+		dir, err := os.MkdirTemp("", "a2abus-bench-*")
+		if err != nil {
+			fmt.Fprintf(stderr, "agentd: bench: %v\n", err)
+			return exitError
+		}
+		defer os.RemoveAll(dir)
+		srv, e, err := bench.StartEmbedded(ctx, dir, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "agentd: bench: %v\n", err)
+			return exitError
+		}
+		defer func() { _ = srv.Shutdown(context.Background()) }()
+		env = e
+	}
+	res, err := bench.Throughput(ctx, env, tc)
+	if err != nil {
+		fmt.Fprintf(stderr, "agentd: bench %s: %v\n", scenario, err)
+		return exitError
+	}
+	if err := bench.WriteThroughput(stdout, res, *asJSON); err != nil {
+		fmt.Fprintf(stderr, "agentd: bench: %v\n", err)
+		return exitError
+	}
+	return exitOK
+}

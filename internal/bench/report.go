@@ -1,0 +1,29 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+)
+
+// WriteThroughput prints res as a table, or with asJSON as one JSON object
+// on the last line.
+func WriteThroughput(w io.Writer, res ThroughputResult, asJSON bool) error {
+	if asJSON {
+		return json.NewEncoder(w).Encode(res)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "party\tsenders\tmsgs\terrors\tseconds\tmsgs/s\tstored ok\tbatches\tavg batch\t\n")
+	for _, r := range res.Runs {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.3f\t%.0f\t%v\t%d\t%.1f\t\n",
+			r.Party, r.Senders, r.Msgs, r.Errors, r.Seconds, r.MsgsPerS, r.StoredOK, r.Batches, r.AvgBatch)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "\n%d B messages to %d destinations, best of each party:\n"+
+		"  bus     %12.0f msgs/s\n  raw JS  %12.0f msgs/s   bus/raw JS = %.2f\n  core    %12.0f msgs/s   bus/core   = %.2f\n",
+		res.MsgSize, res.Destinations, res.BusMsgsPerS, res.RawJSMsgsPerS, res.RatioVsRawJS, res.CoreMsgsPerS, res.RatioVsCore)
+	return err
+}
