@@ -10,7 +10,7 @@ import (
 
 // Fuzz targets, one per decoder. CI runs each for a few seconds:
 //
-//	go test -run '^$' -fuzz '^FuzzDecodeFrame$' -fuzztime 5s ./codec/
+//	go test -run '^$' -fuzz '^FuzzDecodeFrame$' -fuzztime 5s -fuzzminimizetime 100x ./codec/
 //
 // Every decoder must return an error wrapping ErrCorrupt, ErrTooLarge or
 // ErrUnknownTag for bad input, and never panic or allocate past the limit.
@@ -36,7 +36,7 @@ func addFrameSeeds(f *testing.F) {
 }
 
 // fuzzCodec has a small limit, so that bombs are caught quickly.
-func fuzzCodec() *Codec { return MustNew(WithMaxSize(1 << 20)) }
+func fuzzCodec() *Codec { return MustNew(WithMaxSize(64 << 10)) }
 
 func checkDecodeErr(t *testing.T, err error) {
 	t.Helper()
