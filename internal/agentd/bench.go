@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 
@@ -28,6 +29,8 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.IntVar(&tc.MsgSize, "size", 256, "message payload `bytes`")
 	fs.IntVar(&tc.Destinations, "destinations", 64, "destination agents")
 	senders := fs.String("senders", "1,4", "sender counts to run, comma-separated")
+	parties := fs.String("parties", "", "run only these of bus, raw_js and core, comma-separated (default all)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `file`")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			fs.SetOutput(stdout)
@@ -45,6 +48,9 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		tc.Senders = append(tc.Senders, n)
 	}
+	if *parties != "" {
+		tc.Parties = strings.Split(*parties, ",")
+	}
 	if scenario != "throughput" {
 		fmt.Fprintf(stderr, "agentd: bench: unknown scenario %q (want throughput)\n", scenario)
 		return exitUsage
@@ -54,6 +60,19 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return exitUsage
 	}
 
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "agentd: bench: --cpuprofile: %v\n", err)
+			return exitUsage
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "agentd: bench: --cpuprofile: %v\n", err)
+			return exitError
+		}
+		defer pprof.StopCPUProfile()
+	}
 	env := bench.Env{URL: *url, Progress: stderr}
 	if *url == "" {
 		dir, err := os.MkdirTemp("", "a2abus-bench-*")

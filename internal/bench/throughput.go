@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +22,9 @@ type ThroughputConfig struct {
 	Msgs         int   // messages per party and sender count (default 200 000)
 	Destinations int   // distinct destination agents (default 64)
 	Senders      []int // sender goroutine counts to run (default 1 and 4)
+	// Parties limits the run to some of bus, raw_js and core (default all),
+	// for profiling one of them.
+	Parties []string
 }
 
 func (c ThroughputConfig) withDefaults() ThroughputConfig {
@@ -49,6 +53,11 @@ func (c ThroughputConfig) Validate() error {
 		return fmt.Errorf("bench: message count %d must be positive", c.Msgs)
 	case c.Destinations < 1:
 		return fmt.Errorf("bench: destination count %d must be positive", c.Destinations)
+	}
+	for _, p := range c.Parties {
+		if p != "bus" && p != "raw_js" && p != "core" {
+			return fmt.Errorf("bench: unknown party %q (want bus, raw_js or core)", p)
+		}
 	}
 	for _, s := range c.Senders {
 		if s < 1 || s > 1024 {
@@ -283,6 +292,9 @@ func Throughput(ctx context.Context, env Env, c ThroughputConfig) (ThroughputRes
 	}
 	for _, senders := range c.Senders {
 		for _, p := range parties {
+			if len(c.Parties) > 0 && !slices.Contains(c.Parties, p.name) {
+				continue
+			}
 			env.progress("throughput: %s, %d sender(s), %d messages of %d B to %d destinations...",
 				p.name, senders, c.Msgs, c.MsgSize, c.Destinations)
 			run, err := p.run(ctx, env, c, senders)
@@ -330,6 +342,12 @@ func busThroughput(ctx context.Context, env Env, c ThroughputConfig, senders int
 	defer func() { _ = bus.Close(context.Background()) }()
 
 	dests, bodies := payloads(c)
+	// Payloads as interface values, converted before the clock starts as
+	// an application holding its messages would have them.
+	anyBodies := make([]any, len(bodies))
+	for i, b := range bodies {
+		anyBodies[i] = b
+	}
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex
@@ -348,7 +366,7 @@ func busThroughput(ctx context.Context, env Env, c ThroughputConfig, senders int
 			var firstErr error
 			for i := range n {
 				env.To = dests[(g+i*senders)%len(dests)]
-				env.Payload = bodies[(g+i*senders)%bodyCount]
+				env.Payload = anyBodies[(g+i*senders)%bodyCount]
 				env.ID = ""
 				t, err := bus.SendAsync(ctx, &env)
 				if err != nil {
