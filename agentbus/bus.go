@@ -80,12 +80,9 @@ func Connect(ctx context.Context, opts ...Option) (*Bus, error) {
 	if cfg.maxInFlight > 0 {
 		bopts = append(bopts, batcher.WithMaxInFlight(cfg.maxInFlight))
 	}
-	if cfg.bufferItems > 0 {
-		bopts = append(bopts, batcher.WithMaxBufferedItems(cfg.bufferItems))
-	}
-	if cfg.bufferBytes > 0 {
-		bopts = append(bopts, batcher.WithMaxBufferedBytes(cfg.bufferBytes))
-	}
+	bopts = append(bopts,
+		batcher.WithMaxBufferedItems(cfg.bufferItems),
+		batcher.WithMaxBufferedBytes(cfg.bufferBytes))
 	if b.batch, err = batcher.New(b.flush, bopts...); err != nil {
 		b.closeConns()
 		return nil, fmt.Errorf("agentbus: %w", err)

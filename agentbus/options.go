@@ -40,6 +40,12 @@ const (
 	DefaultBatchItems  = 500     // the seed's message_batch_size
 	DefaultBatchBytes  = 1 << 20 // a batch frame is cut at 1 MiB; a bigger message goes alone
 	DefaultSendTimeout = 30 * time.Second
+
+	// DefaultSendBufferItems and DefaultSendBufferBytes bound what a bus
+	// holds accepted and not yet stored: enough for 8 batches of 500 in
+	// flight per core and as many forming, and at most 64 MiB of buffers.
+	DefaultSendBufferItems = 16384
+	DefaultSendBufferBytes = 64 << 20
 )
 
 func defaultConfig() config {
@@ -59,6 +65,8 @@ func defaultConfig() config {
 		groups:      DefaultGroups,
 		batchItems:  DefaultBatchItems,
 		batchBytes:  DefaultBatchBytes,
+		bufferItems: DefaultSendBufferItems,
+		bufferBytes: DefaultSendBufferBytes,
 		sendTimeout: DefaultSendTimeout,
 	}
 }
@@ -326,11 +334,15 @@ func WithMaxInFlight(n int) Option {
 	}
 }
 
-// WithSendBuffer bounds the messages and bytes accepted and not yet stored
-// (defaults: the batcher's, 100 000 messages and 64 MiB). Beyond them
-// SendAsync blocks until its context ends, then fails with ErrBackpressure.
+// WithSendBuffer bounds the messages and the buffer bytes (the memory
+// their encodings hold) accepted and not yet stored (defaults 16384 and
+// 64 MiB). Beyond them SendAsync blocks until its context ends, then fails
+// with ErrBackpressure.
 func WithSendBuffer(items, bytes int) Option {
 	return func(c *config) error {
+		if items < 1 || bytes < 1 {
+			return fmt.Errorf("agentbus: send buffer %d messages, %d bytes must be positive", items, bytes)
+		}
 		c.bufferItems, c.bufferBytes = items, bytes
 		return nil
 	}

@@ -89,7 +89,9 @@ func (b *Bus) SendAsync(ctx context.Context, env *codec.Envelope) (*Ticket, erro
 		b.stats.tooLarge.Add(1)
 		return nil, fmt.Errorf("agentbus: message %s to %s is %d bytes: %w (%d bytes)", env.ID, env.To, n, codec.ErrTooLarge, b.codec.MaxSize())
 	}
-	t, err := b.batch.Add(ctx, env.To, buf, len(buf.B))
+	// The buffer's capacity, not the message's length, is what it holds
+	// in memory, so the send buffer's byte limit bounds real memory.
+	t, err := b.batch.Add(ctx, env.To, buf, cap(buf.B))
 	if err != nil {
 		b.codec.Pool().Put(buf)
 		return nil, fmt.Errorf("agentbus: send to %s: %w", env.To, err)

@@ -359,11 +359,19 @@ func busThroughput(ctx context.Context, env Env, c ThroughputConfig, senders int
 		n := split(c.Msgs, senders, g)
 		wg.Go(func() {
 			env := codec.Envelope{From: "bench-" + strconv.Itoa(g), Kind: "bench"}
-			// Tickets are shared by a batch: wait once per distinct one.
-			var last *agentbus.Ticket
-			tickets := make([]*agentbus.Ticket, 0, 1024)
+			// Tickets are shared by a batch: keep each once, and drop the
+			// completed ones as the run goes, so the harness's own memory
+			// stays bounded by the batches in flight.
+			pending := make(map[*agentbus.Ticket]struct{})
 			bad := 0
 			var firstErr error
+			check := func(t *agentbus.Ticket) {
+				if err := t.Err(); err != nil {
+					bad++ // counts batches, not messages: any is a failure
+					firstErr = cmp(firstErr, err)
+				}
+				delete(pending, t)
+			}
 			for i := range n {
 				env.To = dests[(g+i*senders)%len(dests)]
 				env.Payload = anyBodies[(g+i*senders)%bodyCount]
@@ -374,16 +382,22 @@ func busThroughput(ctx context.Context, env Env, c ThroughputConfig, senders int
 					firstErr = cmp(firstErr, err)
 					continue
 				}
-				if t != last {
-					tickets = append(tickets, t)
-					last = t
+				pending[t] = struct{}{}
+				if i%4096 == 4095 {
+					for t := range pending {
+						select {
+						case <-t.Done():
+							check(t)
+						default:
+						}
+					}
 				}
 			}
-			for _, t := range tickets {
+			for t := range pending {
 				if err := t.Wait(ctx); err != nil {
-					bad++ // counts batches, not messages: any is a failure
 					firstErr = cmp(firstErr, err)
 				}
+				check(t)
 			}
 			mu.Lock()
 			errs += bad
