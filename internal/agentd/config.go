@@ -204,6 +204,7 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `Usage: agentd [run] [flags]
        agentd codec decode [--compact] [FILE|-]
        agentd codec encode [--compress auto|lz4|s2|zstd|none] [FILE|-]
+       agentd send --to AGENT [--from AGENT] [--nats URL] TEXT
        agentd bench throughput [--json] [--nats URL] [--msgs N] [--size B] [--senders 1,4]
 
 agentd is the a2abus per-host daemon. With no --nats URL it starts an

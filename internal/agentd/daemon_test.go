@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/a2abus/a2abus/agentbus"
+	"github.com/a2abus/a2abus/codec"
 	"github.com/a2abus/a2abus/embedded/embeddedtest"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -264,4 +265,51 @@ func freePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+func TestSendCommand(t *testing.T) {
+	srv := embeddedtest.RunServer(t)
+	cfg := testConfig(t)
+	cfg.NATS = srv.ClientURL()
+	startDaemon(t, cfg) // provisions the streams, as on a host
+	var stdout, stderr bytes.Buffer
+	code := Main(context.Background(), []string{"send", "--nats", srv.ClientURL(), "--to", "weather", "will", "it", "rain?"},
+		strings.NewReader(""), &stdout, &stderr, env(nil))
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	id := strings.TrimSpace(stdout.String())
+	js, err := jetstream.New(embeddedtest.Connect(t, srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(context.Background(), agentbus.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.GetMsg(context.Background(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	envs, err := codec.MustNew().DecodeBatch(nil, m.Data)
+	if err != nil || len(envs) != 1 {
+		t.Fatalf("stored batch: %v, %d envelopes", err, len(envs))
+	}
+	if e := envs[0]; e.ID != id || e.To != "weather" || e.Message.Text() != "will it rain?" {
+		t.Fatalf("stored %+v, want ID %s to weather", e, id)
+	}
+
+	for _, args := range [][]string{
+		{"send", "hello"},
+		{"send", "--to", "a.b", "--nats", srv.ClientURL(), "hello"},
+		{"send", "--to", "x", "--nats", "nats://127.0.0.1:1", "hello"},
+	} {
+		stderr.Reset()
+		if code := Main(context.Background(), args, strings.NewReader(""), io.Discard, &stderr, env(nil)); code == exitOK {
+			t.Errorf("%v succeeded", args)
+		}
+		if strings.Count(stderr.String(), "\n") != 1 {
+			t.Errorf("%v: stderr %q, want one line", args, stderr.String())
+		}
+	}
 }

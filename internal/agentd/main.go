@@ -31,6 +31,8 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return runCmd(ctx, args, stdout, stderr, lookupEnv)
 	case "codec":
 		return codeccmd.Run(ctx, args, stdin, stdout, stderr)
+	case "send":
+		return sendCmd(ctx, args, stdout, stderr)
 	case "bench":
 		return benchCmd(ctx, args, stdout, stderr)
 	case "help":

@@ -1,0 +1,63 @@
+package agentd
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/a2abus/a2abus/agentbus"
+	"github.com/a2abus/a2abus/codec"
+	"github.com/nats-io/nuid"
+)
+
+// sendCmd runs "agentd send --to AGENT [--from AGENT] [--nats URL] TEXT":
+// one A2A text message, stored before the command returns.
+func sendCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("agentd send", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	to := fs.String("to", "", "destination agent `ID` (required)")
+	from := fs.String("from", "agentd-cli", "sender agent `ID`")
+	url := fs.String("nats", "nats://127.0.0.1:4222", "NATS server `URL`s, comma-separated")
+	timeout := fs.Duration("timeout", 30*time.Second, "give up after this `duration`")
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			fmt.Fprintln(stdout, "Usage: agentd send --to AGENT [--from AGENT] [--nats URL] [--timeout D] TEXT")
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "agentd: send: %v\n", err)
+		return exitUsage
+	}
+	text := strings.Join(fs.Args(), " ")
+	switch {
+	case *to == "":
+		fmt.Fprintln(stderr, "agentd: send: --to is required")
+		return exitUsage
+	case text == "":
+		fmt.Fprintln(stderr, "agentd: send: no message text")
+		return exitUsage
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	bus, err := agentbus.Connect(ctx, agentbus.WithURL(*url), agentbus.WithName("agentd-send"))
+	if err != nil {
+		fmt.Fprintf(stderr, "agentd: send: --nats %s: %v\n", *url, err)
+		return exitError
+	}
+	defer func() { _ = bus.Close(context.Background()) }()
+	id := nuid.Next()
+	env := &codec.Envelope{
+		ID: id, From: *from, To: *to, Kind: "message",
+		Message: &codec.Message{MessageID: id, Role: codec.RoleUser, Parts: []codec.Part{codec.TextPart(text)}},
+	}
+	if err := bus.Send(ctx, env); err != nil {
+		fmt.Fprintf(stderr, "agentd: send: %v\n", err)
+		return exitError
+	}
+	fmt.Fprintln(stdout, id)
+	return exitOK
+}
