@@ -25,6 +25,7 @@ type Bus struct {
 	groups *placement.Groups
 	batch  *batcher.Batcher[*codec.Buffer]
 	stats  sendStats
+	recv   receiver
 
 	writers sync.Pool // *codec.BatchWriter, one per flush in progress
 

@@ -1,15 +1,28 @@
 // Package agentbus is the client library A2A agents and the a2abus daemons
-// use to talk over NATS JetStream.
+// use to talk over NATS JetStream: connect, send, handle, and provision the
+// streams.
 //
-// This first part provisions the streams the bus runs on and exports a
-// connection's statistics to Prometheus:
+// Sending batches envelopes per destination agent and stores each batch as
+// one JetStream message on a2a.in.<group>.<agent>, deduplicated by a batch
+// ID; Send returns once the batch is stored:
 //
-//	js, _ := jetstream.New(nc)
-//	if err := agentbus.EnsureStreams(ctx, js, agentbus.StreamConfig{Replicas: 3}); err != nil {
-//		return err // for example a stream whose retention cannot be changed
+//	bus, err := agentbus.Connect(ctx, agentbus.WithURL(url))
+//	if err != nil {
+//		return err
 //	}
-//	reg.MustRegister(agentbus.NewConnCollector(nc, "agentd"))
+//	defer bus.Close(ctx)
+//	err = bus.Send(ctx, &codec.Envelope{From: "planner", To: "weather", Message: msg})
+//
+// Receiving registers handlers by agent ID and serves the consumer groups:
+// one durable pull consumer per group, envelopes handled in order per agent
+// and in parallel across agents, a batch acknowledged once all its
+// envelopes were handled, failures retried in place (so later messages to
+// the agent wait) and dead-lettered with their reason after the last
+// attempt:
+//
+//	bus.Handle("weather", func(ctx context.Context, env *codec.Envelope) error { ... })
+//	err = bus.Serve(ctx) // until ctx ends
 //
 // All exported functions and methods are safe for concurrent use unless
-// specified otherwise.
+// specified otherwise; a Bus runs one Serve at a time.
 package agentbus

@@ -80,6 +80,14 @@ func (b *Bus) register(r prometheus.Registerer) error {
 	if err := r.Register(&sendCollector{b: b, descs: sendDescs()}); err != nil {
 		return fmt.Errorf("agentbus: register metrics: %w", err)
 	}
+	b.recv.latency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "a2abus_receive_handler_seconds",
+		Help:    "Time handlers took per envelope, successful or not.",
+		Buckets: prometheus.ExponentialBuckets(50e-6, 4, 10), // 50 µs .. 13 s
+	})
+	if err := r.Register(b.recv.latency); err != nil {
+		return fmt.Errorf("agentbus: register metrics: %w", err)
+	}
 	return nil
 }
 
@@ -108,6 +116,11 @@ func sendDescs() map[string]*prometheus.Desc {
 		"buffered_bytes": d("buffered_bytes", "Bytes of the buffered messages."),
 		"inflight":       d("inflight_batches", "Batches being published."),
 		"blocked":        d("blocked_sends", "Sends waiting for buffer space (backpressure)."),
+		"handled":        prometheus.NewDesc("a2abus_receive_handled_total", "Envelopes handled successfully.", nil, nil),
+		"failures":       prometheus.NewDesc("a2abus_receive_handler_failures_total", "Handler attempts that returned an error or panicked.", nil, nil),
+		"dead":           prometheus.NewDesc("a2abus_receive_dead_letters_total", "Envelopes and frames stored in the dead-letter stream.", nil, nil),
+		"poison":         prometheus.NewDesc("a2abus_receive_poison_frames_total", "Stored messages that could not be decoded.", nil, nil),
+		"redelivered":    prometheus.NewDesc("a2abus_receive_redelivered_batches_total", "Batches delivered more than once (a consumer died or overran the ack wait).", nil, nil),
 		"pool_created":   prometheus.NewDesc("a2abus_codec_buffers_created_total", "Codec buffers allocated because the pool had none.", nil, nil),
 		"pool_reused":    prometheus.NewDesc("a2abus_codec_buffers_reused_total", "Codec buffer requests served from the pool.", nil, nil),
 	}
@@ -140,6 +153,12 @@ func (c *sendCollector) Collect(ch chan<- prometheus.Metric) {
 	counter("full", st.full.Load())
 	counter("too_large", st.tooLarge.Load())
 	counter("invalid", st.invalid.Load())
+	rc := &c.b.recv
+	counter("handled", rc.handled.Load())
+	counter("failures", rc.failures.Load())
+	counter("dead", rc.dead.Load())
+	counter("poison", rc.poison.Load())
+	counter("redelivered", rc.redeliver.Load())
 	counter("pool_created", ps.Created)
 	counter("pool_reused", ps.Reused)
 	gauge("buffered", float64(bs.BufferedItems))

@@ -1,0 +1,491 @@
+package agentbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/a2abus/a2abus/codec"
+	"github.com/a2abus/a2abus/placement"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Handler handles one envelope addressed to an agent this process hosts.
+// A nil error acknowledges it; an error has it retried, and after
+// MaxAttempts it goes to the dead-letter stream with the error's text. A
+// panic is recovered and treated as an error. ctx ends when Serve stops.
+type Handler func(ctx context.Context, env *codec.Envelope) error
+
+// Receive-path defaults.
+const (
+	DefaultMaxAttempts  = 5
+	DefaultAckWait      = 30 * time.Second
+	DefaultRetryBackoff = 100 * time.Millisecond
+	DefaultMaxRetryWait = 5 * time.Second
+	// consumerPullMessages and consumerPullBytes bound what one group's
+	// consumer holds fetched and not yet handled.
+	consumerPullMessages = 64
+	consumerPullBytes    = 8 << 20
+	// workerQueue is each worker's backlog of batches (a documented
+	// bound: past it the group's consumer waits).
+	workerQueue = 16
+	// maxDeliver bounds the deliveries of one batch (crash loops).
+	maxDeliver = 10
+)
+
+// Headers of a dead letter.
+const (
+	HeaderDLQReason   = "A2A-DLQ-Reason"   // why it could not be handled
+	HeaderDLQAttempts = "A2A-DLQ-Attempts" // handler attempts made
+	HeaderDLQSubject  = "A2A-DLQ-Subject"  // the subject it was stored on
+	HeaderDLQSequence = "A2A-DLQ-Sequence" // its sequence in the A2A stream
+)
+
+var (
+	// ErrNoHandler is the reason an envelope for an agent with no handler in
+	// this process is retried and then dead-lettered.
+	ErrNoHandler = errors.New("agentbus: no handler for agent")
+	// ErrHandlerPanic wraps the value of a recovered handler panic.
+	ErrHandlerPanic = errors.New("agentbus: handler panicked")
+)
+
+// receiver is the receive side of a Bus.
+type receiver struct {
+	mu       sync.RWMutex
+	handlers map[string]Handler
+	serving  atomic.Bool
+
+	handled   atomic.Uint64        // envelopes handled successfully
+	failures  atomic.Uint64        // handler attempts that failed
+	dead      atomic.Uint64        // envelopes and frames sent to the dead-letter stream
+	poison    atomic.Uint64        // frames that could not be decoded
+	redeliver atomic.Uint64        // batches delivered more than once
+	latency   prometheus.Histogram // handler time per envelope; nil without a registerer
+}
+
+// Handle registers h for agentID, replacing any earlier handler. Serve
+// delivers to it the envelopes sent to agentID in the groups this process
+// consumes.
+func (b *Bus) Handle(agentID string, h Handler) error {
+	if err := placement.ValidateAgentID(agentID); err != nil {
+		return fmt.Errorf("agentbus: handle: %w", err)
+	}
+	if h == nil {
+		return fmt.Errorf("agentbus: handle %s: nil handler", agentID)
+	}
+	b.recv.mu.Lock()
+	defer b.recv.mu.Unlock()
+	if b.recv.handlers == nil {
+		b.recv.handlers = make(map[string]Handler)
+	}
+	b.recv.handlers[agentID] = h
+	return nil
+}
+
+func (b *Bus) handler(agentID string) Handler {
+	b.recv.mu.RLock()
+	defer b.recv.mu.RUnlock()
+	return b.recv.handlers[agentID]
+}
+
+// ServeOption configures Serve.
+type ServeOption func(*serveConfig) error
+
+type serveConfig struct {
+	groups       []int
+	workers      int
+	maxAttempts  int
+	ackWait      time.Duration
+	retryBackoff time.Duration
+	maxRetryWait time.Duration
+}
+
+// ServeGroups makes Serve consume only these groups (default: all).
+func ServeGroups(groups ...int) ServeOption {
+	return func(c *serveConfig) error {
+		c.groups = groups
+		return nil
+	}
+}
+
+// ServeWorkers sets how many envelopes are handled at once, each worker
+// taking its agents' batches in order (default 4 × GOMAXPROCS).
+func ServeWorkers(n int) ServeOption {
+	return func(c *serveConfig) error {
+		if n < 1 {
+			return fmt.Errorf("agentbus: %d workers", n)
+		}
+		c.workers = n
+		return nil
+	}
+}
+
+// ServeMaxAttempts sets how often a handler is tried on one envelope before
+// the envelope is dead-lettered (default 5).
+func ServeMaxAttempts(n int) ServeOption {
+	return func(c *serveConfig) error {
+		if n < 1 {
+			return fmt.Errorf("agentbus: max attempts %d must be positive", n)
+		}
+		c.maxAttempts = n
+		return nil
+	}
+}
+
+// ServeRetryBackoff sets the wait after the first failed attempt, doubled
+// after each further one up to max (defaults 100 ms and 5 s).
+func ServeRetryBackoff(first, max time.Duration) ServeOption {
+	return func(c *serveConfig) error {
+		if first <= 0 || max < first {
+			return fmt.Errorf("agentbus: retry back-off %v..%v", first, max)
+		}
+		c.retryBackoff, c.maxRetryWait = first, max
+		return nil
+	}
+}
+
+// ServeAckWait sets how long JetStream waits for a batch's ack before it
+// redelivers the batch, to another consumer if this one is gone (default
+// 30 s). A batch whose handlers take longer is kept alive meanwhile.
+func ServeAckWait(d time.Duration) ServeOption {
+	return func(c *serveConfig) error {
+		if d < time.Second {
+			return fmt.Errorf("agentbus: ack wait %v under 1s", d)
+		}
+		c.ackWait = d
+		return nil
+	}
+}
+
+// ConsumerName is the durable consumer of a group: its group token.
+func (b *Bus) ConsumerName(group int) (string, error) { return b.groups.GroupToken(group) }
+
+// consumerConfig is the durable pull consumer of one group.
+func (b *Bus) consumerConfig(group int, sc *serveConfig) (jetstream.ConsumerConfig, error) {
+	name, err := b.groups.GroupToken(group)
+	if err != nil {
+		return jetstream.ConsumerConfig{}, err
+	}
+	filter, err := b.groups.GroupFilter(group)
+	if err != nil {
+		return jetstream.ConsumerConfig{}, err
+	}
+	return jetstream.ConsumerConfig{
+		Durable:       name,
+		Description:   "a2abus: consumer group " + name,
+		FilterSubject: filter,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       sc.ackWait,
+		// A batch is redelivered only when its consumer died holding it or
+		// let its ack wait pass; handler failures are retried in place. A
+		// batch on its last delivery is dead-lettered, not handled, so a
+		// batch that crashes its consumers cannot loop.
+		MaxDeliver:    maxDeliver,
+		MaxAckPending: 4 * consumerPullMessages,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}, nil
+}
+
+// Serve consumes the bus's groups (or those of ServeGroups) and hands each
+// envelope to the handler of its agent, in order per agent, different
+// agents in parallel. A JetStream message (one batch, all for one agent) is
+// acknowledged once every envelope in it was handled or dead-lettered.
+// Serve returns when ctx ends, after the batches being handled are done;
+// batches fetched but not started are released for redelivery. It returns
+// an error if the consumers cannot be created.
+func (b *Bus) Serve(ctx context.Context, opts ...ServeOption) error {
+	sc := serveConfig{
+		workers:      4 * runtime.GOMAXPROCS(0),
+		maxAttempts:  DefaultMaxAttempts,
+		ackWait:      DefaultAckWait,
+		retryBackoff: DefaultRetryBackoff,
+		maxRetryWait: DefaultMaxRetryWait,
+	}
+	for _, o := range opts {
+		if err := o(&sc); err != nil {
+			return err
+		}
+	}
+	if len(sc.groups) == 0 {
+		for g := range b.groups.Count() {
+			sc.groups = append(sc.groups, g)
+		}
+	}
+	if !b.recv.serving.CompareAndSwap(false, true) {
+		return errors.New("agentbus: Serve is already running on this bus")
+	}
+	defer b.recv.serving.Store(false)
+
+	s := &server{bus: b, cfg: &sc, ctx: ctx, queues: make([]chan *batchJob, sc.workers)}
+	var workers sync.WaitGroup
+	for i := range s.queues {
+		s.queues[i] = make(chan *batchJob, workerQueue)
+		workers.Go(func() { s.work(s.queues[i]) })
+	}
+	stop := func() {
+		// No dispatch may send once the queues close: it may still be
+		// running in a consumer's goroutine after Stop or Drain.
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		for _, q := range s.queues {
+			close(q)
+		}
+		workers.Wait()
+	}
+
+	js := b.js[0]
+	var ccs []jetstream.ConsumeContext
+	for _, g := range sc.groups {
+		cfg, err := b.consumerConfig(g, &sc)
+		if err == nil {
+			var cons jetstream.Consumer
+			cons, err = js.CreateOrUpdateConsumer(ctx, StreamName, cfg)
+			if err == nil {
+				var cc jetstream.ConsumeContext
+				cc, err = cons.Consume(s.dispatch,
+					jetstream.PullMaxMessagesWithBytesLimit(consumerPullMessages, consumerPullBytes),
+					jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+						if !errors.Is(err, jetstream.ErrNoHeartbeat) || ctx.Err() == nil {
+							b.cfg.log.Warn("consume", "group", cfg.Durable, "err", err)
+						}
+					}))
+				ccs = append(ccs, cc)
+			}
+		}
+		if err != nil {
+			for _, cc := range ccs {
+				cc.Stop()
+			}
+			stop()
+			if ctx.Err() != nil {
+				return nil // stopped while starting
+			}
+			return fmt.Errorf("agentbus: consume group %d: %w", g, err)
+		}
+	}
+	<-ctx.Done()
+	// Stop pulling, let the callbacks in progress hand their batches over,
+	// then finish the batches already started.
+	for _, cc := range ccs {
+		cc.Drain()
+	}
+	for _, cc := range ccs {
+		<-cc.Closed()
+	}
+	stop()
+	return nil
+}
+
+// server is one Serve call.
+type server struct {
+	bus    *Bus
+	cfg    *serveConfig
+	ctx    context.Context
+	queues []chan *batchJob
+
+	mu     sync.RWMutex // held for reading by dispatch while it sends
+	closed bool         // the queues are closed
+}
+
+type batchJob struct {
+	msg   jetstream.Msg
+	agent string
+	group int
+}
+
+// dispatch runs in a group's consume goroutine: it routes the batch to the
+// worker that owns its agent, so one agent's batches are handled in order.
+func (s *server) dispatch(msg jetstream.Msg) {
+	group, agent, err := placement.ParseSubject(msg.Subject())
+	if err != nil {
+		s.bus.recv.poison.Add(1)
+		s.reject(msg, "", fmt.Sprintf("subject %q: %v", msg.Subject(), err))
+		return
+	}
+	q := s.queues[placement.JumpHashString(agent, len(s.queues))]
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		_ = msg.Nak()
+		return
+	}
+	select {
+	case q <- &batchJob{msg: msg, agent: agent, group: group}:
+	case <-s.ctx.Done():
+		_ = msg.Nak() // not started: another consumer may take it at once
+	}
+}
+
+func (s *server) work(q <-chan *batchJob) {
+	for job := range q {
+		if s.ctx.Err() != nil {
+			_ = job.msg.Nak()
+			continue
+		}
+		s.handleBatch(job)
+	}
+}
+
+// reject dead-letters a whole stored message and terminates it, or, if the
+// dead letter cannot be stored, leaves it for redelivery.
+func (s *server) reject(msg jetstream.Msg, agent, reason string) {
+	if s.deadLetter(msg, agent, nil, reason, 0) {
+		_ = msg.Term()
+	} else {
+		_ = msg.Nak()
+	}
+}
+
+// handleBatch decodes a batch and handles its envelopes in order.
+func (s *server) handleBatch(job *batchJob) {
+	b := s.bus
+	msg := job.msg
+	if md, err := msg.Metadata(); err == nil && md.NumDelivered > 1 {
+		b.recv.redeliver.Add(1)
+		if md.NumDelivered >= maxDeliver {
+			s.reject(msg, job.agent, fmt.Sprintf("delivered %d times without an ack (its consumers crashed or overran the ack wait)", md.NumDelivered))
+			return
+		}
+	}
+	envs, err := b.codec.DecodeBatch(nil, msg.Data())
+	if err != nil {
+		b.recv.poison.Add(1)
+		s.reject(msg, job.agent, "undecodable frame: "+err.Error())
+		return
+	}
+	// Keep the batch alive while its handlers run past the ack wait.
+	done := make(chan struct{})
+	var keeper sync.WaitGroup
+	keeper.Go(func() {
+		t := time.NewTicker(s.cfg.ackWait / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	})
+	defer keeper.Wait()
+	defer close(done)
+
+	for i := range envs {
+		env := &envs[i]
+		attempts, err := s.handleEnvelope(job.agent, env)
+		if err == nil {
+			b.recv.handled.Add(1)
+			continue
+		}
+		if s.ctx.Err() != nil || !s.deadLetter(msg, job.agent, env, err.Error(), attempts) {
+			// Stopping mid-batch, or the dead letter could not be stored:
+			// release the batch. The envelopes before this one will be
+			// handled again by the next delivery (at least once).
+			_ = msg.Nak()
+			return
+		}
+	}
+	actx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := msg.DoubleAck(actx); err != nil {
+		b.cfg.log.Warn("ack failed; the batch will be redelivered", "subject", msg.Subject(), "err", err)
+	}
+}
+
+// handleEnvelope calls the agent's handler until it succeeds, MaxAttempts
+// is reached or Serve stops, waiting with back-off between attempts. It
+// returns the attempts made and the last error.
+func (s *server) handleEnvelope(agent string, env *codec.Envelope) (int, error) {
+	wait := s.cfg.retryBackoff
+	var err error
+	for attempt := 1; ; attempt++ {
+		env.Attempt = uint32(attempt - 1)
+		err = s.call(agent, env)
+		if err == nil {
+			return attempt, nil
+		}
+		s.bus.recv.failures.Add(1)
+		if attempt >= s.cfg.maxAttempts {
+			return attempt, err
+		}
+		select {
+		case <-s.ctx.Done():
+			return attempt, err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, s.cfg.maxRetryWait)
+	}
+}
+
+// call runs the handler, turning a panic into an error.
+func (s *server) call(agent string, env *codec.Envelope) (err error) {
+	h := s.bus.handler(agent)
+	if h == nil {
+		return fmt.Errorf("%w %s", ErrNoHandler, agent)
+	}
+	if hist := s.bus.recv.latency; hist != nil {
+		start := time.Now()
+		defer func() { hist.Observe(time.Since(start).Seconds()) }()
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: %v", ErrHandlerPanic, p)
+		}
+	}()
+	return h(s.ctx, env)
+}
+
+// deadLetter stores what could not be handled in the dead-letter stream:
+// one envelope (as a frame of its own) or, when env is nil, the whole
+// stored message as it was. It retries for the send timeout or until Serve
+// stops, and reports whether the dead letter was stored; if not, the
+// caller leaves the batch for redelivery, so that nothing is lost.
+func (s *server) deadLetter(msg jetstream.Msg, agent string, env *codec.Envelope, reason string, attempts int) bool {
+	b := s.bus
+	data := msg.Data()
+	if env != nil {
+		frame, err := b.codec.EncodeEnvelope(nil, env)
+		if err == nil {
+			data = frame
+		}
+	}
+	if agent == "" {
+		agent = "_"
+	}
+	seq := uint64(0)
+	if md, err := msg.Metadata(); err == nil {
+		seq = md.Sequence.Stream
+	}
+	dl := &nats.Msg{
+		Subject: DeadLetterSubjectPrefix + "." + agent,
+		Data:    data,
+		Header: nats.Header{
+			HeaderDLQReason:   []string{reason},
+			HeaderDLQAttempts: []string{strconv.Itoa(attempts)},
+			HeaderDLQSubject:  []string{msg.Subject()},
+			HeaderDLQSequence: []string{strconv.FormatUint(seq, 10)},
+		},
+	}
+	id := fmt.Sprintf("%d", seq)
+	if env != nil {
+		id += "/" + env.ID
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, b.cfg.sendTimeout)
+	defer cancel()
+	if err := b.publish(ctx, b.js[0], dl, "dlq-"+id, 1); err != nil {
+		b.cfg.log.Error("dead letter not stored", "subject", msg.Subject(), "reason", reason, "err", err)
+		return false
+	}
+	b.recv.dead.Add(1)
+	b.cfg.log.Warn("dead-lettered", "subject", msg.Subject(), "sequence", seq, "reason", reason, "attempts", attempts)
+	return true
+}
