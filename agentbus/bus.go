@@ -11,6 +11,7 @@ import (
 	"github.com/a2abus/a2abus/placement"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Bus is a process's connection to the a2abus: it sends A2A envelopes in
@@ -29,6 +30,9 @@ type Bus struct {
 
 	writers sync.Pool // *codec.BatchWriter, one per flush in progress
 
+	registerer prometheus.Registerer
+	registered []prometheus.Collector
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -45,15 +49,23 @@ func Connect(ctx context.Context, opts ...Option) (*Bus, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if cfg.batchItems > codec.MaxBatchLen {
+		return nil, fmt.Errorf("agentbus: batch of %d messages over the codec's %d", cfg.batchItems, codec.MaxBatchLen)
+	}
 	b := &Bus{cfg: cfg}
 	var err error
-	if b.codec, err = codec.New(codec.WithCompression(cfg.compression), codec.WithMaxSize(cfg.maxMsgSize)); err != nil {
-		return nil, err
-	}
 	if b.groups, err = placement.NewGroups(cfg.groups); err != nil {
 		return nil, err
 	}
 	if err := b.dial(ctx); err != nil {
+		return nil, err
+	}
+	b.fitToServer()
+	// A batch body holds up to batchBytes of messages, or one message of up
+	// to maxMsgSize, plus its array header.
+	bodyMax := max(b.cfg.maxMsgSize, b.cfg.batchBytes) + batchHeaderRoom
+	if b.codec, err = codec.New(codec.WithCompression(cfg.compression), codec.WithMaxSize(bodyMax)); err != nil {
+		b.closeConns()
 		return nil, err
 	}
 	for _, nc := range b.conns {
@@ -69,6 +81,10 @@ func Connect(ctx context.Context, opts ...Option) (*Bus, error) {
 			b.closeConns()
 			return nil, err
 		}
+	}
+	if err := b.checkStream(ctx); err != nil {
+		b.closeConns()
+		return nil, err
 	}
 	bopts := []batcher.Option{
 		batcher.WithMaxBatchItems(cfg.batchItems),
@@ -97,6 +113,29 @@ func Connect(ctx context.Context, opts ...Option) (*Bus, error) {
 	return b, nil
 }
 
+// batchHeaderRoom is the most a msgpack array header adds to a batch body;
+// frameRoom is what a frame adds to its body at most (tag and compression
+// overhead of an incompressible body, which is then sent raw).
+const (
+	batchHeaderRoom = 5
+	frameRoom       = 1 << 10
+)
+
+// fitToServer lowers the max message and batch sizes to what the server's
+// max_payload takes, with a warning, so that a server left at NATS's 1 MB
+// default refuses big messages with ErrTooLarge before they are sent rather
+// than failing whole batches.
+func (b *Bus) fitToServer() {
+	limit := int(b.conns[0].MaxPayload()) - batchHeaderRoom - frameRoom
+	if limit <= 0 || (b.cfg.maxMsgSize <= limit && b.cfg.batchBytes <= limit) {
+		return
+	}
+	b.cfg.log.Warn("the server's max_payload is below the bus's max message size; lowering it (set max_payload in nats.conf)",
+		"max_payload", b.conns[0].MaxPayload(), "max_message_size", b.cfg.maxMsgSize, "now", limit)
+	b.cfg.maxMsgSize = min(b.cfg.maxMsgSize, limit)
+	b.cfg.batchBytes = min(b.cfg.batchBytes, limit)
+}
+
 func (b *Bus) dial(ctx context.Context) error {
 	cc := &b.cfg.conn
 	if cc.conn != nil {
@@ -121,7 +160,7 @@ func (b *Bus) dial(ctx context.Context) error {
 			log.Error("NATS async error", "conn", nc.Opts.Name, "subject", subj, "err", err)
 		},
 	}
-	nopts, err := cc.natsOptions(ctx, hooks)
+	nopts, err := cc.natsOptions(hooks)
 	if err != nil {
 		return err
 	}
@@ -137,6 +176,24 @@ func (b *Bus) dial(ctx context.Context) error {
 			return fmt.Errorf("agentbus: connect to %s: %w", cc.urls, err)
 		}
 		b.conns = append(b.conns, nc)
+	}
+	return nil
+}
+
+// checkStream makes sure the A2A stream exists, so that a missing stream is
+// an error now rather than sends that time out, and that a retried batch
+// stays inside the stream's duplicate window.
+func (b *Bus) checkStream(ctx context.Context) error {
+	s, err := b.js[0].Stream(ctx, StreamName)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("agentbus: stream %s not found: start agentd, or connect with WithEnsureStreams", StreamName)
+	}
+	if err != nil {
+		return fmt.Errorf("agentbus: look up stream %s: %w", StreamName, err)
+	}
+	if dup := s.CachedInfo().Config.Duplicates; dup > 0 && b.cfg.sendTimeout >= dup {
+		return fmt.Errorf("agentbus: send timeout %v is not under stream %s's duplicate window %v: a batch retried after the window could be stored twice",
+			b.cfg.sendTimeout, StreamName, dup)
 	}
 	return nil
 }
@@ -170,6 +227,9 @@ func (b *Bus) Close(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 		b.closeErr = errors.Join(errs...)
+		if b.registerer != nil {
+			b.unregister()
+		}
 	})
 	return b.closeErr
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -44,11 +45,11 @@ type connConfig struct {
 }
 
 // natsOptions turns the configuration into nats.go options.
-func (c *connConfig) natsOptions(ctx context.Context, hooks nats.Options) ([]nats.Option, error) {
+// The connect timeout bounds every dial, the first and each reconnect's;
+// it is not taken from Connect's context, whose deadline would otherwise
+// shorten every later reconnect.
+func (c *connConfig) natsOptions(hooks nats.Options) ([]nats.Option, error) {
 	timeout := c.connectTimeout
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = min(timeout, time.Until(dl))
-	}
 	opts := []nats.Option{
 		nats.Name(c.name),
 		nats.Timeout(timeout),
@@ -142,8 +143,11 @@ func Drain(ctx context.Context, nc *nats.Conn) error {
 		return nil
 	}
 	closed := make(chan struct{})
-	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
-	if err := nc.Drain(); err != nil {
+	var once sync.Once
+	nc.SetClosedHandler(func(*nats.Conn) { once.Do(func() { close(closed) }) })
+	if nc.IsClosed() { // closed before the handler was set
+		once.Do(func() { close(closed) })
+	} else if err := nc.Drain(); err != nil {
 		nc.Close() // runs the closed handler too
 	}
 	select {

@@ -138,3 +138,36 @@ func TestPoolAndMetrics(t *testing.T) {
 		t.Errorf("metric lint: %v %v", problems, err)
 	}
 }
+
+// TestReconnectSameRegistry closes a bus and connects another with the same
+// registry: the first one's collectors are gone.
+func TestReconnectSameRegistry(t *testing.T) {
+	srv := embeddedtest.RunServer(t)
+	reg := prometheus.NewRegistry()
+	ctx := testCtx(t, 30*time.Second)
+	for i := range 2 {
+		bus, err := agentbus.Connect(ctx, agentbus.WithURL(srv.ClientURL()),
+			agentbus.WithEnsureStreams(agentbus.StreamConfig{}), agentbus.WithRegisterer(reg))
+		if err != nil {
+			t.Fatalf("connect %d: %v", i, err)
+		}
+		if err := bus.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestConnectNeedsTheStream(t *testing.T) {
+	srv := embeddedtest.RunServer(t)
+	ctx := testCtx(t, 30*time.Second)
+	_, err := agentbus.Connect(ctx, agentbus.WithURL(srv.ClientURL()))
+	if err == nil || !strings.Contains(err.Error(), "stream A2A not found") {
+		t.Fatalf("Connect without a stream: %v", err)
+	}
+	_, err = agentbus.Connect(ctx, agentbus.WithURL(srv.ClientURL()),
+		agentbus.WithEnsureStreams(agentbus.StreamConfig{Duplicates: time.Minute}),
+		agentbus.WithSendTimeout(2*time.Minute))
+	if err == nil || !strings.Contains(err.Error(), "duplicate window") {
+		t.Fatalf("send timeout over the duplicate window: %v", err)
+	}
+}

@@ -67,28 +67,38 @@ func (c *connCollector) Collect(ch chan<- prometheus.Metric) {
 
 // register puts the bus's collectors on r: one connection collector per
 // connection and the send-path collector.
+// Close unregisters them again, so that a later bus can use the same r.
 func (b *Bus) register(r prometheus.Registerer) error {
+	var cs []prometheus.Collector
 	for i, nc := range b.conns {
 		name := b.cfg.conn.name
 		if len(b.conns) > 1 {
 			name = fmt.Sprintf("%s-%d", name, i)
 		}
-		if err := r.Register(NewConnCollector(nc, name)); err != nil {
-			return fmt.Errorf("agentbus: register metrics: %w", err)
-		}
-	}
-	if err := r.Register(&sendCollector{b: b, descs: sendDescs()}); err != nil {
-		return fmt.Errorf("agentbus: register metrics: %w", err)
+		cs = append(cs, NewConnCollector(nc, name))
 	}
 	b.recv.latency = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "a2abus_receive_handler_seconds",
 		Help:    "Time handlers took per envelope, successful or not.",
 		Buckets: prometheus.ExponentialBuckets(50e-6, 4, 10), // 50 µs .. 13 s
 	})
-	if err := r.Register(b.recv.latency); err != nil {
-		return fmt.Errorf("agentbus: register metrics: %w", err)
+	cs = append(cs, &sendCollector{b: b, descs: sendDescs()}, b.recv.latency)
+	b.registerer = r
+	for _, c := range cs {
+		if err := r.Register(c); err != nil {
+			b.unregister()
+			return fmt.Errorf("agentbus: register metrics: %w", err)
+		}
+		b.registered = append(b.registered, c)
 	}
 	return nil
+}
+
+func (b *Bus) unregister() {
+	for _, c := range b.registered {
+		b.registerer.Unregister(c)
+	}
+	b.registered = nil
 }
 
 type sendCollector struct {
@@ -102,7 +112,7 @@ func sendDescs() map[string]*prometheus.Desc {
 	}
 	return map[string]*prometheus.Desc{
 		"messages":       d("messages_total", "Messages accepted by Send and SendAsync."),
-		"bytes":          d("bytes_total", "Encoded bytes of the messages accepted."),
+		"bytes":          d("buffer_bytes_total", "Buffer bytes the messages accepted held (their pooled buffers' capacity, which the send buffer limit counts)."),
 		"batches":        d("batches_total", "Batches published or failed."),
 		"batch_messages": d("batch_messages_total", "Messages in the batches published or failed (divide by batches for the mean batch size)."),
 		"batch_errors":   d("batch_errors_total", "Batches that failed after their retries."),

@@ -320,7 +320,10 @@ func WithBatch(items, bytes int) Option {
 // message at once; batches still form while earlier ones are in flight.
 func WithLinger(d time.Duration) Option {
 	return func(c *config) error {
-		c.linger = d // checked by the batcher
+		if d < 0 || d > 10*time.Millisecond {
+			return fmt.Errorf("agentbus: linger %v out of range 0..10ms", d)
+		}
+		c.linger = d
 		return nil
 	}
 }
@@ -329,6 +332,9 @@ func WithLinger(d time.Duration) Option {
 // destinations (default: the batcher's, 4 × GOMAXPROCS).
 func WithMaxInFlight(n int) Option {
 	return func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("agentbus: max in flight %d must be positive", n)
+		}
 		c.maxInFlight = n
 		return nil
 	}

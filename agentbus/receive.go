@@ -100,6 +100,8 @@ type ServeOption func(*serveConfig) error
 
 type serveConfig struct {
 	groups       []int
+	memberTTL    time.Duration
+	memberID     string
 	workers      int
 	maxAttempts  int
 	ackWait      time.Duration
@@ -207,15 +209,11 @@ func (b *Bus) Serve(ctx context.Context, opts ...ServeOption) error {
 		ackWait:      DefaultAckWait,
 		retryBackoff: DefaultRetryBackoff,
 		maxRetryWait: DefaultMaxRetryWait,
+		memberTTL:    DefaultMemberTTL,
 	}
 	for _, o := range opts {
 		if err := o(&sc); err != nil {
 			return err
-		}
-	}
-	if len(sc.groups) == 0 {
-		for g := range b.groups.Count() {
-			sc.groups = append(sc.groups, g)
 		}
 	}
 	if !b.recv.serving.CompareAndSwap(false, true) {
@@ -229,7 +227,7 @@ func (b *Bus) Serve(ctx context.Context, opts ...ServeOption) error {
 		s.queues[i] = make(chan *batchJob, workerQueue)
 		workers.Go(func() { s.work(s.queues[i]) })
 	}
-	stop := func() {
+	defer func() {
 		// No dispatch may send once the queues close: it may still be
 		// running in a consumer's goroutine after Stop or Drain.
 		s.mu.Lock()
@@ -239,49 +237,72 @@ func (b *Bus) Serve(ctx context.Context, opts ...ServeOption) error {
 			close(q)
 		}
 		workers.Wait()
-	}
+	}()
 
-	js := b.js[0]
-	var ccs []jetstream.ConsumeContext
-	for _, g := range sc.groups {
-		cfg, err := b.consumerConfig(g, &sc)
-		if err == nil {
-			var cons jetstream.Consumer
-			cons, err = js.CreateOrUpdateConsumer(ctx, StreamName, cfg)
-			if err == nil {
-				var cc jetstream.ConsumeContext
-				cc, err = cons.Consume(s.dispatch,
-					jetstream.PullMaxMessagesWithBytesLimit(consumerPullMessages, consumerPullBytes),
-					jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-						if !errors.Is(err, jetstream.ErrNoHeartbeat) || ctx.Err() == nil {
-							b.cfg.log.Warn("consume", "group", cfg.Durable, "err", err)
-						}
-					}))
-				ccs = append(ccs, cc)
-			}
+	if len(sc.groups) == 0 {
+		return s.member(ctx)
+	}
+	var running []*groupConsumer
+	defer func() {
+		for _, gc := range running {
+			s.stopGroup(gc)
 		}
+	}()
+	for _, g := range sc.groups {
+		gc, err := s.startGroup(ctx, g)
 		if err != nil {
-			for _, cc := range ccs {
-				cc.Stop()
-			}
-			stop()
 			if ctx.Err() != nil {
 				return nil // stopped while starting
 			}
-			return fmt.Errorf("agentbus: consume group %d: %w", g, err)
+			return err
 		}
+		running = append(running, gc)
 	}
 	<-ctx.Done()
-	// Stop pulling, let the callbacks in progress hand their batches over,
-	// then finish the batches already started.
-	for _, cc := range ccs {
-		cc.Drain()
-	}
-	for _, cc := range ccs {
-		<-cc.Closed()
-	}
-	stop()
 	return nil
+}
+
+// groupConsumer is one group being consumed by this process.
+type groupConsumer struct {
+	group    int
+	cc       jetstream.ConsumeContext
+	inflight atomic.Int64 // batches dispatched and not yet done
+}
+
+// startGroup creates (or updates) the group's durable consumer and starts
+// pulling from it.
+func (s *server) startGroup(ctx context.Context, g int) (*groupConsumer, error) {
+	cfg, err := s.bus.consumerConfig(g, s.cfg)
+	if err != nil {
+		return nil, err
+	}
+	cons, err := s.bus.js[0].CreateOrUpdateConsumer(ctx, StreamName, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("agentbus: consumer of group %s: %w", cfg.Durable, err)
+	}
+	gc := &groupConsumer{group: g}
+	gc.cc, err = cons.Consume(func(msg jetstream.Msg) { s.dispatch(gc, msg) },
+		jetstream.PullMaxMessagesWithBytesLimit(consumerPullMessages, consumerPullBytes),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if s.ctx.Err() == nil {
+				s.bus.cfg.log.Warn("consume", "group", cfg.Durable, "err", err)
+			}
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("agentbus: consume group %s: %w", cfg.Durable, err)
+	}
+	return gc, nil
+}
+
+// stopGroup stops pulling from a group, lets the batches already fetched be
+// dispatched, and waits until every dispatched batch of the group is done
+// (acknowledged, or released for redelivery when Serve is stopping).
+func (s *server) stopGroup(gc *groupConsumer) {
+	gc.cc.Drain()
+	<-gc.cc.Closed()
+	for gc.inflight.Load() > 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // server is one Serve call.
@@ -298,13 +319,13 @@ type server struct {
 type batchJob struct {
 	msg   jetstream.Msg
 	agent string
-	group int
+	gc    *groupConsumer
 }
 
 // dispatch runs in a group's consume goroutine: it routes the batch to the
 // worker that owns its agent, so one agent's batches are handled in order.
-func (s *server) dispatch(msg jetstream.Msg) {
-	group, agent, err := placement.ParseSubject(msg.Subject())
+func (s *server) dispatch(gc *groupConsumer, msg jetstream.Msg) {
+	_, agent, err := placement.ParseSubject(msg.Subject())
 	if err != nil {
 		s.bus.recv.poison.Add(1)
 		s.reject(msg, "", fmt.Sprintf("subject %q: %v", msg.Subject(), err))
@@ -317,9 +338,11 @@ func (s *server) dispatch(msg jetstream.Msg) {
 		_ = msg.Nak()
 		return
 	}
+	gc.inflight.Add(1)
 	select {
-	case q <- &batchJob{msg: msg, agent: agent, group: group}:
+	case q <- &batchJob{msg: msg, agent: agent, gc: gc}:
 	case <-s.ctx.Done():
+		gc.inflight.Add(-1)
 		_ = msg.Nak() // not started: another consumer may take it at once
 	}
 }
@@ -328,9 +351,10 @@ func (s *server) work(q <-chan *batchJob) {
 	for job := range q {
 		if s.ctx.Err() != nil {
 			_ = job.msg.Nak()
-			continue
+		} else {
+			s.handleBatch(job)
 		}
-		s.handleBatch(job)
+		job.gc.inflight.Add(-1)
 	}
 }
 

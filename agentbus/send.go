@@ -83,11 +83,10 @@ func (b *Bus) SendAsync(ctx context.Context, env *codec.Envelope) (*Ticket, erro
 		b.codec.Pool().Put(buf)
 		return nil, fmt.Errorf("agentbus: encode message %s: %w", env.ID, err)
 	}
-	if len(buf.B) > b.codec.MaxSize() {
-		n := len(buf.B)
+	if n := len(buf.B); n > b.cfg.maxMsgSize {
 		b.codec.Pool().Put(buf)
 		b.stats.tooLarge.Add(1)
-		return nil, fmt.Errorf("agentbus: message %s to %s is %d bytes: %w (%d bytes)", env.ID, env.To, n, codec.ErrTooLarge, b.codec.MaxSize())
+		return nil, fmt.Errorf("agentbus: message %s to %s is %d bytes: %w (%d bytes)", env.ID, env.To, n, codec.ErrTooLarge, b.cfg.maxMsgSize)
 	}
 	// The buffer's capacity, not the message's length, is what it holds
 	// in memory, so the send buffer's byte limit bounds real memory.
@@ -142,6 +141,7 @@ func (b *Bus) flush(ctx context.Context, dest string, items []*codec.Buffer) err
 // during a leader election, a disconnect, a full stream) with back-off and
 // the same message ID, so the stream stores it once.
 func (b *Bus) publish(ctx context.Context, js jetstream.JetStream, msg *nats.Msg, id string, n int) error {
+	nc := js.Conn()
 	var last error // the last failure that was not ctx ending
 	full := false  // the last attempt found the stream full
 	wait := retryMin
@@ -167,9 +167,20 @@ func (b *Bus) publish(ctx context.Context, js jetstream.JetStream, msg *nats.Msg
 			select {
 			case <-ctx.Done():
 			case <-time.After(d):
-				b.stats.retries.Add(1)
-				wait = min(2*wait, retryMax)
-				continue
+				// While disconnected, a publish would only add another copy
+				// of the batch to the bounded reconnect buffer: wait for the
+				// reconnect instead.
+				for !nc.IsConnected() && !nc.IsClosed() && ctx.Err() == nil {
+					select {
+					case <-ctx.Done():
+					case <-time.After(retryMin):
+					}
+				}
+				if ctx.Err() == nil {
+					b.stats.retries.Add(1)
+					wait = min(2*wait, retryMax)
+					continue
+				}
 			}
 		}
 		switch {
@@ -185,29 +196,46 @@ func (b *Bus) publish(ctx context.Context, js jetstream.JetStream, msg *nats.Msg
 	}
 }
 
-// isStreamFull reports a publish refused because the stream or the
-// server's storage is at its limit (discard new).
+// JetStream error codes the publish path tells apart.
+const (
+	codeAccountResourcesExceeded = 10002
+	codeInsufficientResources    = 10023
+	codeStorageResourcesExceeded = 10047
+	codeStoreFailed              = 10077 // maximum bytes or messages exceeded
+	codeMessageTooLarge          = 10054
+	codeStreamNotMatch           = 10060
+	codeWrongLastSequence        = 10071
+	codeWrongLastSequenceConst   = 10164
+)
+
+// isStreamFull reports a publish refused because the stream, the account
+// or the server's storage is at its limit (discard new): backpressure.
 func isStreamFull(err error) bool {
 	var apiErr *jetstream.APIError
 	if !errors.As(err, &apiErr) {
 		return false
 	}
-	const (
-		storeFailed           = 10077 // maximum bytes/messages exceeded
-		insufficientResources = 10047
-	)
-	return apiErr.ErrorCode == storeFailed || apiErr.ErrorCode == insufficientResources
+	switch apiErr.ErrorCode {
+	case codeStoreFailed, codeStorageResourcesExceeded, codeInsufficientResources, codeAccountResourcesExceeded:
+		return true
+	}
+	return false
 }
 
-// isPermanent reports a publish error that retrying cannot fix.
+// isPermanent reports a publish error that retrying cannot fix. Everything
+// else (timeouts, no responders during a leader election, a cluster
+// briefly unavailable, a full stream) is retried until the send timeout.
 func isPermanent(err error) bool {
-	switch {
-	case errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrMaxPayload),
-		errors.Is(err, nats.ErrBadSubject):
+	if errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, nats.ErrBadSubject) {
 		return true
-	case isStreamFull(err):
-		return false
 	}
 	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) // the stream answered with a refusal
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	switch apiErr.ErrorCode {
+	case codeMessageTooLarge, codeStreamNotMatch, codeWrongLastSequence, codeWrongLastSequenceConst:
+		return true
+	}
+	return false
 }

@@ -265,3 +265,61 @@ func TestCloseDeliversBufferedAndIsIdempotent(t *testing.T) {
 		t.Fatalf("send after close: %v, want ErrClosed", err)
 	}
 }
+
+// TestSendSizesAtTheLimits sends messages of exactly the max size and
+// many small ones under a small max: none may fail at flush time.
+func TestSendSizesAtTheLimits(t *testing.T) {
+	srv := embeddedtest.RunServer(t)
+	const max = 8 << 10
+	bus := connectBus(t, srv, agentbus.WithMaxMessageSize(max), agentbus.WithCompression(codec.CompressNone))
+	ctx := testCtx(t, 30*time.Second)
+	var tickets []*agentbus.Ticket
+	for i := range 200 {
+		tk, err := bus.SendAsync(ctx, textEnvelope("a", "b", fmt.Sprintf("s%03d", i), "small"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tickets = append(tickets, tk)
+	}
+	// Find a text length whose envelope encodes to exactly max bytes.
+	exact := textEnvelope("a", "b", "exact", "")
+	exact.CreatedAt = time.Now().UnixMilli() // as Send would fill it in
+	base, _ := exact.AppendMsgpack(nil)
+	for n := max - len(base) - 5; ; n++ {
+		exact.Message.Parts[0].Text = strings.Repeat("x", n)
+		b, _ := exact.AppendMsgpack(nil)
+		if len(b) == max {
+			break
+		}
+		if len(b) > max {
+			t.Fatalf("no text length encodes to exactly %d bytes", max)
+		}
+	}
+	if err := bus.Send(ctx, exact); err != nil {
+		t.Fatalf("message of exactly the max size: %v", err)
+	}
+	for _, tk := range tickets {
+		if err := tk.Wait(ctx); err != nil {
+			t.Fatalf("small message: %v", err)
+		}
+	}
+	exact.ID, exact.Message.Parts[0].Text = "over1", exact.Message.Parts[0].Text+"x" // same ID length, one byte more
+	if err := bus.Send(ctx, exact); !errors.Is(err, agentbus.ErrTooLarge) {
+		t.Fatalf("one byte over the max: %v, want ErrTooLarge", err)
+	}
+}
+
+// TestSendFitsServerMaxPayload connects to a server left at NATS's 1 MB
+// default max_payload: a 2 MiB message is refused before sending.
+func TestSendFitsServerMaxPayload(t *testing.T) {
+	srv := embeddedtest.RunServer(t, embedded.WithMaxPayload(1<<20))
+	bus := connectBus(t, srv)
+	ctx := testCtx(t, 30*time.Second)
+	big := textEnvelope("a", "b", "big", strings.Repeat("y", 2<<20))
+	if err := bus.Send(ctx, big); !errors.Is(err, agentbus.ErrTooLarge) {
+		t.Fatalf("2 MiB message to a 1 MiB server: %v, want ErrTooLarge", err)
+	}
+	if err := bus.Send(ctx, textEnvelope("a", "b", "ok", strings.Repeat("z", 900<<10))); err != nil {
+		t.Fatalf("900 KiB message: %v", err)
+	}
+}

@@ -60,6 +60,11 @@ type StreamConfig struct {
 	// DeadLetterMaxBytes bounds the dead-letter stream (discard new).
 	// Default DefaultDeadLetterMaxBytes.
 	DeadLetterMaxBytes int64
+	// UpdateLimits makes EnsureStreams bring the limits and replicas of
+	// existing streams to these settings. Without it existing streams are
+	// left as they are (an operator may have tuned them), and only checked
+	// for conflicts.
+	UpdateLimits bool
 }
 
 // Validate reports the first setting that is out of range.
@@ -136,31 +141,31 @@ func (c StreamConfig) streams() []jetstream.StreamConfig {
 }
 
 // EnsureStreams creates the A2A stream and the dead-letter stream, or
-// brings existing ones to cfg. Limits (size, age, duplicate window,
-// replicas) of an existing stream are updated; settings JetStream cannot
-// change or that would change the bus's semantics (subjects, retention,
-// storage, discard policy) give an error wrapping ErrStreamConflict and
-// leave the stream as it is. Calling it again with the same cfg changes
-// nothing.
+// checks existing ones. Settings JetStream cannot change or that would
+// change the bus's semantics (subjects, retention, storage, discard policy)
+// give an error wrapping ErrStreamConflict and leave the stream as it is.
+// Limits (size, age, duplicate window, replicas) of an existing stream are
+// updated only when cfg.UpdateLimits is set. Calling it again with the same
+// cfg changes nothing.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
 	for _, want := range cfg.streams() {
-		if err := ensureStream(ctx, js, want); err != nil {
+		if err := ensureStream(ctx, js, want, cfg.UpdateLimits); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig) error {
+func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig, update bool) error {
 	s, err := js.Stream(ctx, want.Name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		_, err = js.CreateStream(ctx, want)
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			// Another process created it first; check its settings.
-			return ensureStream(ctx, js, want)
+			return ensureStream(ctx, js, want, update)
 		}
 		if err != nil {
 			return fmt.Errorf("agentbus: create stream %s: %w", want.Name, err)
@@ -174,7 +179,7 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.St
 	if conflicts := streamConflicts(have, want); len(conflicts) > 0 {
 		return fmt.Errorf("%w: stream %s has %s", ErrStreamConflict, want.Name, strings.Join(conflicts, "; "))
 	}
-	if sameLimits(have, want) {
+	if !update || sameLimits(have, want) {
 		return nil
 	}
 	// Keep what the operator set that we do not manage (placement, mirrors,

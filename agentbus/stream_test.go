@@ -47,8 +47,7 @@ func TestEnsureStreamsCreatesWithDefaults(t *testing.T) {
 		t.Errorf("dead-letter stream config %+v", dc)
 	}
 
-	// A full stream refuses new messages instead of dropping old ones.
-	if _, err := js.Publish(ctx, "a2a.in.g1.agent", []byte("x")); err != nil {
+	if _, err := js.Publish(ctx, "a2a.in.g0001.agent", []byte("x")); err != nil {
 		t.Fatalf("publish to A2A stream: %v", err)
 	}
 }
@@ -67,8 +66,16 @@ func TestEnsureStreamsIdempotentAndUpdatesLimits(t *testing.T) {
 	}
 	created := s.CachedInfo().Created
 
+	// Without UpdateLimits an existing stream keeps what it has.
 	cfg.MaxBytes = 2 << 20
 	cfg.MaxAge = time.Hour
+	if err := agentbus.EnsureStreams(ctx, js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := s.Info(ctx); err != nil || info.Config.MaxBytes != 1<<20 {
+		t.Fatalf("limits changed without UpdateLimits: %v %v", info.Config.MaxBytes, err)
+	}
+	cfg.UpdateLimits = true
 	if err := agentbus.EnsureStreams(ctx, js, cfg); err != nil {
 		t.Fatal(err)
 	}

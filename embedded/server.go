@@ -31,6 +31,9 @@ type Server struct {
 // Start-up failures (port in use, unwritable store dir, bad configuration)
 // are returned with the server's own description.
 func Start(ctx context.Context, opts ...Option) (*Server, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNotReady, context.Cause(ctx))
+	}
 	cfg := defaultConfig()
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {

@@ -43,12 +43,21 @@ func sendCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	bus, err := agentbus.Connect(ctx, agentbus.WithURL(*url), agentbus.WithName("agentd-send"))
+	if *timeout <= 0 {
+		fmt.Fprintf(stderr, "agentd: send: --timeout %v must be positive\n", *timeout)
+		return exitUsage
+	}
+	bus, err := agentbus.Connect(ctx, agentbus.WithURL(*url), agentbus.WithName("agentd-send"),
+		agentbus.WithConnectTimeout(*timeout), agentbus.WithSendTimeout(*timeout))
 	if err != nil {
 		fmt.Fprintf(stderr, "agentd: send: --nats %s: %v\n", *url, err)
 		return exitError
 	}
-	defer func() { _ = bus.Close(context.Background()) }()
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), *timeout)
+		defer cancel()
+		_ = bus.Close(cctx)
+	}()
 	id := nuid.Next()
 	env := &codec.Envelope{
 		ID: id, From: *from, To: *to, Kind: "message",

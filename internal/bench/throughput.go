@@ -324,12 +324,18 @@ func busThroughput(ctx context.Context, env Env, c ThroughputConfig, senders int
 	if err != nil {
 		return run, err
 	}
+	// The bus party writes to the A2A stream and purges it afterwards:
+	// never on a stream that holds messages or has consumers (a live bus).
 	if err := agentbus.EnsureStreams(ctx, js, agentbus.StreamConfig{}); err != nil {
 		return run, err
 	}
 	s, err := js.Stream(ctx, agentbus.StreamName)
 	if err != nil {
 		return run, err
+	}
+	if st := s.CachedInfo().State; st.Msgs > 0 || st.Consumers > 0 {
+		return run, fmt.Errorf("bench: stream %s holds %d messages and has %d consumers: refusing to benchmark on a bus in use (run without --nats)",
+			agentbus.StreamName, st.Msgs, st.Consumers)
 	}
 	if err := s.Purge(ctx); err != nil {
 		return run, fmt.Errorf("bench: purge %s: %w", agentbus.StreamName, err)
@@ -362,12 +368,12 @@ func busThroughput(ctx context.Context, env Env, c ThroughputConfig, senders int
 			// Tickets are shared by a batch: keep each once, and drop the
 			// completed ones as the run goes, so the harness's own memory
 			// stays bounded by the batches in flight.
-			pending := make(map[*agentbus.Ticket]struct{})
-			bad := 0
+			pending := make(map[*agentbus.Ticket]int) // ticket -> messages in it
+			bad := 0                                  // failed messages
 			var firstErr error
-			check := func(t *agentbus.Ticket) {
-				if err := t.Err(); err != nil {
-					bad++ // counts batches, not messages: any is a failure
+			check := func(t *agentbus.Ticket, err error) {
+				if err != nil {
+					bad += pending[t]
 					firstErr = cmp(firstErr, err)
 				}
 				delete(pending, t)
@@ -382,22 +388,19 @@ func busThroughput(ctx context.Context, env Env, c ThroughputConfig, senders int
 					firstErr = cmp(firstErr, err)
 					continue
 				}
-				pending[t] = struct{}{}
+				pending[t]++
 				if i%4096 == 4095 {
 					for t := range pending {
 						select {
 						case <-t.Done():
-							check(t)
+							check(t, t.Err())
 						default:
 						}
 					}
 				}
 			}
 			for t := range pending {
-				if err := t.Wait(ctx); err != nil {
-					firstErr = cmp(firstErr, err)
-				}
-				check(t)
+				check(t, t.Wait(ctx))
 			}
 			mu.Lock()
 			errs += bad

@@ -3,10 +3,13 @@ package bench
 import (
 	"context"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/a2abus/a2abus/agentbus"
 	"github.com/a2abus/a2abus/embedded/embeddedtest"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestThroughputSmall runs the scenario at a small size: every party
@@ -30,5 +33,33 @@ func TestThroughputSmall(t *testing.T) {
 	}
 	if res.RatioVsRawJS <= 0 || res.RatioVsCore <= 0 {
 		t.Errorf("ratios %v %v", res.RatioVsRawJS, res.RatioVsCore)
+	}
+}
+
+// TestThroughputRefusesBusInUse: the bench must not touch a stream that
+// holds messages.
+func TestThroughputRefusesBusInUse(t *testing.T) {
+	srv := embeddedtest.RunServer(t)
+	nc := embeddedtest.Connect(t, srv)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := agentbus.EnsureStreams(ctx, js, agentbus.StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, "a2a.in.g0001.someone", []byte("waiting")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Throughput(ctx, Env{URL: srv.ClientURL(), Progress: io.Discard},
+		ThroughputConfig{Msgs: 100, Senders: []int{1}, Parties: []string{"bus"}})
+	if err == nil || !strings.Contains(err.Error(), "refusing") {
+		t.Fatalf("Throughput on a stream in use: %v", err)
+	}
+	s, _ := js.Stream(ctx, agentbus.StreamName)
+	if info, _ := s.Info(ctx); info.State.Msgs != 1 {
+		t.Fatalf("the waiting message is gone: %d messages", info.State.Msgs)
 	}
 }

@@ -1,0 +1,309 @@
+package agentbus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/a2abus/a2abus/placement"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+)
+
+// KV buckets of the receive path.
+const (
+	// MembersBucket holds one key per live consumer process, refreshed by
+	// its heartbeat and gone TTL after the last one.
+	MembersBucket = "a2abus_members"
+	// LeasesBucket holds one key per group being consumed, whose value is
+	// the member consuming it: at most one member pulls a group at a time.
+	LeasesBucket = "a2abus_leases"
+
+	// DefaultMemberTTL is how long a member that stopped heartbeating keeps
+	// its groups. Its heartbeat runs every TTL/4.
+	DefaultMemberTTL = 10 * time.Second
+)
+
+// ServeMemberTTL sets the membership and lease TTL (default 10 s): a
+// consumer that dies loses its groups this long after its last heartbeat.
+// Every member of a bus must use the same.
+func ServeMemberTTL(d time.Duration) ServeOption {
+	return func(c *serveConfig) error {
+		if d < time.Second {
+			return fmt.Errorf("agentbus: member TTL %v under 1s", d)
+		}
+		c.memberTTL = d
+		return nil
+	}
+}
+
+// ServeMemberID names this consumer in the members bucket (default: the
+// host name and a unique suffix). It must be unique among live members.
+func ServeMemberID(id string) ServeOption {
+	return func(c *serveConfig) error {
+		if err := placement.ValidateAgentID(id); err != nil {
+			return fmt.Errorf("agentbus: member ID: %w", err)
+		}
+		c.memberID = id
+		return nil
+	}
+}
+
+// memberInfo is a member's value in the members bucket.
+type memberInfo struct {
+	ID      string    `json:"id"`
+	Host    string    `json:"host,omitempty"`
+	PID     int       `json:"pid"`
+	Started time.Time `json:"started"`
+	Groups  int       `json:"groups"` // groups held at the last heartbeat
+}
+
+// lease is a group this member holds or is taking.
+type lease struct {
+	rev uint64         // revision of our key in the leases bucket
+	gc  *groupConsumer // nil until consuming started
+	// releasing is set while the group is being handed over.
+	releasing bool
+}
+
+// membership runs Serve's dynamic mode.
+type membership struct {
+	s       *server
+	id      string
+	members jetstream.KeyValue
+	leases  jetstream.KeyValue
+	info    memberInfo
+
+	mu   sync.Mutex
+	held map[int]*lease
+	wg   sync.WaitGroup // start and release goroutines
+}
+
+// member joins the members bucket and, on every heartbeat, computes the
+// assignment of groups to the live members, takes the leases of the groups
+// assigned to it and hands over the others. It returns when ctx ends,
+// after releasing every lease.
+func (s *server) member(ctx context.Context) error {
+	b := s.bus
+	id := s.cfg.memberID
+	if id == "" {
+		host, _ := os.Hostname()
+		id = nuid.Next()
+		if placement.ValidateAgentID(host) == nil && host != "" {
+			id = host + "-" + id[len(id)-8:]
+		}
+	}
+	members, err := b.js[0].CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: MembersBucket, Description: "a2abus: live consumers", TTL: s.cfg.memberTTL,
+		History: 1, Replicas: b.cfg.stream.Replicas,
+	})
+	if err != nil {
+		return s.setupErr(ctx, fmt.Errorf("agentbus: members bucket: %w", err))
+	}
+	leases, err := b.js[0].CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: LeasesBucket, Description: "a2abus: which member consumes each group", TTL: s.cfg.memberTTL,
+		History: 1, Replicas: b.cfg.stream.Replicas,
+	})
+	if err != nil {
+		return s.setupErr(ctx, fmt.Errorf("agentbus: leases bucket: %w", err))
+	}
+	host, _ := os.Hostname()
+	m := &membership{s: s, id: id, members: members, leases: leases, held: map[int]*lease{},
+		info: memberInfo{ID: id, Host: host, PID: os.Getpid(), Started: time.Now()}}
+	b.cfg.log.Info("joined as consumer", "member", id)
+
+	tick := time.NewTicker(s.cfg.memberTTL / 4)
+	defer tick.Stop()
+	for {
+		if err := m.reconcile(ctx); err != nil && ctx.Err() == nil {
+			b.cfg.log.Warn("membership", "member", id, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			m.leave()
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+func (s *server) setupErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// reconcile is one heartbeat: refresh our member key and leases, then act
+// on the assignment of the members alive now.
+func (m *membership) reconcile(ctx context.Context) error {
+	m.mu.Lock()
+	m.info.Groups = len(m.held)
+	m.mu.Unlock()
+	val, _ := json.Marshal(m.info)
+	if _, err := m.members.Put(ctx, m.id, val); err != nil {
+		return fmt.Errorf("heartbeat: %w", err)
+	}
+	names, err := m.members.Keys(ctx)
+	if err != nil {
+		return fmt.Errorf("list members: %w", err)
+	}
+	if !slices.Contains(names, m.id) {
+		names = append(names, m.id)
+	}
+	mine, err := assignedGroups(m.s.bus.groups.Count(), names, m.id)
+	if err != nil {
+		return err
+	}
+	want := map[int]bool{}
+	for _, g := range mine {
+		want[g] = true
+	}
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for g, l := range m.held {
+		if l.releasing {
+			continue
+		}
+		// Refresh the lease; losing it means another member took the group
+		// (we stalled past the TTL): stop at once.
+		rev, err := m.leases.Update(ctx, groupKey(g), []byte(m.id), l.rev)
+		if err != nil {
+			m.s.bus.cfg.log.Warn("lost the lease of a group", "member", m.id, "group", g, "err", err)
+			m.release(g, l, false)
+			continue
+		}
+		l.rev = rev
+		if !want[g] {
+			m.release(g, l, true)
+		}
+	}
+	for g := range want {
+		if _, ok := m.held[g]; ok {
+			continue
+		}
+		rev, err := m.leases.Create(ctx, groupKey(g), []byte(m.id))
+		if err != nil {
+			continue // held by another member until it hands over or expires
+		}
+		l := &lease{rev: rev}
+		m.held[g] = l
+		m.wg.Go(func() { m.take(ctx, g, l) })
+	}
+	return nil
+}
+
+// take starts consuming a group whose lease we now hold. Batches the
+// previous owner was sent but never acknowledged (it died) are redelivered
+// before newer ones once their ack wait passes, so we wait until the
+// consumer has nothing pending or the ack wait has passed, to keep each
+// agent's order across the hand-over.
+func (m *membership) take(ctx context.Context, g int, l *lease) {
+	s := m.s
+	cfg, err := s.bus.consumerConfig(g, s.cfg)
+	if err != nil {
+		return
+	}
+	deadline := time.Now().Add(s.cfg.ackWait)
+	for time.Now().Before(deadline) {
+		cons, err := s.bus.js[0].Consumer(ctx, StreamName, cfg.Durable)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			break
+		}
+		if err == nil && cons.CachedInfo().NumAckPending == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	gc, err := s.startGroup(ctx, g)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err != nil {
+		if ctx.Err() == nil {
+			s.bus.cfg.log.Warn("start group", "group", g, "err", err)
+		}
+		delete(m.held, g)
+		_ = m.leases.Delete(context.Background(), groupKey(g), jetstream.LastRevision(l.rev))
+		return
+	}
+	if l.releasing { // handed over while we were starting
+		m.wg.Go(func() { s.stopGroup(gc) })
+		return
+	}
+	l.gc = gc
+	s.bus.cfg.log.Debug("consuming group", "member", m.id, "group", g)
+}
+
+// release hands a group over: stop pulling, finish the batches fetched, then
+// delete our lease so that the next owner can take it (when keep is false
+// the lease is already gone). Called with m.mu held.
+func (m *membership) release(g int, l *lease, deleteLease bool) {
+	l.releasing = true
+	m.wg.Go(func() {
+		if gc := m.startedConsumer(l); gc != nil {
+			m.s.stopGroup(gc)
+		}
+		m.mu.Lock()
+		rev := l.rev
+		delete(m.held, g)
+		m.mu.Unlock()
+		if deleteLease {
+			if err := m.leases.Delete(context.Background(), groupKey(g), jetstream.LastRevision(rev)); err != nil {
+				m.s.bus.cfg.log.Warn("release lease", "group", g, "err", err)
+			}
+		}
+	})
+}
+
+func (m *membership) startedConsumer(l *lease) *groupConsumer {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return l.gc
+}
+
+// leave releases every group, waits for the hand-overs, and removes our
+// member key so the others reassign at once.
+func (m *membership) leave() {
+	m.mu.Lock()
+	for g, l := range m.held {
+		if !l.releasing {
+			m.release(g, l, true)
+		}
+	}
+	m.mu.Unlock()
+	m.wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = m.members.Delete(ctx, m.id)
+}
+
+func groupKey(g int) string { return fmt.Sprintf("g%04d", g) }
+
+// assignedGroups returns the groups the assignment of groups to members
+// gives to member. TEMPORARY: a plain ring, replaced by bounded loads.
+func assignedGroups(groups int, members []string, member string) ([]int, error) {
+	r, err := placement.NewRing()
+	if err != nil {
+		return nil, err
+	}
+	if err := r.Set(members); err != nil {
+		return nil, err
+	}
+	var out []int
+	for g := range groups {
+		if owner, _ := r.Lookup(groupKey(g)); owner == member {
+			out = append(out, g)
+		}
+	}
+	return out, nil
+}
