@@ -200,10 +200,11 @@ func (m *membership) reconcile(ctx context.Context) error {
 }
 
 // take starts consuming a group whose lease we now hold. Batches the
-// previous owner was sent but never acknowledged (it died) are redelivered
-// before newer ones once their ack wait passes, so we wait until the
-// consumer has nothing pending or the ack wait has passed, to keep each
-// agent's order across the hand-over.
+// previous owner was sent but never acknowledged (it died, or a batch
+// reached its inbox as it stopped pulling) are redelivered before newer
+// ones once their ack wait passes, so we wait until the consumer has
+// nothing pending or the ack wait has passed, to keep each agent's order
+// across the hand-over. That wait is why the default ack wait is short.
 func (m *membership) take(ctx context.Context, g int, l *lease) {
 	s := m.s
 	cfg, err := s.bus.consumerConfig(g, s.cfg)

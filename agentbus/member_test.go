@@ -52,7 +52,8 @@ func startMember(t *testing.T, srv *embedded.Server, name string, agents []strin
 			t.Fatal(err)
 		}
 	}
-	all := append([]agentbus.ServeOption{fastRetries, agentbus.ServeMemberID(name), agentbus.ServeMemberTTL(2 * time.Second)}, opts...)
+	all := append([]agentbus.ServeOption{fastRetries, agentbus.ServeMemberID(name),
+		agentbus.ServeMemberTTL(2 * time.Second), agentbus.ServeAckWait(time.Second)}, opts...)
 	return bus, serve(t, bus, all...)
 }
 

@@ -26,7 +26,7 @@ type Handler func(ctx context.Context, env *codec.Envelope) error
 // Receive-path defaults.
 const (
 	DefaultMaxAttempts  = 5
-	DefaultAckWait      = 30 * time.Second
+	DefaultAckWait      = 5 * time.Second
 	DefaultRetryBackoff = 100 * time.Millisecond
 	DefaultMaxRetryWait = 5 * time.Second
 	// consumerPullMessages and consumerPullBytes bound what one group's
@@ -155,7 +155,9 @@ func ServeRetryBackoff(first, max time.Duration) ServeOption {
 
 // ServeAckWait sets how long JetStream waits for a batch's ack before it
 // redelivers the batch, to another consumer if this one is gone (default
-// 30 s). A batch whose handlers take longer is kept alive meanwhile.
+// 5 s). A batch whose handlers take longer is kept alive with progress
+// acks every half ack wait. A group handed over can wait up to this long
+// for a batch sent to its old owner as it stopped, so keep it short.
 func ServeAckWait(d time.Duration) ServeOption {
 	return func(c *serveConfig) error {
 		if d < time.Second {
