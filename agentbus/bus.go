@@ -18,15 +18,16 @@ import (
 // per-destination batches to the A2A stream. One Bus is meant to be shared
 // by every agent in a process.
 type Bus struct {
-	cfg    config
-	conns  []*nats.Conn
-	owned  bool // the bus dialed conns and closes them
-	js     []jetstream.JetStream
-	codec  *codec.Codec
-	groups *placement.Groups
-	batch  *batcher.Batcher[*codec.Buffer]
-	stats  sendStats
-	recv   receiver
+	cfg     config
+	conns   []*nats.Conn
+	owned   bool // the bus dialed conns and closes them
+	js      []jetstream.JetStream
+	codec   *codec.Codec
+	groups  *placement.Groups
+	batch   *batcher.Batcher[*codec.Buffer]
+	stats   sendStats
+	recv    receiver
+	replies replies
 
 	writers sync.Pool // *codec.BatchWriter, one per flush in progress
 

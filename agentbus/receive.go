@@ -268,7 +268,8 @@ func (b *Bus) Serve(ctx context.Context, opts ...ServeOption) error {
 type groupConsumer struct {
 	group    int
 	cc       jetstream.ConsumeContext
-	inflight atomic.Int64 // batches dispatched and not yet done
+	direct   *nats.Subscription // direct requests to the group's agents
+	inflight atomic.Int64       // batches dispatched and not yet done
 }
 
 // startGroup creates (or updates) the group's durable consumer and starts
@@ -293,13 +294,52 @@ func (s *server) startGroup(ctx context.Context, g int) (*groupConsumer, error) 
 	if err != nil {
 		return nil, fmt.Errorf("agentbus: consume group %s: %w", cfg.Durable, err)
 	}
+	// A queue group, so that a request goes to one consumer even while two
+	// hold the group for a moment during a hand-over.
+	gc.direct, err = s.bus.conns[0].QueueSubscribe(DirectSubjectPrefix+"."+cfg.Durable+".*", "a2abus", s.handleDirect)
+	if err != nil {
+		gc.cc.Stop()
+		return nil, fmt.Errorf("agentbus: direct requests of group %s: %w", cfg.Durable, err)
+	}
 	return gc, nil
+}
+
+// handleDirect handles a direct request: once, in the group's subscription
+// goroutine, answering with an error reply if the handler fails.
+func (s *server) handleDirect(m *nats.Msg) {
+	var env codec.Envelope
+	if err := s.bus.codec.DecodeEnvelope(m.Data, &env); err != nil {
+		s.bus.recv.poison.Add(1)
+		s.bus.cfg.log.Warn("undecodable direct request dropped", "subject", m.Subject, "err", err)
+		return
+	}
+	env.ReplyTo = m.Reply
+	if err := s.call(env.To, &env); err != nil {
+		s.bus.recv.failures.Add(1)
+		s.replyError(&env, err)
+		return
+	}
+	s.bus.recv.handled.Add(1)
+}
+
+// replyError answers a request whose handler failed for good, so that its
+// requester learns why instead of waiting for its deadline.
+func (s *server) replyError(req *codec.Envelope, err error) {
+	if req.ReplyTo == "" {
+		return
+	}
+	resp := &codec.Envelope{Kind: "error"}
+	resp.Headers.Set(HeaderError, err.Error())
+	if rerr := s.bus.Reply(s.ctx, req, resp); rerr != nil {
+		s.bus.cfg.log.Warn("error reply not sent", "request", req.ID, "err", rerr)
+	}
 }
 
 // stopGroup stops pulling from a group, lets the batches already fetched be
 // dispatched, and waits until every dispatched batch of the group is done
 // (acknowledged, or released for redelivery when Serve is stopping).
 func (s *server) stopGroup(gc *groupConsumer) {
+	_ = gc.direct.Unsubscribe()
 	gc.cc.Drain()
 	<-gc.cc.Closed()
 	for gc.inflight.Load() > 0 {
@@ -411,6 +451,9 @@ func (s *server) handleBatch(job *batchJob) {
 		if err == nil {
 			b.recv.handled.Add(1)
 			continue
+		}
+		if s.ctx.Err() == nil {
+			s.replyError(env, err)
 		}
 		if s.ctx.Err() != nil || !s.deadLetter(msg, job.agent, env, err.Error(), attempts) {
 			// Stopping mid-batch, or the dead letter could not be stored:

@@ -61,21 +61,8 @@ func (b *Bus) Send(ctx context.Context, env *codec.Envelope) error {
 // returns an error wrapping ErrBackpressure). The Ticket completes when the
 // batch is stored or has failed. env may be reused once SendAsync returns.
 func (b *Bus) SendAsync(ctx context.Context, env *codec.Envelope) (*Ticket, error) {
-	if err := placement.ValidateAgentID(env.To); err != nil {
-		b.stats.invalid.Add(1)
-		return nil, fmt.Errorf("agentbus: send to: %w", err)
-	}
-	if env.From != "" {
-		if err := placement.ValidateAgentID(env.From); err != nil {
-			b.stats.invalid.Add(1)
-			return nil, fmt.Errorf("agentbus: send from: %w", err)
-		}
-	}
-	if env.ID == "" {
-		env.ID = nuid.Next()
-	}
-	if env.CreatedAt == 0 {
-		env.CreatedAt = time.Now().UnixMilli()
+	if err := b.validate(env); err != nil {
+		return nil, err
 	}
 	buf := b.codec.Pool().Get(1 << 10)
 	var err error
@@ -97,6 +84,30 @@ func (b *Bus) SendAsync(ctx context.Context, env *codec.Envelope) (*Ticket, erro
 	}
 	return t, nil
 }
+
+// validate checks env's agent IDs and fills in its ID and creation time.
+func (b *Bus) validate(env *codec.Envelope) error {
+	if err := placement.ValidateAgentID(env.To); err != nil {
+		b.stats.invalid.Add(1)
+		return fmt.Errorf("agentbus: send to: %w", err)
+	}
+	if env.From != "" {
+		if err := placement.ValidateAgentID(env.From); err != nil {
+			b.stats.invalid.Add(1)
+			return fmt.Errorf("agentbus: send from: %w", err)
+		}
+	}
+	if env.ID == "" {
+		env.ID = newID()
+	}
+	if env.CreatedAt == 0 {
+		env.CreatedAt = time.Now().UnixMilli()
+	}
+	return nil
+}
+
+// newID returns a unique message ID.
+func newID() string { return nuid.Next() }
 
 // flush publishes one batch of encoded envelopes for the agent dest as one
 // frame, retrying with the same Nats-Msg-Id until stored or ctx ends.

@@ -1,0 +1,168 @@
+package agentbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/a2abus/a2abus/codec"
+	"github.com/nats-io/nats.go"
+)
+
+// Request modes.
+const (
+	// Durable requests are stored in the A2A stream like any message: they
+	// survive a consumer restart and keep their place in the agent's order.
+	Durable RequestMode = iota
+	// Direct requests go to the consumer that owns the agent's group over
+	// core NATS: lowest latency, at most once, not ordered with the agent's
+	// stored messages, and failing at once when no consumer owns the group.
+	Direct
+)
+
+// RequestMode chooses how Request carries a request.
+type RequestMode uint8
+
+// DirectSubjectPrefix starts the subjects of direct requests:
+// a2a.direct.<group>.<agent>.
+const DirectSubjectPrefix = "a2a.direct"
+
+// HeaderError carries a handler's error text in an error reply.
+const HeaderError = "error"
+
+var (
+	// ErrRemote wraps the error a handler returned for a direct request.
+	ErrRemote = errors.New("agentbus: the agent's handler failed")
+	// ErrNoConsumer is returned by a direct request when no consumer owns
+	// the agent's group right now.
+	ErrNoConsumer = errors.New("agentbus: no consumer serves the agent's group")
+)
+
+// replies routes the replies to this bus's durable requests.
+type replies struct {
+	once    sync.Once
+	err     error
+	prefix  string // replies arrive on prefix.<request ID>
+	sub     *nats.Subscription
+	mu      sync.Mutex
+	waiting map[string]chan *codec.Envelope // request ID -> its waiter (size one)
+}
+
+// Request sends env to env.To and waits for the handler's reply (see
+// Reply), the A2A message/send round trip. The reply comes back on this
+// bus's own subject; a reply to a requester that has gone is dropped and
+// blocks nobody. When ctx ends first Request returns ctx's error; a durable
+// request may still be handled later.
+func (b *Bus) Request(ctx context.Context, env *codec.Envelope, mode RequestMode) (*codec.Envelope, error) {
+	if mode == Direct {
+		return b.requestDirect(ctx, env)
+	}
+	if err := b.replies.init(b); err != nil {
+		return nil, err
+	}
+	if env.ID == "" {
+		env.ID = newID()
+	}
+	env.ReplyTo = b.replies.prefix + "." + env.ID
+	ch := make(chan *codec.Envelope, 1)
+	b.replies.mu.Lock()
+	b.replies.waiting[env.ID] = ch
+	b.replies.mu.Unlock()
+	defer func() {
+		b.replies.mu.Lock()
+		delete(b.replies.waiting, env.ID)
+		b.replies.mu.Unlock()
+	}()
+	if err := b.Send(ctx, env); err != nil {
+		return nil, err
+	}
+	select {
+	case reply := <-ch:
+		return reply, replyErr(env.To, reply)
+	case <-ctx.Done():
+		return nil, fmt.Errorf("agentbus: request %s to %s: %w", env.ID, env.To, context.Cause(ctx))
+	}
+}
+
+// init subscribes to this bus's reply subjects on first use.
+func (r *replies) init(b *Bus) error {
+	r.once.Do(func() {
+		nc := b.conns[0]
+		r.prefix = nc.NewInbox()
+		r.waiting = map[string]chan *codec.Envelope{}
+		r.sub, r.err = nc.Subscribe(r.prefix+".*", func(m *nats.Msg) {
+			var reply codec.Envelope
+			if err := b.codec.DecodeEnvelope(m.Data, &reply); err != nil {
+				b.cfg.log.Warn("undecodable reply dropped", "subject", m.Subject, "err", err)
+				return
+			}
+			r.mu.Lock()
+			ch := r.waiting[reply.CorrelationID]
+			delete(r.waiting, reply.CorrelationID)
+			r.mu.Unlock()
+			if ch != nil {
+				ch <- &reply // size one, and removed: never blocks
+			}
+		})
+	})
+	return r.err
+}
+
+// requestDirect sends env over core NATS to the consumer owning its group.
+func (b *Bus) requestDirect(ctx context.Context, env *codec.Envelope) (*codec.Envelope, error) {
+	if err := b.validate(env); err != nil {
+		return nil, err
+	}
+	frame, err := b.codec.EncodeEnvelope(nil, env)
+	if err != nil {
+		return nil, fmt.Errorf("agentbus: encode request: %w", err)
+	}
+	token, err := b.groups.GroupToken(b.groups.Group(env.To))
+	if err != nil {
+		return nil, err
+	}
+	subject := DirectSubjectPrefix + "." + token + "." + env.To
+	m, err := b.conns[0].RequestWithContext(ctx, subject, frame)
+	if errors.Is(err, nats.ErrNoResponders) {
+		return nil, fmt.Errorf("%w: request to %s", ErrNoConsumer, env.To)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("agentbus: request %s to %s: %w", env.ID, env.To, err)
+	}
+	var reply codec.Envelope
+	if err := b.codec.DecodeEnvelope(m.Data, &reply); err != nil {
+		return nil, fmt.Errorf("agentbus: reply from %s: %w", env.To, err)
+	}
+	return &reply, replyErr(env.To, &reply)
+}
+
+func replyErr(agent string, reply *codec.Envelope) error {
+	if text, ok := reply.Headers.Lookup(HeaderError); ok {
+		return fmt.Errorf("%w: %s: %s", ErrRemote, agent, text)
+	}
+	return nil
+}
+
+// Reply answers req with resp: it sets resp's routing fields (from req's
+// To, to req's From, correlation ID req's ID) and publishes it to
+// req.ReplyTo over core NATS. A request without ReplyTo (a plain Send) is
+// not answered and Reply returns nil. Nothing waits for a requester that
+// has gone.
+func (b *Bus) Reply(ctx context.Context, req, resp *codec.Envelope) error {
+	if req.ReplyTo == "" {
+		return nil
+	}
+	resp.From, resp.To, resp.CorrelationID = req.To, req.From, req.ID
+	if resp.ID == "" {
+		resp.ID = newID()
+	}
+	frame, err := b.codec.EncodeEnvelope(nil, resp)
+	if err != nil {
+		return fmt.Errorf("agentbus: encode reply: %w", err)
+	}
+	if err := b.conns[0].Publish(req.ReplyTo, frame); err != nil {
+		return fmt.Errorf("agentbus: reply to %s: %w", req.ID, err)
+	}
+	return ctx.Err()
+}
