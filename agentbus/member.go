@@ -156,12 +156,12 @@ func (m *membership) reconcile(ctx context.Context) error {
 	if !slices.Contains(names, m.id) {
 		names = append(names, m.id)
 	}
-	mine, err := assignedGroups(m.s.bus.groups.Count(), names, m.id)
+	a, err := placement.Assign(m.s.bus.groups.Count(), names)
 	if err != nil {
 		return err
 	}
 	want := map[int]bool{}
-	for _, g := range mine {
+	for _, g := range a.Groups(m.id) {
 		want[g] = true
 	}
 
@@ -289,22 +289,3 @@ func (m *membership) leave() {
 }
 
 func groupKey(g int) string { return fmt.Sprintf("g%04d", g) }
-
-// assignedGroups returns the groups the assignment of groups to members
-// gives to member. TEMPORARY: a plain ring, replaced by bounded loads.
-func assignedGroups(groups int, members []string, member string) ([]int, error) {
-	r, err := placement.NewRing()
-	if err != nil {
-		return nil, err
-	}
-	if err := r.Set(members); err != nil {
-		return nil, err
-	}
-	var out []int
-	for g := range groups {
-		if owner, _ := r.Lookup(groupKey(g)); owner == member {
-			out = append(out, g)
-		}
-	}
-	return out, nil
-}

@@ -36,25 +36,35 @@ func ValidateAgentID(id string) error {
 	if len(id) == 0 {
 		return errEmptyAgentID
 	}
+	return checkToken(id, ErrInvalidAgentID)
+}
+
+// checkToken applies the agent ID rule to id, a name of the kind that
+// sentinel describes (an agent ID, or a member of an Assignment), and
+// returns an error wrapping sentinel that names the problem.
+func checkToken(id string, sentinel error) error {
+	if len(id) == 0 {
+		return fmt.Errorf("%w: empty", sentinel)
+	}
 	if len(id) > MaxAgentIDLen {
 		return fmt.Errorf("%w %q...: %d bytes long, limit %d",
-			ErrInvalidAgentID, id[:24], len(id), MaxAgentIDLen)
+			sentinel, id[:24], len(id), MaxAgentIDLen)
 	}
 	for i := 0; i < len(id); i++ {
 		if !idByte[id[i]] {
-			return badAgentIDChar(id, i)
+			return badTokenChar(id, i, sentinel)
 		}
 	}
 	return nil
 }
 
-// badAgentIDChar describes the character of id at byte offset i.
-func badAgentIDChar(id string, i int) error {
+// badTokenChar describes the character of id at byte offset i.
+func badTokenChar(id string, i int, sentinel error) error {
 	const allowed = "allowed are ASCII letters, digits, '-' and '_'"
 	r, size := utf8.DecodeRuneInString(id[i:])
 	if r == utf8.RuneError && size <= 1 {
 		return fmt.Errorf("%w %q: byte 0x%02x at offset %d is not valid UTF-8; %s",
-			ErrInvalidAgentID, id, id[i], i, allowed)
+			sentinel, id, id[i], i, allowed)
 	}
 	var hint string
 	switch r {
@@ -64,5 +74,5 @@ func badAgentIDChar(id string, i int) error {
 		hint = " (a subject wildcard)"
 	}
 	return fmt.Errorf("%w %q: character %q (%U) at offset %d%s; %s",
-		ErrInvalidAgentID, id, r, r, i, hint, allowed)
+		sentinel, id, r, r, i, hint, allowed)
 }

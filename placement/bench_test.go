@@ -135,3 +135,83 @@ func BenchmarkRingAdd(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAssignmentOwner measures the receive path's lookups: a group's
+// owner, and an agent's consumer (its group by jump hash, then the group's
+// owner), at 100 consumers. The anchor is a plain ring lookup of the group
+// token, what an assignment without bounded loads would cost per message.
+func BenchmarkAssignmentOwner(b *testing.B) {
+	members := memberNames("consumer-", 100)
+	a := mustAssign(b, DefaultGroups, members)
+	groups := mustGroups(b, DefaultGroups)
+	b.Run("group", func(b *testing.B) {
+		b.ReportAllocs()
+		g := 0
+		for b.Loop() {
+			_ = a.Owner(g & (DefaultGroups - 1))
+			g++
+		}
+	})
+	b.Run("agent", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			_ = a.Owner(groups.Group(benchKeys[i&4095]))
+			i++
+		}
+	})
+	r := newTestRing(b, DefaultVirtualNodes, members...)
+	tokens := make([]string, DefaultGroups)
+	for g := range tokens {
+		tokens[g] = string(appendGroupToken(nil, g))
+	}
+	b.Run("ring-lookup-anchor", func(b *testing.B) {
+		b.ReportAllocs()
+		g := 0
+		for b.Loop() {
+			_, _ = r.Lookup(tokens[g&(DefaultGroups-1)])
+			g++
+		}
+	})
+}
+
+// BenchmarkAssign measures computing an assignment of DefaultGroups groups,
+// which every consumer does on each membership change. The anchor is the
+// test-only bounded-load walk over ring successors (compare_test.go) on a
+// ring built beforehand.
+func BenchmarkAssign(b *testing.B) {
+	for _, n := range []int{10, 100} {
+		members := memberNames("consumer-", n)
+		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Assign(DefaultGroups, members); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		weights := map[string]float64{}
+		for i, m := range members {
+			weights[m] = float64(1 + i%4)
+		}
+		b.Run(fmt.Sprintf("members=%d/weighted", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Assign(DefaultGroups, members, WithWeights(weights)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		s := newTestRing(b, DefaultVirtualNodes, members...).Snapshot()
+		tokens := make([]string, DefaultGroups)
+		for g := range tokens {
+			tokens[g] = string(appendGroupToken(nil, g))
+		}
+		b.Run(fmt.Sprintf("members=%d/ring-walk-anchor", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = boundedAssign(s, tokens, DefaultLoadFactor)
+			}
+		})
+	}
+}

@@ -16,12 +16,19 @@ var (
 
 	// ErrInvalidOption reports a bad option or constructor argument: a
 	// group count outside 1..MaxGroups, a virtual node count outside
-	// 1..MaxVirtualNodes, an unknown Scheme.
+	// 1..MaxVirtualNodes, an unknown Scheme, a load factor below 1 or not
+	// finite, a weight that is not a positive finite number.
 	ErrInvalidOption = errors.New("placement: invalid option")
 
 	// ErrInvalidMember reports an empty ring member name, or the same name
-	// twice in one call to Add, Remove or Set.
+	// twice in one call to Add, Remove, Set or Assign. Assign also rejects
+	// a member ID that breaks the agent ID rule (see ValidateAgentID); the
+	// message names the offending character and its position.
 	ErrInvalidMember = errors.New("placement: invalid member")
+
+	// ErrNoMembers is returned by Assign for an empty member list: with no
+	// live consumer, no group has an owner.
+	ErrNoMembers = errors.New("placement: no members to assign groups to")
 
 	// ErrMemberExists is returned by Ring.Add for a member already in the
 	// ring.

@@ -138,3 +138,64 @@ func ExampleJumpHashString() {
 	// Output:
 	// 978 978
 }
+
+func ExampleAssign() {
+	// Groups → live consumers, bounded loads: every agentd that reads the
+	// same membership computes the same owners, without talking.
+	consumers := []string{"agentd-a", "agentd-b", "agentd-c"}
+	owners, err := placement.Assign(placement.DefaultGroups, consumers)
+	if err != nil {
+		panic(err)
+	}
+	for _, c := range consumers {
+		fmt.Printf("%s pulls %d groups (cap %d)\n", c, len(owners.Groups(c)), owners.Capacity(c))
+	}
+	fmt.Println("g0042 is pulled by", owners.Owner(42))
+
+	// Agent → group → consumer.
+	groups, err := placement.NewGroups(placement.DefaultGroups)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("planner-1 is served by", owners.Owner(groups.Group("planner-1")))
+
+	_, err = placement.Assign(placement.DefaultGroups, []string{"agentd.a"})
+	fmt.Println(err)
+	// Output:
+	// agentd-a pulls 90 groups (cap 90)
+	// agentd-b pulls 81 groups (cap 90)
+	// agentd-c pulls 85 groups (cap 90)
+	// g0042 is pulled by agentd-a
+	// planner-1 is served by agentd-c
+	// placement: invalid member "agentd.a": character '.' (U+002E) at offset 6 (a dot separates subject tokens); allowed are ASCII letters, digits, '-' and '_'
+}
+
+func ExampleMoved() {
+	before, err := placement.Assign(placement.DefaultGroups, []string{"agentd-a", "agentd-b", "agentd-c"})
+	if err != nil {
+		panic(err)
+	}
+	// The scaler starts a fourth consumer: only the moved groups are handed off.
+	after, err := placement.Assign(placement.DefaultGroups, []string{"agentd-a", "agentd-b", "agentd-c", "agentd-d"})
+	if err != nil {
+		panic(err)
+	}
+	moved := placement.Moved(before, after)
+	fmt.Printf("%d of %d groups change hands, %d of them to agentd-d\n",
+		len(moved), after.Count(), len(after.Groups("agentd-d")))
+	// Output:
+	// 67 of 256 groups change hands, 67 of them to agentd-d
+}
+
+func ExampleWithWeights() {
+	// A host with twice the cores gets about twice the groups.
+	owners, err := placement.Assign(placement.DefaultGroups,
+		[]string{"agentd-small", "agentd-big"},
+		placement.WithWeights(map[string]float64{"agentd-small": 8, "agentd-big": 16}))
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(len(owners.Groups("agentd-small")), len(owners.Groups("agentd-big")))
+	// Output:
+	// 86 170
+}

@@ -10,8 +10,9 @@ import (
 	"github.com/cespare/xxhash/v2"
 )
 
-// Ring is a consistent-hash ring over a changing set of named members, such
-// as the live consumers that consumer groups are assigned to. Each member
+// Ring is a consistent-hash ring over a changing set of named members. (To
+// assign consumer groups to live consumers, use Assign: it bounds every
+// consumer's load, which a ring alone does not.) Each member
 // has VirtualNodes points on the ring (DefaultVirtualNodes unless set with
 // WithVirtualNodes); a key belongs to the member of the first point at or
 // after the key's xxhash64, found by binary search. Adding a member moves
@@ -179,8 +180,9 @@ func checkMembers(members []string) ([]string, error) {
 // concurrent use, and a nil *Snapshot is an empty ring.
 //
 // A Snapshot is what an assignment that needs one consistent view works on:
-// for instance a bounded-load assignment of groups to consumers walks
-// Successors until it finds a member with spare capacity.
+// for instance a bounded-load assignment walks Successors until it finds a
+// member with spare capacity. (Assign ranks members by rendezvous hashing
+// instead, which moves fewer groups at the same bound: see its doc.)
 type Snapshot struct {
 	t       *table // nil when empty
 	version uint64

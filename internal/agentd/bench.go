@@ -16,7 +16,7 @@ import (
 // benchCmd runs "agentd bench SCENARIO [flags]".
 func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprintln(stderr, "agentd: bench: name a scenario: throughput")
+		fmt.Fprintln(stderr, "agentd: bench: name a scenario: throughput, latency or placement")
 		return exitUsage
 	}
 	scenario, args := args[0], args[1:]
@@ -28,7 +28,9 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.IntVar(&tc.Msgs, "msgs", 200_000, "messages per party and sender count")
 	fs.IntVar(&tc.MsgSize, "size", 256, "message payload `bytes`")
 	fs.IntVar(&tc.Destinations, "destinations", 64, "destination agents")
-	senders := fs.String("senders", "1,4", "sender counts to run, comma-separated")
+	senders := fs.String("senders", "1,4", "sender counts to run, comma-separated (throughput)")
+	var lc bench.LatencyConfig
+	fs.IntVar(&lc.Requests, "requests", 2000, "sequential round trips per party (latency)")
 	parties := fs.String("parties", "", "run only these of bus, raw_js and core, comma-separated (default all)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `file`")
 	if err := fs.Parse(args); err != nil {
@@ -51,10 +53,23 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if *parties != "" {
 		tc.Parties = strings.Split(*parties, ",")
 	}
-	if scenario != "throughput" {
-		fmt.Fprintf(stderr, "agentd: bench: unknown scenario %q (want throughput)\n", scenario)
+	switch scenario {
+	case "throughput", "latency":
+	case "placement": // pure computation: no server
+		res, err := bench.Placement(ctx, bench.PlacementConfig{})
+		if err == nil {
+			err = bench.WritePlacement(stdout, res, *asJSON)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "agentd: bench placement: %v\n", err)
+			return exitError
+		}
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "agentd: bench: unknown scenario %q (want throughput, latency or placement)\n", scenario)
 		return exitUsage
 	}
+	lc.MsgSize = tc.MsgSize
 	if err := tc.Validate(); err != nil {
 		fmt.Fprintf(stderr, "agentd: %v\n", err)
 		return exitUsage
@@ -89,12 +104,20 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		defer func() { _ = srv.Shutdown(context.Background()) }()
 		env = e
 	}
-	res, err := bench.Throughput(ctx, env, tc)
-	if err != nil {
-		fmt.Fprintf(stderr, "agentd: bench %s: %v\n", scenario, err)
-		return exitError
+	var err error
+	switch scenario {
+	case "throughput":
+		var res bench.ThroughputResult
+		if res, err = bench.Throughput(ctx, env, tc); err == nil {
+			err = bench.WriteThroughput(stdout, res, *asJSON)
+		}
+	case "latency":
+		var res bench.LatencyResult
+		if res, err = bench.Latency(ctx, env, lc); err == nil {
+			err = bench.WriteLatency(stdout, res, *asJSON)
+		}
 	}
-	if err := bench.WriteThroughput(stdout, res, *asJSON); err != nil {
+	if err != nil {
 		fmt.Fprintf(stderr, "agentd: bench: %v\n", err)
 		return exitError
 	}

@@ -206,6 +206,8 @@ func usage(w io.Writer) {
        agentd codec encode [--compress auto|lz4|s2|zstd|none] [FILE|-]
        agentd send --to AGENT [--from AGENT] [--nats URL] TEXT
        agentd bench throughput [--json] [--nats URL] [--msgs N] [--size B] [--senders 1,4]
+       agentd bench latency [--json] [--nats URL] [--requests N] [--size B]
+       agentd bench placement [--json]
 
 agentd is the a2abus per-host daemon. With no --nats URL it starts an
 embedded NATS server with JetStream.

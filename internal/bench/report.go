@@ -27,3 +27,20 @@ func WriteThroughput(w io.Writer, res ThroughputResult, asJSON bool) error {
 		res.MsgSize, res.Destinations, res.BusMsgsPerS, res.RawJSMsgsPerS, res.RatioVsRawJS, res.CoreMsgsPerS, res.RatioVsCore)
 	return err
 }
+
+// WriteLatency prints res as a table, or with asJSON as one JSON object
+// on the last line.
+func WriteLatency(w io.Writer, res LatencyResult, asJSON bool) error {
+	if asJSON {
+		return json.NewEncoder(w).Encode(res)
+	}
+	_, err := fmt.Fprintf(w, "round trips of %d B, %d sequential requests each:\n"+
+		"               p50 µs    p99 µs   p50 vs core\n"+
+		"  core NATS  %8.1f  %8.1f\n"+
+		"  direct     %8.1f  %8.1f   %.2f\n"+
+		"  durable    %8.1f  %8.1f   %.2f\n",
+		res.MsgSize, res.Requests, res.CoreP50us, res.CoreP99us,
+		res.DirectP50us, res.DirectP99us, res.DirectVsCore,
+		res.DurableP50us, res.DurableP99us, res.DurableVsCore)
+	return err
+}

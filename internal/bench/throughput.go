@@ -333,9 +333,8 @@ func busThroughput(ctx context.Context, env Env, c ThroughputConfig, senders int
 	if err != nil {
 		return run, err
 	}
-	if st := s.CachedInfo().State; st.Msgs > 0 || st.Consumers > 0 {
-		return run, fmt.Errorf("bench: stream %s holds %d messages and has %d consumers: refusing to benchmark on a bus in use (run without --nats)",
-			agentbus.StreamName, st.Msgs, st.Consumers)
+	if err := checkIdle(s); err != nil {
+		return run, err
 	}
 	if err := s.Purge(ctx); err != nil {
 		return run, fmt.Errorf("bench: purge %s: %w", agentbus.StreamName, err)
@@ -430,6 +429,16 @@ func busThroughput(ctx context.Context, env Env, c ThroughputConfig, senders int
 		env.progress("bus: %d envelopes stored, %d sent", stored, c.Msgs)
 	}
 	return run, nil
+}
+
+// checkIdle refuses a stream that holds messages or has consumers: the
+// benchmarks write to it and purge it, which must never touch a live bus.
+func checkIdle(s jetstream.Stream) error {
+	if st := s.CachedInfo().State; st.Msgs > 0 || st.Consumers > 0 {
+		return fmt.Errorf("bench: stream %s holds %d messages and has %d consumers: refusing to benchmark on a bus in use (run without --nats)",
+			agentbus.StreamName, st.Msgs, st.Consumers)
+	}
+	return nil
 }
 
 // countStored decodes every batch in s and counts the envelopes, or
