@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Config is agentd's configuration. Each field is a flag, an AGENTD_*
@@ -28,6 +29,8 @@ type Config struct {
 	LogLevel        string // debug, info, warn or error
 	LogFormat       string // text or json
 	ConfigFile      string // JSON file of settings, keys named as the flags
+	Demo            bool   // host the demo agents echo and worker
+	DemoDelay       time.Duration
 }
 
 // DefaultConfig returns the defaults: the embedded server on 127.0.0.1:4222
@@ -41,6 +44,7 @@ func DefaultConfig() Config {
 		HTTP:            "127.0.0.1:8080",
 		LogLevel:        "info",
 		LogFormat:       "text",
+		DemoDelay:       100 * time.Millisecond,
 	}
 }
 
@@ -68,6 +72,9 @@ func (c Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("--log-level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	if c.DemoDelay < 0 || c.DemoDelay > time.Minute {
+		return fmt.Errorf("--demo-delay %v: want 0..1m", c.DemoDelay)
 	}
 	switch c.LogFormat {
 	case "text", "json":
@@ -99,6 +106,8 @@ func flagSet(c *Config) *flag.FlagSet {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: text or json")
 	fs.StringVar(&c.ConfigFile, "config", c.ConfigFile, "JSON `file` of settings named as these flags")
+	fs.BoolVar(&c.Demo, "demo", c.Demo, "host the demo agents: echo (replies with the text it got) and worker (replies after --demo-delay)")
+	fs.DurationVar(&c.DemoDelay, "demo-delay", c.DemoDelay, "how long the demo worker agent works on a message")
 	return fs
 }
 
@@ -204,7 +213,7 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `Usage: agentd [run] [flags]
        agentd codec decode [--compact] [FILE|-]
        agentd codec encode [--compress auto|lz4|s2|zstd|none] [FILE|-]
-       agentd send --to AGENT [--from AGENT] [--nats URL] TEXT
+       agentd send --to AGENT [--wait] [--from AGENT] [--nats URL] TEXT
        agentd bench throughput [--json] [--nats URL] [--msgs N] [--size B] [--senders 1,4]
        agentd bench latency [--json] [--nats URL] [--requests N] [--size B]
        agentd bench placement [--json]

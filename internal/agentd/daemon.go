@@ -51,6 +51,7 @@ type Daemon struct {
 	// live is set once the streams are provisioned; the HTTP handlers read it.
 	live atomic.Pointer[busConn]
 
+	stopDemo     func()     // nil unless --demo
 	serveErr     chan error // size one: the HTTP server's exit
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -110,6 +111,11 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	replicas := d.replicas(nc)
 	if err := agentbus.EnsureStreams(ctx, js, agentbus.StreamConfig{Replicas: replicas}); err != nil {
 		return fmt.Errorf("provision streams: %w", err)
+	}
+	if d.cfg.Demo {
+		if d.stopDemo, err = d.startDemo(ctx, nc); err != nil {
+			return fmt.Errorf("demo agents: %w", err)
+		}
 	}
 	d.live.Store(&busConn{nc: nc, js: js})
 	d.log.Info("agentd ready", "http", ln.Addr().String(), "nats", d.NATSURL(),
@@ -256,6 +262,9 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 		}
 	}
 	d.live.Store(nil)
+	if d.stopDemo != nil {
+		d.stopDemo()
+	}
 	if d.nc != nil {
 		if err := agentbus.Drain(ctx, d.nc); err != nil {
 			errs = append(errs, err)

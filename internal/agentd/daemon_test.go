@@ -313,3 +313,30 @@ func TestSendCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestDemoAgents runs agentd --demo and asks both demo agents through
+// agentd send --wait, as the quick start does.
+func TestDemoAgents(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Demo = true
+	cfg.DemoDelay = 20 * time.Millisecond
+	d := startDaemon(t, cfg)
+	for _, tc := range []struct{ to, want string }{
+		{"echo", "hello bus"},
+		{"worker", "done: hello bus"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := Main(context.Background(), []string{"send", "--nats", d.NATSURL(), "--to", tc.to, "--wait", "--timeout", "20s", "hello", "bus"},
+			strings.NewReader(""), &stdout, &stderr, env(nil))
+		if code != exitOK {
+			t.Fatalf("send --wait to %s: exit %d: %s", tc.to, code, stderr.String())
+		}
+		if got := strings.TrimSpace(stdout.String()); got != tc.want {
+			t.Errorf("reply from %s: %q, want %q", tc.to, got, tc.want)
+		}
+	}
+	_, body := get(t, d, "/metrics")
+	if !strings.Contains(body, "a2abus_receive_handled_total 2") {
+		t.Errorf("/metrics does not count the 2 handled requests")
+	}
+}

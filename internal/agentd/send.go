@@ -22,9 +22,10 @@ func sendCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	from := fs.String("from", "agentd-cli", "sender agent `ID`")
 	url := fs.String("nats", "nats://127.0.0.1:4222", "NATS server `URL`s, comma-separated")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up after this `duration`")
+	wait := fs.Bool("wait", false, "wait for the agent's reply and print its text")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
-			fmt.Fprintln(stdout, "Usage: agentd send --to AGENT [--from AGENT] [--nats URL] [--timeout D] TEXT")
+			fmt.Fprintln(stdout, "Usage: agentd send --to AGENT [--wait] [--from AGENT] [--nats URL] [--timeout D] TEXT")
 			fs.SetOutput(stdout)
 			fs.PrintDefaults()
 			return exitOK
@@ -62,6 +63,15 @@ func sendCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	env := &codec.Envelope{
 		ID: id, From: *from, To: *to, Kind: "message",
 		Message: &codec.Message{MessageID: id, Role: codec.RoleUser, Parts: []codec.Part{codec.TextPart(text)}},
+	}
+	if *wait {
+		reply, err := bus.Request(ctx, env, agentbus.Durable)
+		if err != nil {
+			fmt.Fprintf(stderr, "agentd: send: %v\n", err)
+			return exitError
+		}
+		fmt.Fprintln(stdout, textOf(reply))
+		return exitOK
 	}
 	if err := bus.Send(ctx, env); err != nil {
 		fmt.Fprintf(stderr, "agentd: send: %v\n", err)

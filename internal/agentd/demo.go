@@ -1,0 +1,65 @@
+package agentd
+
+import (
+	"context"
+	"time"
+
+	"github.com/a2abus/a2abus/agentbus"
+	"github.com/a2abus/a2abus/codec"
+	"github.com/nats-io/nats.go"
+)
+
+// startDemo hosts the demo agents on nc: echo replies with the text it got,
+// worker replies after the configured delay. It returns a function that
+// stops serving and waits.
+func (d *Daemon) startDemo(ctx context.Context, nc *nats.Conn) (stop func(), err error) {
+	bus, err := agentbus.Connect(ctx, agentbus.WithConn(nc), agentbus.WithLogger(d.log), agentbus.WithRegisterer(d.reg))
+	if err != nil {
+		return nil, err
+	}
+	reply := func(ctx context.Context, req *codec.Envelope, text string) error {
+		return bus.Reply(ctx, req, &codec.Envelope{Kind: "message", Message: &codec.Message{
+			MessageID: "reply-" + req.ID, Role: codec.RoleAgent, Parts: []codec.Part{codec.TextPart(text)},
+		}})
+	}
+	if err := bus.Handle("echo", func(ctx context.Context, env *codec.Envelope) error {
+		return reply(ctx, env, textOf(env))
+	}); err != nil {
+		return nil, err
+	}
+	delay := d.cfg.DemoDelay
+	if err := bus.Handle("worker", func(ctx context.Context, env *codec.Envelope) error {
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		return reply(ctx, env, "done: "+textOf(env))
+	}); err != nil {
+		return nil, err
+	}
+	sctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := bus.Serve(sctx); err != nil {
+			d.log.Error("demo agents stopped", "err", err)
+		}
+	}()
+	d.log.Info("hosting demo agents", "agents", "echo, worker", "worker_delay", delay)
+	return func() {
+		cancel()
+		<-done
+		cctx, ccancel := context.WithTimeout(context.Background(), drainTimeout)
+		defer ccancel()
+		_ = bus.Close(cctx)
+	}, nil
+}
+
+// textOf returns the text of env's A2A message, or "" when it has none.
+func textOf(env *codec.Envelope) string {
+	if env.Message == nil {
+		return ""
+	}
+	return env.Message.Text()
+}
