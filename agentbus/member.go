@@ -165,6 +165,7 @@ func (m *membership) reconcile(ctx context.Context) error {
 		want[g] = true
 	}
 
+	m.observe(ctx)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for g, l := range m.held {
@@ -286,6 +287,36 @@ func (m *membership) leave() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = m.members.Delete(ctx, m.id)
+}
+
+// observe updates the per-group metrics of the groups held, once per
+// heartbeat: one consumer info request per group.
+func (m *membership) observe(ctx context.Context) {
+	r := &m.s.bus.recv
+	if r.groupsOwned == nil {
+		return
+	}
+	m.mu.Lock()
+	var consuming []int
+	for g, l := range m.held {
+		if l.gc != nil && !l.releasing {
+			consuming = append(consuming, g)
+		}
+	}
+	r.groupsOwned.Set(float64(len(m.held)))
+	m.mu.Unlock()
+	r.groupPending.Reset()
+	r.groupAckPending.Reset()
+	for _, g := range consuming {
+		key := groupKey(g)
+		info, err := m.s.bus.js[0].Consumer(ctx, StreamName, key)
+		if err != nil {
+			continue
+		}
+		ci := info.CachedInfo()
+		r.groupPending.WithLabelValues(key).Set(float64(ci.NumPending))
+		r.groupAckPending.WithLabelValues(key).Set(float64(ci.NumAckPending))
+	}
 }
 
 func groupKey(g int) string { return fmt.Sprintf("g%04d", g) }

@@ -14,6 +14,8 @@ import (
 	"github.com/a2abus/a2abus/embedded/embeddedtest"
 	"github.com/a2abus/a2abus/placement"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // handledLog records which member handled each envelope, in order.
@@ -206,5 +208,41 @@ func TestMemberCrashGroupsMove(t *testing.T) {
 		if len(ms) != 1 || ms[0] != "survivor" {
 			t.Errorf("%s handled by %v", id, ms)
 		}
+	}
+}
+
+// TestMemberMetrics checks the receive metrics of a member: the groups it
+// owns, their pending counts, and the batches and handler times.
+func TestMemberMetrics(t *testing.T) {
+	srv := embeddedtest.RunServer(t)
+	reg := prometheus.NewPedanticRegistry()
+	bus := connectBus(t, srv, agentbus.WithGroups(8), agentbus.WithRegisterer(reg))
+	if err := bus.Handle("a", func(context.Context, *codec.Envelope) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	serve(t, bus, fastRetries, agentbus.ServeMemberTTL(time.Second), agentbus.ServeAckWait(time.Second))
+	ctx := testCtx(t, 30*time.Second)
+	if err := bus.Send(ctx, textEnvelope("s", "a", "m1", "x")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the metrics", func() bool {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]float64{}
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				got[mf.GetName()] += m.GetGauge().GetValue() + m.GetCounter().GetValue() + float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+		return got["a2abus_receive_groups_owned"] == 8 && got["a2abus_receive_handled_total"] == 1 &&
+			got["a2abus_receive_batch_envelopes"] == 1 && got["a2abus_receive_handler_seconds"] == 1
+	})
+	if n, err := testutil.GatherAndCount(reg, "a2abus_receive_group_pending"); err != nil || n != 8 {
+		t.Fatalf("group pending series: %d (%v), want one per owned group", n, err)
+	}
+	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) > 0 {
+		t.Fatalf("lint: %v %v", problems, err)
 	}
 }

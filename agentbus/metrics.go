@@ -82,7 +82,25 @@ func (b *Bus) register(r prometheus.Registerer) error {
 		Help:    "Time handlers took per envelope, successful or not.",
 		Buckets: prometheus.ExponentialBuckets(50e-6, 4, 10), // 50 µs .. 13 s
 	})
-	cs = append(cs, &sendCollector{b: b, descs: sendDescs()}, b.recv.latency)
+	b.recv.batchSize = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "a2abus_receive_batch_envelopes",
+		Help:    "Envelopes per batch received.",
+		Buckets: prometheus.ExponentialBuckets(1, 4, 6), // 1 .. 1024
+	})
+	b.recv.groupPending = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "a2abus_receive_group_pending",
+		Help: "Batches waiting in a group this process consumes (the consumer's num_pending), read at each heartbeat.",
+	}, []string{"group"})
+	b.recv.groupAckPending = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "a2abus_receive_group_ack_pending",
+		Help: "Batches delivered and not yet acknowledged in a group this process consumes, read at each heartbeat.",
+	}, []string{"group"})
+	b.recv.groupsOwned = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "a2abus_receive_groups_owned",
+		Help: "Consumer groups this process holds the lease of.",
+	})
+	cs = append(cs, &sendCollector{b: b, descs: sendDescs()}, b.recv.latency, b.recv.batchSize,
+		b.recv.groupPending, b.recv.groupAckPending, b.recv.groupsOwned)
 	b.registerer = r
 	for _, c := range cs {
 		if err := r.Register(c); err != nil {

@@ -62,12 +62,17 @@ type receiver struct {
 	handlers map[string]Handler
 	serving  atomic.Bool
 
-	handled   atomic.Uint64        // envelopes handled successfully
-	failures  atomic.Uint64        // handler attempts that failed
-	dead      atomic.Uint64        // envelopes and frames sent to the dead-letter stream
-	poison    atomic.Uint64        // frames that could not be decoded
-	redeliver atomic.Uint64        // batches delivered more than once
-	latency   prometheus.Histogram // handler time per envelope; nil without a registerer
+	handled   atomic.Uint64 // envelopes handled successfully
+	failures  atomic.Uint64 // handler attempts that failed
+	dead      atomic.Uint64 // envelopes and frames sent to the dead-letter stream
+	poison    atomic.Uint64 // frames that could not be decoded
+	redeliver atomic.Uint64 // batches delivered more than once
+	// Metrics, all nil without a registerer.
+	latency         prometheus.Histogram // handler time per envelope
+	batchSize       prometheus.Histogram // envelopes per batch received
+	groupPending    *prometheus.GaugeVec // by group token, for the groups held
+	groupAckPending *prometheus.GaugeVec
+	groupsOwned     prometheus.Gauge
 }
 
 // Handle registers h for agentID, replacing any earlier handler. Serve
@@ -426,6 +431,9 @@ func (s *server) handleBatch(job *batchJob) {
 		b.recv.poison.Add(1)
 		s.reject(msg, job.agent, "undecodable frame: "+err.Error())
 		return
+	}
+	if h := b.recv.batchSize; h != nil {
+		h.Observe(float64(len(envs)))
 	}
 	// Keep the batch alive while its handlers run past the ack wait.
 	done := make(chan struct{})
