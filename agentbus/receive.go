@@ -122,8 +122,9 @@ func ServeGroups(groups ...int) ServeOption {
 	}
 }
 
-// ServeWorkers sets how many envelopes are handled at once, each worker
-// taking its agents' batches in order (default 4 × GOMAXPROCS).
+// ServeWorkers sets how many batches are handled at once, each worker
+// taking its agents' batches in order (default 16 × GOMAXPROCS: handlers
+// mostly wait on I/O, and agents that share a worker wait for each other).
 func ServeWorkers(n int) ServeOption {
 	return func(c *serveConfig) error {
 		if n < 1 {
@@ -211,7 +212,7 @@ func (b *Bus) consumerConfig(group int, sc *serveConfig) (jetstream.ConsumerConf
 // an error if the consumers cannot be created.
 func (b *Bus) Serve(ctx context.Context, opts ...ServeOption) error {
 	sc := serveConfig{
-		workers:      4 * runtime.GOMAXPROCS(0),
+		workers:      16 * runtime.GOMAXPROCS(0),
 		maxAttempts:  DefaultMaxAttempts,
 		ackWait:      DefaultAckWait,
 		retryBackoff: DefaultRetryBackoff,

@@ -16,7 +16,7 @@ import (
 // benchCmd runs "agentd bench SCENARIO [flags]".
 func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprintln(stderr, "agentd: bench: name a scenario: throughput, latency or placement")
+		fmt.Fprintln(stderr, "agentd: bench: name a scenario: throughput, latency, e2e or placement")
 		return exitUsage
 	}
 	scenario, args := args[0], args[1:]
@@ -54,7 +54,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		tc.Parties = strings.Split(*parties, ",")
 	}
 	switch scenario {
-	case "throughput", "latency":
+	case "throughput", "latency", "e2e":
 	case "placement": // pure computation: no server
 		res, err := bench.Placement(ctx, bench.PlacementConfig{})
 		if err == nil {
@@ -66,7 +66,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		return exitOK
 	default:
-		fmt.Fprintf(stderr, "agentd: bench: unknown scenario %q (want throughput, latency or placement)\n", scenario)
+		fmt.Fprintf(stderr, "agentd: bench: unknown scenario %q (want throughput, latency, e2e or placement)\n", scenario)
 		return exitUsage
 	}
 	lc.MsgSize = tc.MsgSize
@@ -110,6 +110,11 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		var res bench.ThroughputResult
 		if res, err = bench.Throughput(ctx, env, tc); err == nil {
 			err = bench.WriteThroughput(stdout, res, *asJSON)
+		}
+	case "e2e":
+		var res bench.E2EResult
+		if res, err = bench.E2E(ctx, env, tc); err == nil {
+			err = bench.WriteE2E(stdout, res, *asJSON)
 		}
 	case "latency":
 		var res bench.LatencyResult

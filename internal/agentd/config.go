@@ -216,6 +216,7 @@ func usage(w io.Writer) {
        agentd send --to AGENT [--wait] [--from AGENT] [--nats URL] TEXT
        agentd bench throughput [--json] [--nats URL] [--msgs N] [--size B] [--senders 1,4]
        agentd bench latency [--json] [--nats URL] [--requests N] [--size B]
+       agentd bench e2e [--json] [--nats URL] [--msgs N] [--size B] [--destinations N]
        agentd bench placement [--json]
 
 agentd is the a2abus per-host daemon. With no --nats URL it starts an

@@ -112,7 +112,7 @@ func Latency(ctx context.Context, env Env, c LatencyConfig) (LatencyResult, erro
 	sctx, stop := context.WithCancel(ctx)
 	served := make(chan error, 1)
 	go func() { served <- server.Serve(sctx, agentbus.ServeGroups(group)) }()
-	defer func() { stop(); <-served }()
+	defer func() { stop(); <-served; deleteConsumers(js, server, []int{group}) }()
 
 	cnc, err := env.connect("bench-bus-client")
 	if err != nil {

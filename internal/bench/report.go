@@ -44,3 +44,15 @@ func WriteLatency(w io.Writer, res LatencyResult, asJSON bool) error {
 		res.DurableP50us, res.DurableP99us, res.DurableVsCore)
 	return err
 }
+
+// WriteE2E prints res as a few lines, or with asJSON as one JSON object on
+// the last line.
+func WriteE2E(w io.Writer, res E2EResult, asJSON bool) error {
+	if asJSON {
+		return json.NewEncoder(w).Encode(res)
+	}
+	_, err := fmt.Fprintf(w, "send → handler → ack, %d messages of %d B to %d destinations:\n"+
+		"  bus     %12.0f msgs/s\n  raw JS  %12.0f msgs/s   bus/raw JS = %.2f\n",
+		res.Msgs, res.MsgSize, res.Destinations, res.BusMsgsPerS, res.RawJSMsgsPerS, res.RatioVsRawJS)
+	return err
+}

@@ -63,3 +63,26 @@ func TestThroughputRefusesBusInUse(t *testing.T) {
 		t.Fatalf("the waiting message is gone: %d messages", info.State.Msgs)
 	}
 }
+
+// TestE2EAndLatencySmall runs the end-to-end and latency scenarios at a
+// small size: both complete and report positive figures.
+func TestE2EAndLatencySmall(t *testing.T) {
+	srv := embeddedtest.RunServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	env := Env{URL: srv.ClientURL(), Progress: io.Discard}
+	e2e, err := E2E(ctx, env, ThroughputConfig{Msgs: 3000, Destinations: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e2e.BusMsgsPerS <= 0 || e2e.RawJSMsgsPerS <= 0 || e2e.RatioVsRawJS <= 0 {
+		t.Fatalf("e2e %+v", e2e)
+	}
+	lat, err := Latency(ctx, env, LatencyConfig{Requests: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lat.CoreP50us <= 0 || lat.DirectP50us <= 0 || lat.DurableP50us <= 0 || lat.DurableP99us < lat.DurableP50us {
+		t.Fatalf("latency %+v", lat)
+	}
+}
