@@ -199,7 +199,9 @@ func busE2E(ctx context.Context, env Env, c ThroughputConfig, dests []string, bo
 	}
 	handledAt := time.Since(start)
 	// Handled is not yet acknowledged: wait for the stream to empty.
-	defer func() { env.progress("e2e: bus: all handled after %v, acknowledged after %v", handledAt, time.Since(start)) }()
+	defer func() {
+		env.progress("e2e: bus: all handled after %v, acknowledged after %v", handledAt, time.Since(start))
+	}()
 	for {
 		info, err := stream.Info(ctx)
 		if err != nil {
