@@ -35,7 +35,8 @@ type Bus struct {
 	registered []prometheus.Collector
 
 	closeOnce sync.Once
-	closeErr  error
+	closed    chan struct{} // closed when the close has finished
+	closeErr  error         // set before closed is closed
 }
 
 // Connect dials NATS (or uses WithConn's connection), provisions the
@@ -215,24 +216,39 @@ func (b *Bus) Flush(ctx context.Context) error { return b.batch.Flush(ctx) }
 
 // Close stops accepting sends, delivers everything buffered (or fails each
 // message's send with the reason when ctx ends first), and drains and
-// closes the connections the bus opened. It is idempotent.
+// closes the connections the bus opened. It is idempotent: the first call's
+// context bounds the close, and every call waits for it or for its own
+// context, whichever ends first.
 func (b *Bus) Close(ctx context.Context) error {
 	b.closeOnce.Do(func() {
-		var errs []error
-		if b.batch != nil {
-			if err := b.batch.Close(ctx); err != nil {
-				errs = append(errs, err)
-			}
-		}
-		if err := b.drainConns(ctx); err != nil {
+		b.closed = make(chan struct{})
+		go func() {
+			defer close(b.closed)
+			b.closeErr = b.close(ctx)
+		}()
+	})
+	select {
+	case <-b.closed:
+		return b.closeErr
+	case <-ctx.Done():
+		return fmt.Errorf("agentbus: close: %w", ctx.Err())
+	}
+}
+
+func (b *Bus) close(ctx context.Context) error {
+	var errs []error
+	if b.batch != nil {
+		if err := b.batch.Close(ctx); err != nil {
 			errs = append(errs, err)
 		}
-		b.closeErr = errors.Join(errs...)
-		if b.registerer != nil {
-			b.unregister()
-		}
-	})
-	return b.closeErr
+	}
+	if err := b.drainConns(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if b.registerer != nil {
+		b.unregister()
+	}
+	return errors.Join(errs...)
 }
 
 func (b *Bus) drainConns(ctx context.Context) error {

@@ -30,12 +30,11 @@ const (
 	DefaultRetryBackoff = 100 * time.Millisecond
 	DefaultMaxRetryWait = 5 * time.Second
 	// consumerPullMessages and consumerPullBytes bound what one group's
-	// consumer holds fetched and not yet handled.
-	consumerPullMessages = 64
-	consumerPullBytes    = 8 << 20
-	// workerQueue is each worker's backlog of batches (a documented
-	// bound: past it the group's consumer waits).
-	workerQueue = 16
+	// consumer holds fetched and not yet handled: they bound the workers'
+	// queues, which never block a consumer, so that every batch fetched is
+	// held (and kept alive) at once.
+	consumerPullMessages = 32
+	consumerPullBytes    = 4 << 20
 	// maxDeliver bounds the deliveries of one batch (crash loops).
 	maxDeliver = 10
 )
@@ -161,8 +160,8 @@ func ServeRetryBackoff(first, max time.Duration) ServeOption {
 
 // ServeAckWait sets how long JetStream waits for a batch's ack before it
 // redelivers the batch, to another consumer if this one is gone (default
-// 5 s). A batch whose handlers take longer is kept alive with progress
-// acks every half ack wait. A group handed over can wait up to this long
+// 5 s). A batch fetched by this consumer, waiting behind others or being
+// handled, is kept alive with progress acks every half ack wait. A group handed over can wait up to this long
 // for a batch sent to its old owner as it stopped, so keep it short.
 func ServeAckWait(d time.Duration) ServeOption {
 	return func(c *serveConfig) error {
@@ -229,21 +228,24 @@ func (b *Bus) Serve(ctx context.Context, opts ...ServeOption) error {
 	}
 	defer b.recv.serving.Store(false)
 
-	s := &server{bus: b, cfg: &sc, ctx: ctx, queues: make([]chan *batchJob, sc.workers)}
+	s := &server{bus: b, cfg: &sc, ctx: ctx, queues: make([]*jobQueue, sc.workers), held: map[jetstream.Msg]struct{}{}}
 	var workers sync.WaitGroup
+	stopKeepAlive := make(chan struct{})
+	workers.Go(func() { s.keepAlive(stopKeepAlive) })
 	for i := range s.queues {
-		s.queues[i] = make(chan *batchJob, workerQueue)
+		s.queues[i] = newJobQueue()
 		workers.Go(func() { s.work(s.queues[i]) })
 	}
 	defer func() {
-		// No dispatch may send once the queues close: it may still be
+		// No dispatch may queue once the queues close: it may still be
 		// running in a consumer's goroutine after Stop or Drain.
 		s.mu.Lock()
 		s.closed = true
 		s.mu.Unlock()
 		for _, q := range s.queues {
-			close(q)
+			q.close()
 		}
+		close(stopKeepAlive)
 		workers.Wait()
 	}()
 
@@ -358,10 +360,53 @@ type server struct {
 	bus    *Bus
 	cfg    *serveConfig
 	ctx    context.Context
-	queues []chan *batchJob
+	queues []*jobQueue
 
 	mu     sync.RWMutex // held for reading by dispatch while it sends
 	closed bool         // the queues are closed
+
+	// held are the batches fetched and not yet acked, naked or terminated,
+	// waiting in a queue or being handled: keepAlive sends them progress
+	// acks, so that a batch waiting behind others does not outlive its ack
+	// wait and come back as a duplicate.
+	heldMu sync.Mutex
+	held   map[jetstream.Msg]struct{}
+}
+
+func (s *server) hold(msg jetstream.Msg) {
+	s.heldMu.Lock()
+	s.held[msg] = struct{}{}
+	s.heldMu.Unlock()
+}
+
+func (s *server) unhold(msg jetstream.Msg) {
+	s.heldMu.Lock()
+	delete(s.held, msg)
+	s.heldMu.Unlock()
+}
+
+// keepAlive sends a progress ack for every held batch each half ack wait,
+// until stop is closed.
+func (s *server) keepAlive(stop <-chan struct{}) {
+	t := time.NewTicker(s.cfg.ackWait / 2)
+	defer t.Stop()
+	var msgs []jetstream.Msg
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		s.heldMu.Lock()
+		msgs = msgs[:0]
+		for m := range s.held {
+			msgs = append(msgs, m)
+		}
+		s.heldMu.Unlock()
+		for _, m := range msgs {
+			_ = m.InProgress()
+		}
+	}
 }
 
 type batchJob struct {
@@ -387,23 +432,71 @@ func (s *server) dispatch(gc *groupConsumer, msg jetstream.Msg) {
 		return
 	}
 	gc.inflight.Add(1)
-	select {
-	case q <- &batchJob{msg: msg, agent: agent, gc: gc}:
-	case <-s.ctx.Done():
-		gc.inflight.Add(-1)
-		_ = msg.Nak() // not started: another consumer may take it at once
-	}
+	s.hold(msg)
+	q.push(&batchJob{msg: msg, agent: agent, gc: gc})
 }
 
-func (s *server) work(q <-chan *batchJob) {
-	for job := range q {
+func (s *server) work(q *jobQueue) {
+	for {
+		job := q.pop()
+		if job == nil {
+			return
+		}
 		if s.ctx.Err() != nil {
 			_ = job.msg.Nak()
 		} else {
 			s.handleBatch(job)
 		}
+		s.unhold(job.msg)
 		job.gc.inflight.Add(-1)
 	}
+}
+
+// jobQueue is a worker's queue of batches. push never blocks: its length
+// is bounded by what the group consumers fetch (consumerPullMessages per
+// group), and a consumer blocked on a full queue would hold batches it has
+// fetched where nobody keeps them alive.
+type jobQueue struct {
+	mu     sync.Mutex
+	cond   sync.Cond
+	jobs   []*batchJob
+	closed bool
+}
+
+func newJobQueue() *jobQueue {
+	q := &jobQueue{}
+	q.cond.L = &q.mu
+	return q
+}
+
+func (q *jobQueue) push(j *batchJob) {
+	q.mu.Lock()
+	q.jobs = append(q.jobs, j)
+	q.mu.Unlock()
+	q.cond.Signal()
+}
+
+// pop returns the next job, waiting for one; nil once closed and empty.
+func (q *jobQueue) pop() *batchJob {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.jobs) == 0 && !q.closed {
+		q.cond.Wait()
+	}
+	if len(q.jobs) == 0 {
+		return nil
+	}
+	j := q.jobs[0]
+	q.jobs[0] = nil
+	q.jobs = q.jobs[1:]
+	return j
+}
+
+func (q *jobQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.cond.Broadcast()
 }
 
 // reject dead-letters a whole stored message and terminates it, or, if the
@@ -436,23 +529,6 @@ func (s *server) handleBatch(job *batchJob) {
 	if h := b.recv.batchSize; h != nil {
 		h.Observe(float64(len(envs)))
 	}
-	// Keep the batch alive while its handlers run past the ack wait.
-	done := make(chan struct{})
-	var keeper sync.WaitGroup
-	keeper.Go(func() {
-		t := time.NewTicker(s.cfg.ackWait / 2)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				_ = msg.InProgress()
-			}
-		}
-	})
-	defer keeper.Wait()
-	defer close(done)
 
 	for i := range envs {
 		env := &envs[i]
