@@ -28,6 +28,9 @@ type Bus struct {
 	stats   sendStats
 	recv    receiver
 	replies replies
+	// replicas is the A2A stream's replica count, read by Connect; Serve's
+	// KV buckets follow it.
+	replicas int
 
 	writers sync.Pool // *codec.BatchWriter, one per flush in progress
 
@@ -193,6 +196,7 @@ func (b *Bus) checkStream(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("agentbus: look up stream %s: %w", StreamName, err)
 	}
+	b.replicas = s.CachedInfo().Config.Replicas // the KV buckets of Serve follow the stream
 	if dup := s.CachedInfo().Config.Duplicates; dup > 0 && b.cfg.sendTimeout >= dup {
 		return fmt.Errorf("agentbus: send timeout %v is not under stream %s's duplicate window %v: a batch retried after the window could be stored twice",
 			b.cfg.sendTimeout, StreamName, dup)

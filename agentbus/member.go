@@ -98,19 +98,19 @@ func (s *server) member(ctx context.Context) error {
 			id = host + "-" + id[len(id)-8:]
 		}
 	}
-	members, err := b.js[0].CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	members, err := s.bucket(ctx, jetstream.KeyValueConfig{
 		Bucket: MembersBucket, Description: "a2abus: live consumers", TTL: s.cfg.memberTTL,
-		History: 1, Replicas: b.cfg.stream.Replicas,
+		History: 1, Replicas: b.replicas,
 	})
 	if err != nil {
-		return s.setupErr(ctx, fmt.Errorf("agentbus: members bucket: %w", err))
+		return s.setupErr(ctx, err)
 	}
-	leases, err := b.js[0].CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	leases, err := s.bucket(ctx, jetstream.KeyValueConfig{
 		Bucket: LeasesBucket, Description: "a2abus: which member consumes each group", TTL: s.cfg.memberTTL,
-		History: 1, Replicas: b.cfg.stream.Replicas,
+		History: 1, Replicas: b.replicas,
 	})
 	if err != nil {
-		return s.setupErr(ctx, fmt.Errorf("agentbus: leases bucket: %w", err))
+		return s.setupErr(ctx, err)
 	}
 	host, _ := os.Hostname()
 	m := &membership{s: s, id: id, members: members, leases: leases, held: map[int]*lease{},
@@ -128,6 +128,27 @@ func (s *server) member(ctx context.Context) error {
 			m.leave()
 			return nil
 		case <-tick.C:
+		}
+	}
+}
+
+// bucket creates or opens a KV bucket, retrying for a minute through what
+// a cluster recovering from a node restart answers (no suitable peers, no
+// leader yet) rather than failing Serve on a passing condition.
+func (s *server) bucket(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		kv, err := s.bus.js[0].CreateOrUpdateKeyValue(ctx, cfg)
+		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
+			if err != nil {
+				err = fmt.Errorf("agentbus: bucket %s: %w", cfg.Bucket, err)
+			}
+			return kv, err
+		}
+		s.bus.cfg.log.Warn("KV bucket not ready; retrying", "bucket", cfg.Bucket, "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
 		}
 	}
 }

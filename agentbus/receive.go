@@ -291,9 +291,26 @@ func (s *server) startGroup(ctx context.Context, g int) (*groupConsumer, error) 
 	if err != nil {
 		return nil, fmt.Errorf("agentbus: consumer of group %s: %w", cfg.Durable, err)
 	}
+	// A new replicated consumer has no leader for a moment; a pull sent
+	// then gets no responders and nats.go only pulls again after two
+	// missed heartbeats. Wait for the leader first.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		info, err := cons.Info(ctx)
+		if err == nil && (info.Cluster == nil || info.Cluster.Leader != "") {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 	gc := &groupConsumer{group: g}
 	gc.cc, err = cons.Consume(func(msg jetstream.Msg) { s.dispatch(gc, msg) },
 		jetstream.PullMaxMessagesWithBytesLimit(consumerPullMessages, consumerPullBytes),
+		// Short pulls: a pull lost in a leader change is noticed (two
+		// missed heartbeats) within seconds, not the default 30 s.
+		jetstream.PullExpiry(5*time.Second),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			if s.ctx.Err() == nil {
 				s.bus.cfg.log.Warn("consume", "group", cfg.Durable, "err", err)
@@ -548,11 +565,18 @@ func (s *server) handleBatch(job *batchJob) {
 			return
 		}
 	}
-	actx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := msg.DoubleAck(actx); err != nil {
-		b.cfg.log.Warn("ack failed; the batch will be redelivered", "subject", msg.Subject(), "err", err)
+	// Acks are idempotent: retry an ack whose answer was lost (a reconnect,
+	// a leader change) with a short wait each, so that one lost answer does
+	// not hold up every agent of this worker.
+	for attempt := 0; attempt < 3; attempt++ {
+		actx, cancel := context.WithTimeout(context.Background(), min(s.cfg.ackWait/2, time.Second))
+		err = msg.DoubleAck(actx)
+		cancel()
+		if err == nil {
+			return
+		}
 	}
+	b.cfg.log.Warn("ack failed; the batch will be redelivered", "subject", msg.Subject(), "err", err)
 }
 
 // handleEnvelope calls the agent's handler until it succeeds, MaxAttempts
