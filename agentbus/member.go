@@ -81,6 +81,9 @@ type membership struct {
 
 	mu   sync.Mutex
 	held map[int]*lease
+	// observed are the groups with per-group metric series, touched only
+	// by the heartbeat loop.
+	observed map[string]bool
 	wg   sync.WaitGroup // start and release goroutines
 }
 
@@ -326,8 +329,7 @@ func (m *membership) observe(ctx context.Context) {
 	}
 	r.groupsOwned.Set(float64(len(m.held)))
 	m.mu.Unlock()
-	r.groupPending.Reset()
-	r.groupAckPending.Reset()
+	seen := make(map[string]bool, len(consuming))
 	for _, g := range consuming {
 		key := groupKey(g)
 		info, err := m.s.bus.js[0].Consumer(ctx, StreamName, key)
@@ -337,7 +339,17 @@ func (m *membership) observe(ctx context.Context) {
 		ci := info.CachedInfo()
 		r.groupPending.WithLabelValues(key).Set(float64(ci.NumPending))
 		r.groupAckPending.WithLabelValues(key).Set(float64(ci.NumAckPending))
+		seen[key] = true
 	}
+	// Drop the series of groups no longer consumed here (not Reset, which
+	// would show a scrape no series at all between heartbeats).
+	for key := range m.observed {
+		if !seen[key] {
+			r.groupPending.DeleteLabelValues(key)
+			r.groupAckPending.DeleteLabelValues(key)
+		}
+	}
+	m.observed = seen
 }
 
 func groupKey(g int) string { return fmt.Sprintf("g%04d", g) }

@@ -236,8 +236,9 @@ func TestMemberMetrics(t *testing.T) {
 				got[mf.GetName()] += m.GetGauge().GetValue() + m.GetCounter().GetValue() + float64(m.GetHistogram().GetSampleCount())
 			}
 		}
+		n, _ := testutil.GatherAndCount(reg, "a2abus_receive_group_pending")
 		return got["a2abus_receive_groups_owned"] == 8 && got["a2abus_receive_handled_total"] == 1 &&
-			got["a2abus_receive_batch_envelopes"] == 1 && got["a2abus_receive_handler_seconds"] == 1
+			got["a2abus_receive_batch_envelopes"] == 1 && got["a2abus_receive_handler_seconds"] == 1 && n == 8
 	})
 	if n, err := testutil.GatherAndCount(reg, "a2abus_receive_group_pending"); err != nil || n != 8 {
 		t.Fatalf("group pending series: %d (%v), want one per owned group", n, err)
