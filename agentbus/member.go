@@ -84,7 +84,7 @@ type membership struct {
 	// observed are the groups with per-group metric series, touched only
 	// by the heartbeat loop.
 	observed map[string]bool
-	wg   sync.WaitGroup // start and release goroutines
+	wg       sync.WaitGroup // start and release goroutines
 }
 
 // member joins the members bucket and, on every heartbeat, computes the
