@@ -10,7 +10,7 @@ import (
 
 // Fuzz targets, one per decoder. CI runs each for a few seconds:
 //
-//	go test -run '^$' -fuzz '^FuzzDecodeFrame$' -fuzztime 5s -fuzzminimizetime 100x ./codec/
+//	go test -run '^$' -fuzz '^FuzzDecodeFrame$' -fuzztime 100000x -fuzzminimizetime 0 ./codec/
 //
 // Every decoder must return an error wrapping ErrCorrupt, ErrTooLarge or
 // ErrUnknownTag for bad input, and never panic or allocate past the limit.
