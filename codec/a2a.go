@@ -451,6 +451,25 @@ func count(b bool) int {
 // Decoding. Unknown keys are skipped; "kind" is implied by the field the
 // object sits in.
 
+// readFields reads a msgpack map of string keys, calling field for each
+// key with the reader at its value; field must consume the value.
+func (r *reader) readFields(field func(key []byte) error) error {
+	n, err := r.mapLen()
+	if err != nil {
+		return err
+	}
+	for range n {
+		k, err := r.strBytes()
+		if err != nil {
+			return err
+		}
+		if err := field(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (r *reader) readParts() ([]Part, error) {
 	if r.tryNil() {
 		return nil, nil
@@ -478,15 +497,7 @@ func (r *reader) readParts() ([]Part, error) {
 }
 
 func (r *reader) readPart(p *Part) error {
-	n, err := r.mapLen()
-	if err != nil {
-		return err
-	}
-	for range n {
-		k, err := r.strBytes()
-		if err != nil {
-			return err
-		}
+	return r.readFields(func(k []byte) (err error) {
 		switch string(k) {
 		case "kind":
 			var s string
@@ -506,23 +517,12 @@ func (r *reader) readPart(p *Part) error {
 		default:
 			err = r.skip()
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+		return err
+	})
 }
 
 func (r *reader) readFile(f *FileContent) error {
-	n, err := r.mapLen()
-	if err != nil {
-		return err
-	}
-	for range n {
-		k, err := r.strBytes()
-		if err != nil {
-			return err
-		}
+	return r.readFields(func(k []byte) (err error) {
 		switch string(k) {
 		case "name":
 			f.Name, err = r.readStringOrNil()
@@ -535,11 +535,8 @@ func (r *reader) readFile(f *FileContent) error {
 		default:
 			err = r.skip()
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+		return err
+	})
 }
 
 func (r *reader) readStrings() ([]string, error) {
@@ -566,15 +563,7 @@ func (r *reader) readMessage(m *Message) error {
 		return err
 	}
 	defer r.leave()
-	n, err := r.mapLen()
-	if err != nil {
-		return err
-	}
-	for range n {
-		k, err := r.strBytes()
-		if err != nil {
-			return err
-		}
+	return r.readFields(func(k []byte) (err error) {
 		switch string(k) {
 		case "messageId":
 			m.MessageID, err = r.readStringOrNil()
@@ -597,23 +586,12 @@ func (r *reader) readMessage(m *Message) error {
 		default:
 			err = r.skip()
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+		return err
+	})
 }
 
 func (r *reader) readStatus(s *TaskStatus) error {
-	n, err := r.mapLen()
-	if err != nil {
-		return err
-	}
-	for range n {
-		k, err := r.strBytes()
-		if err != nil {
-			return err
-		}
+	return r.readFields(func(k []byte) (err error) {
 		switch string(k) {
 		case "state":
 			var v string
@@ -629,11 +607,8 @@ func (r *reader) readStatus(s *TaskStatus) error {
 		default:
 			err = r.skip()
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+		return err
+	})
 }
 
 func (r *reader) readArtifact(a *Artifact) error {
@@ -641,15 +616,7 @@ func (r *reader) readArtifact(a *Artifact) error {
 		return err
 	}
 	defer r.leave()
-	n, err := r.mapLen()
-	if err != nil {
-		return err
-	}
-	for range n {
-		k, err := r.strBytes()
-		if err != nil {
-			return err
-		}
+	return r.readFields(func(k []byte) (err error) {
 		switch string(k) {
 		case "artifactId":
 			a.ArtifactID, err = r.readStringOrNil()
@@ -666,23 +633,12 @@ func (r *reader) readArtifact(a *Artifact) error {
 		default:
 			err = r.skip()
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+		return err
+	})
 }
 
 func (r *reader) readTask(t *Task) error {
-	n, err := r.mapLen()
-	if err != nil {
-		return err
-	}
-	for range n {
-		k, err := r.strBytes()
-		if err != nil {
-			return err
-		}
+	return r.readFields(func(k []byte) (err error) {
 		switch string(k) {
 		case "id":
 			t.ID, err = r.readStringOrNil()
@@ -713,23 +669,12 @@ func (r *reader) readTask(t *Task) error {
 		default:
 			err = r.skip()
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+		return err
+	})
 }
 
 func (r *reader) readStatusUpdate(e *TaskStatusUpdateEvent) error {
-	n, err := r.mapLen()
-	if err != nil {
-		return err
-	}
-	for range n {
-		k, err := r.strBytes()
-		if err != nil {
-			return err
-		}
+	return r.readFields(func(k []byte) (err error) {
 		switch string(k) {
 		case "taskId":
 			e.TaskID, err = r.readStringOrNil()
@@ -744,23 +689,12 @@ func (r *reader) readStatusUpdate(e *TaskStatusUpdateEvent) error {
 		default:
 			err = r.skip()
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+		return err
+	})
 }
 
 func (r *reader) readArtifactUpdate(e *TaskArtifactUpdateEvent) error {
-	n, err := r.mapLen()
-	if err != nil {
-		return err
-	}
-	for range n {
-		k, err := r.strBytes()
-		if err != nil {
-			return err
-		}
+	return r.readFields(func(k []byte) (err error) {
 		switch string(k) {
 		case "taskId":
 			e.TaskID, err = r.readStringOrNil()
@@ -777,9 +711,6 @@ func (r *reader) readArtifactUpdate(e *TaskArtifactUpdateEvent) error {
 		default:
 			err = r.skip()
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+		return err
+	})
 }
