@@ -35,8 +35,11 @@ const (
 	// held (and kept alive) at once.
 	consumerPullMessages = 32
 	consumerPullBytes    = 4 << 20
-	// maxDeliver bounds the deliveries of one batch (crash loops).
-	maxDeliver = 10
+	// MaxDeliver bounds the deliveries of one stored batch: a batch
+	// delivered this often without an ack (its consumers crashed or overran
+	// the ack wait each time) is dead-lettered on that delivery instead of
+	// handled, so a batch that crashes its consumers cannot loop.
+	MaxDeliver = 10
 )
 
 // Headers of a dead letter.
@@ -196,7 +199,7 @@ func (b *Bus) consumerConfig(group int, sc *serveConfig) (jetstream.ConsumerConf
 		// let its ack wait pass; handler failures are retried in place. A
 		// batch on its last delivery is dead-lettered, not handled, so a
 		// batch that crashes its consumers cannot loop.
-		MaxDeliver:    maxDeliver,
+		MaxDeliver:    MaxDeliver,
 		MaxAckPending: 4 * consumerPullMessages,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	}, nil
@@ -532,7 +535,7 @@ func (s *server) handleBatch(job *batchJob) {
 	msg := job.msg
 	if md, err := msg.Metadata(); err == nil && md.NumDelivered > 1 {
 		b.recv.redeliver.Add(1)
-		if md.NumDelivered >= maxDeliver {
+		if md.NumDelivered >= MaxDeliver {
 			s.reject(msg, job.agent, fmt.Sprintf("delivered %d times without an ack (its consumers crashed or overran the ack wait)", md.NumDelivered))
 			return
 		}

@@ -351,3 +351,83 @@ func TestHandleRejectsBadInput(t *testing.T) {
 		t.Error("Serve with 0 workers succeeded")
 	}
 }
+
+// TestServeMaxDeliverDeadLetters delivers a batch MaxDeliver-1 times
+// without an ack (as consumers that crash on it would), then serves: the
+// batch's last delivery is dead-lettered, not handled, and the agent's next
+// batch is handled.
+func TestServeMaxDeliverDeadLetters(t *testing.T) {
+	srv := embeddedtest.RunServer(t)
+	bus := connectBus(t, srv, agentbus.WithGroups(4))
+	ctx := testCtx(t, time.Minute)
+	if err := bus.Send(ctx, textEnvelope("a", "crasher", "deadly", "x")); err != nil {
+		t.Fatal(err)
+	}
+
+	// The group's durable consumer, as Serve makes it; each Nak redelivers
+	// at once.
+	nc := embeddedtest.Connect(t, srv)
+	js, _ := jetstream.New(nc)
+	group := bus.Groups().Group("crasher")
+	name, _ := bus.ConsumerName(group)
+	filter, _ := bus.Groups().GroupFilter(group)
+	cons, err := js.CreateOrUpdateConsumer(ctx, agentbus.StreamName, jetstream.ConsumerConfig{
+		Durable: name, FilterSubject: filter, AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait: agentbus.DefaultAckWait, MaxDeliver: agentbus.MaxDeliver,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < agentbus.MaxDeliver; i++ {
+		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			if md, _ := m.Metadata(); md == nil || md.NumDelivered != uint64(i) {
+				t.Fatalf("fetch %d: metadata %+v", i, md)
+			}
+			if err := m.Nak(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n != 1 {
+			t.Fatalf("fetch %d: %d messages (%v)", i, n, batch.Error())
+		}
+	}
+	if err := bus.Send(ctx, textEnvelope("a", "crasher", "next", "x")); err != nil {
+		t.Fatal(err)
+	}
+
+	var mu sync.Mutex
+	var handled []string
+	if err := bus.Handle("crasher", func(_ context.Context, env *codec.Envelope) error {
+		mu.Lock()
+		handled = append(handled, env.ID)
+		mu.Unlock()
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	serve(t, bus, agentbus.ServeGroups(group))
+	waitFor(t, "the work queue to empty", func() bool { return streamMsgs(t, nc, agentbus.StreamName) == 0 })
+	mu.Lock()
+	if strings.Join(handled, ",") != "next" {
+		t.Errorf("handled %v, want only next", handled)
+	}
+	mu.Unlock()
+	dls := deadLetters(t, nc)
+	if len(dls) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(dls))
+	}
+	reason := dls[0].Header.Get(agentbus.HeaderDLQReason)
+	if want := fmt.Sprintf("delivered %d times", agentbus.MaxDeliver); !strings.Contains(reason, want) {
+		t.Errorf("reason %q, want it to say %q", reason, want)
+	}
+	envs, err := codec.MustNew().DecodeBatch(nil, dls[0].Data)
+	if err != nil || len(envs) != 1 || envs[0].ID != "deadly" {
+		t.Errorf("dead letter holds %v (%v), want the batch of deadly", envs, err)
+	}
+}
