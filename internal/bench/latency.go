@@ -19,23 +19,29 @@ type LatencyConfig struct {
 }
 
 // LatencyResult holds the round-trip percentiles of core NATS
-// request/reply and of the bus's Request in its two modes, in µs.
+// request/reply, of the same round trip through a JetStream stream with
+// plain nats.go, and of the bus's Request in its two modes, in µs.
 type LatencyResult struct {
-	Requests      int     `json:"requests"`
-	MsgSize       int     `json:"msg_size"`
-	CoreP50us     float64 `json:"core_p50_us"`
-	CoreP99us     float64 `json:"core_p99_us"`
-	DirectP50us   float64 `json:"direct_p50_us"`
-	DirectP99us   float64 `json:"direct_p99_us"`
-	DurableP50us  float64 `json:"durable_p50_us"`
-	DurableP99us  float64 `json:"durable_p99_us"`
-	DirectVsCore  float64 `json:"direct_p50_vs_core"`
-	DurableVsCore float64 `json:"durable_p50_vs_core"`
+	Requests       int     `json:"requests"`
+	MsgSize        int     `json:"msg_size"`
+	CoreP50us      float64 `json:"core_p50_us"`
+	CoreP99us      float64 `json:"core_p99_us"`
+	RawJSP50us     float64 `json:"raw_js_p50_us"`
+	RawJSP99us     float64 `json:"raw_js_p99_us"`
+	DirectP50us    float64 `json:"direct_p50_us"`
+	DirectP99us    float64 `json:"direct_p99_us"`
+	DurableP50us   float64 `json:"durable_p50_us"`
+	DurableP99us   float64 `json:"durable_p99_us"`
+	DirectVsCore   float64 `json:"direct_p50_vs_core"`
+	DurableVsCore  float64 `json:"durable_p50_vs_core"`
+	DurableVsRawJS float64 `json:"durable_p50_vs_raw_js"`
 }
 
 // Latency measures one requester's round trips to an echo responder:
-// nats.go request/reply to a plain subscriber, then bus Request to an echo
-// agent, direct and durable, all on env's server.
+// nats.go request/reply to a plain subscriber; nats.go JetStream, a request
+// stored in a work-queue stream and answered over core NATS by a pull
+// consumer that acks it (the floor of a durable request); then bus Request
+// to an echo agent, direct and durable; all on env's server.
 func Latency(ctx context.Context, env Env, c LatencyConfig) (LatencyResult, error) {
 	if c.Requests == 0 {
 		c.Requests = 2000
@@ -77,6 +83,12 @@ func Latency(ctx context.Context, env Env, c LatencyConfig) (LatencyResult, erro
 	})
 	if err != nil {
 		return res, fmt.Errorf("bench: core request: %w", err)
+	}
+
+	env.progress("latency: raw JetStream request, %d requests...", c.Requests)
+	rawJS, err := rawJSRoundTrips(ctx, env, c.Requests, bodies)
+	if err != nil {
+		return res, fmt.Errorf("bench: raw JetStream request: %w", err)
 	}
 
 	// The bus: an echo agent served by one bus, requests from another.
@@ -152,11 +164,89 @@ func Latency(ctx context.Context, env Env, c LatencyConfig) (LatencyResult, erro
 	}
 
 	res.CoreP50us, res.CoreP99us = pct(core, 50), pct(core, 99)
+	res.RawJSP50us, res.RawJSP99us = pct(rawJS, 50), pct(rawJS, 99)
 	res.DirectP50us, res.DirectP99us = pct(direct, 50), pct(direct, 99)
 	res.DurableP50us, res.DurableP99us = pct(durable, 50), pct(durable, 99)
 	res.DirectVsCore = ratio(res.DirectP50us, res.CoreP50us)
 	res.DurableVsCore = ratio(res.DurableP50us, res.CoreP50us)
+	res.DurableVsRawJS = ratio(res.DurableP50us, res.RawJSP50us)
 	return res, nil
+}
+
+// rawJSRoundTrips times n durable round trips made with plain nats.go: the
+// requester publishes to a work-queue stream (file storage, like the bus's)
+// and waits for the publish ack and the reply; a pull consumer on another
+// connection answers each message over core NATS and acks it.
+func rawJSRoundTrips(ctx context.Context, env Env, n int, bodies [][]byte) ([]time.Duration, error) {
+	const stream, replyHeader = "BENCH_LATENCY", "Bench-Reply"
+	snc, err := env.connect("bench-raw-js-responder")
+	if err != nil {
+		return nil, err
+	}
+	defer snc.Close()
+	js, err := jetstream.New(snc)
+	if err != nil {
+		return nil, err
+	}
+	_ = js.DeleteStream(ctx, stream)
+	s, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: []string{"bench.latency.>"},
+		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage})
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = js.DeleteStream(context.Background(), stream) }()
+	cons, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "echo", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		return nil, err
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		_ = snc.Publish(m.Headers().Get(replyHeader), m.Data())
+		_ = m.Ack()
+	}, jetstream.PullMaxMessages(32)) // as the bus pulls
+	if err != nil {
+		return nil, err
+	}
+	defer cc.Stop()
+
+	cnc, err := env.connect("bench-raw-js-requester")
+	if err != nil {
+		return nil, err
+	}
+	defer cnc.Close()
+	cjs, err := jetstream.New(cnc)
+	if err != nil {
+		return nil, err
+	}
+	inbox := cnc.NewInbox()
+	replies := make(chan *nats.Msg, 1)
+	sub, err := cnc.ChanSubscribe(inbox, replies)
+	if err != nil {
+		return nil, err
+	}
+	defer sub.Unsubscribe()
+	return timeEach(n, func(i int) error {
+		m := &nats.Msg{Subject: "bench.latency.echo", Data: bodies[i%bodyCount], Header: nats.Header{replyHeader: []string{inbox}}}
+		ack, err := cjs.PublishMsgAsync(m)
+		if err != nil {
+			return err
+		}
+		timeout := time.After(5 * time.Second)
+		for acked, replied := false, false; !acked || !replied; {
+			select {
+			case <-ack.Ok():
+				acked = true
+			case err := <-ack.Err():
+				return err
+			case <-replies:
+				replied = true
+			case <-timeout:
+				return fmt.Errorf("no reply within 5 s (acked %v, replied %v)", acked, replied)
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	})
 }
 
 // timeEach runs f n times after a tenth as many warm-up runs and returns

@@ -35,13 +35,15 @@ func WriteLatency(w io.Writer, res LatencyResult, asJSON bool) error {
 		return json.NewEncoder(w).Encode(res)
 	}
 	_, err := fmt.Fprintf(w, "round trips of %d B, %d sequential requests each:\n"+
-		"               p50 µs    p99 µs   p50 vs core\n"+
-		"  core NATS  %8.1f  %8.1f\n"+
-		"  direct     %8.1f  %8.1f   %.2f\n"+
-		"  durable    %8.1f  %8.1f   %.2f\n",
+		"                 p50 µs    p99 µs   p50 vs core   p50 vs raw JS\n"+
+		"  core NATS    %8.1f  %8.1f\n"+
+		"  raw JS       %8.1f  %8.1f   %.2f\n"+
+		"  bus direct   %8.1f  %8.1f   %.2f\n"+
+		"  bus durable  %8.1f  %8.1f   %.2f          %.2f\n",
 		res.MsgSize, res.Requests, res.CoreP50us, res.CoreP99us,
+		res.RawJSP50us, res.RawJSP99us, ratio(res.RawJSP50us, res.CoreP50us),
 		res.DirectP50us, res.DirectP99us, res.DirectVsCore,
-		res.DurableP50us, res.DurableP99us, res.DurableVsCore)
+		res.DurableP50us, res.DurableP99us, res.DurableVsCore, res.DurableVsRawJS)
 	return err
 }
 

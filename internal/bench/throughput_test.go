@@ -82,7 +82,7 @@ func TestE2EAndLatencySmall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if lat.CoreP50us <= 0 || lat.DirectP50us <= 0 || lat.DurableP50us <= 0 || lat.DurableP99us < lat.DurableP50us {
+	if lat.CoreP50us <= 0 || lat.RawJSP50us <= 0 || lat.RawJSP99us < lat.RawJSP50us || lat.DurableVsRawJS <= 0 || lat.DirectP50us <= 0 || lat.DurableP50us <= 0 || lat.DurableP99us < lat.DurableP50us {
 		t.Fatalf("latency %+v", lat)
 	}
 }
