@@ -40,8 +40,9 @@ type LatencyResult struct {
 // Latency measures one requester's round trips to an echo responder:
 // nats.go request/reply to a plain subscriber; nats.go JetStream, a request
 // stored in a work-queue stream and answered over core NATS by a pull
-// consumer that acks it (the floor of a durable request); then bus Request
-// to an echo agent, direct and durable; all on env's server.
+// consumer that acks it (the floor of a durable request); bus Request to an
+// echo agent, direct and durable; all on env's server. The four take turns,
+// one round trip each, so that they share whatever else the machine does.
 func Latency(ctx context.Context, env Env, c LatencyConfig) (LatencyResult, error) {
 	if c.Requests == 0 {
 		c.Requests = 2000
@@ -55,180 +56,213 @@ func Latency(ctx context.Context, env Env, c LatencyConfig) (LatencyResult, erro
 	res := LatencyResult{Requests: c.Requests, MsgSize: c.MsgSize}
 	_, bodies := payloads(ThroughputConfig{MsgSize: c.MsgSize, Destinations: 1})
 
-	// Core NATS: a plain subscriber that echoes.
-	rnc, err := env.connect("bench-core-responder")
-	if err != nil {
-		return res, err
-	}
-	defer rnc.Close()
-	sub, err := rnc.Subscribe("bench.echo", func(m *nats.Msg) { _ = m.Respond(m.Data) })
-	if err != nil {
-		return res, err
-	}
-	defer sub.Unsubscribe()
-	if err := rnc.Flush(); err != nil {
-		return res, err
-	}
-	qnc, err := env.connect("bench-core-requester")
-	if err != nil {
-		return res, err
-	}
-	defer qnc.Close()
-	env.progress("latency: core request/reply, %d requests...", c.Requests)
-	core, err := timeEach(c.Requests, func(i int) error {
-		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		_, err := qnc.RequestWithContext(rctx, "bench.echo", bodies[i%bodyCount])
-		return err
-	})
+	core, closeCore, err := coreRequester(ctx, env, bodies)
 	if err != nil {
 		return res, fmt.Errorf("bench: core request: %w", err)
 	}
-
-	env.progress("latency: raw JetStream request, %d requests...", c.Requests)
-	rawJS, err := rawJSRoundTrips(ctx, env, c.Requests, bodies)
+	defer closeCore()
+	rawJS, closeRaw, err := rawJSRequester(ctx, env, bodies)
 	if err != nil {
 		return res, fmt.Errorf("bench: raw JetStream request: %w", err)
 	}
+	defer closeRaw()
+	direct, durable, closeBus, err := busRequesters(ctx, env, bodies)
+	if err != nil {
+		return res, err
+	}
+	defer closeBus()
 
-	// The bus: an echo agent served by one bus, requests from another.
-	snc, err := env.connect("bench-bus-server")
+	env.progress("latency: core, raw JetStream, bus direct and bus durable round trips in turn, %d each...", c.Requests)
+	times, err := timeEach(c.Requests, core, rawJS, direct, durable)
 	if err != nil {
 		return res, err
 	}
-	defer snc.Close()
-	server, err := agentbus.Connect(ctx, agentbus.WithConn(snc), agentbus.WithEnsureStreams(agentbus.StreamConfig{}))
-	if err != nil {
-		return res, err
-	}
-	js, err := jetstream.New(snc)
-	if err != nil {
-		return res, err
-	}
-	stream, err := js.Stream(ctx, agentbus.StreamName)
-	if err != nil {
-		return res, err
-	}
-	if err := checkIdle(stream); err != nil {
-		_ = server.Close(context.Background())
-		return res, err
-	}
-	defer func() { _ = server.Close(context.Background()) }()
-	err = server.Handle("bench-echo", func(ctx context.Context, e *codec.Envelope) error {
-		return server.Reply(ctx, e, &codec.Envelope{Kind: "message", Payload: e.Payload})
-	})
-	if err != nil {
-		return res, err
-	}
-	group := server.Groups().Group("bench-echo")
-	sctx, stop := context.WithCancel(ctx)
-	served := make(chan error, 1)
-	go func() { served <- server.Serve(sctx, agentbus.ServeGroups(group)) }()
-	defer func() { stop(); <-served; deleteConsumers(js, server, []int{group}) }()
-
-	cnc, err := env.connect("bench-bus-client")
-	if err != nil {
-		return res, err
-	}
-	defer cnc.Close()
-	client, err := agentbus.Connect(ctx, agentbus.WithConn(cnc))
-	if err != nil {
-		return res, err
-	}
-	defer func() { _ = client.Close(context.Background()) }()
-	request := func(mode agentbus.RequestMode) func(int) error {
-		return func(i int) error {
-			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			defer cancel()
-			_, err := client.Request(rctx, &codec.Envelope{From: "bench", To: "bench-echo", Payload: bodies[i%bodyCount]}, mode)
-			return err
-		}
-	}
-	// Wait until the server's consumer answers.
-	deadline := time.Now().Add(30 * time.Second)
-	for request(agentbus.Direct)(0) != nil {
-		if time.Now().After(deadline) {
-			return res, fmt.Errorf("bench: the echo agent did not start answering")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	env.progress("latency: bus direct request, %d requests...", c.Requests)
-	direct, err := timeEach(c.Requests, request(agentbus.Direct))
-	if err != nil {
-		return res, fmt.Errorf("bench: direct request: %w", err)
-	}
-	env.progress("latency: bus durable request, %d requests...", c.Requests)
-	durable, err := timeEach(c.Requests, request(agentbus.Durable))
-	if err != nil {
-		return res, fmt.Errorf("bench: durable request: %w", err)
-	}
-
-	res.CoreP50us, res.CoreP99us = pct(core, 50), pct(core, 99)
-	res.RawJSP50us, res.RawJSP99us = pct(rawJS, 50), pct(rawJS, 99)
-	res.DirectP50us, res.DirectP99us = pct(direct, 50), pct(direct, 99)
-	res.DurableP50us, res.DurableP99us = pct(durable, 50), pct(durable, 99)
+	res.CoreP50us, res.CoreP99us = pct(times[0], 50), pct(times[0], 99)
+	res.RawJSP50us, res.RawJSP99us = pct(times[1], 50), pct(times[1], 99)
+	res.DirectP50us, res.DirectP99us = pct(times[2], 50), pct(times[2], 99)
+	res.DurableP50us, res.DurableP99us = pct(times[3], 50), pct(times[3], 99)
 	res.DirectVsCore = ratio(res.DirectP50us, res.CoreP50us)
 	res.DurableVsCore = ratio(res.DurableP50us, res.CoreP50us)
 	res.DurableVsRawJS = ratio(res.DurableP50us, res.RawJSP50us)
 	return res, nil
 }
 
-// rawJSRoundTrips times n durable round trips made with plain nats.go: the
+// coreRequester returns a round trip of core NATS request/reply to a plain
+// subscriber that echoes.
+func coreRequester(ctx context.Context, env Env, bodies [][]byte) (func(int) error, func(), error) {
+	rnc, err := env.connect("bench-core-responder")
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := rnc.Subscribe("bench.echo", func(m *nats.Msg) { _ = m.Respond(m.Data) }); err != nil {
+		rnc.Close()
+		return nil, nil, err
+	}
+	if err := rnc.Flush(); err != nil {
+		rnc.Close()
+		return nil, nil, err
+	}
+	qnc, err := env.connect("bench-core-requester")
+	if err != nil {
+		rnc.Close()
+		return nil, nil, err
+	}
+	f := func(i int) error {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if _, err := qnc.RequestWithContext(rctx, "bench.echo", bodies[i%bodyCount]); err != nil {
+			return fmt.Errorf("core request: %w", err)
+		}
+		return nil
+	}
+	return f, func() { qnc.Close(); rnc.Close() }, nil
+}
+
+// busRequesters serves an echo agent on one bus and returns round trips of
+// Request from another bus, direct and durable.
+func busRequesters(ctx context.Context, env Env, bodies [][]byte) (direct, durable func(int) error, closeAll func(), err error) {
+	var closers []func()
+	closeAll = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			closeAll()
+		}
+	}()
+	snc, err := env.connect("bench-bus-server")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	closers = append(closers, snc.Close)
+	server, err := agentbus.Connect(ctx, agentbus.WithConn(snc), agentbus.WithEnsureStreams(agentbus.StreamConfig{}))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	closers = append(closers, func() { _ = server.Close(context.Background()) })
+	js, err := jetstream.New(snc)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	stream, err := js.Stream(ctx, agentbus.StreamName)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := checkIdle(stream); err != nil {
+		return nil, nil, nil, err
+	}
+	err = server.Handle("bench-echo", func(ctx context.Context, e *codec.Envelope) error {
+		return server.Reply(ctx, e, &codec.Envelope{Kind: "message", Payload: e.Payload})
+	})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	group := server.Groups().Group("bench-echo")
+	sctx, stop := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() { served <- server.Serve(sctx, agentbus.ServeGroups(group)) }()
+	closers = append(closers, func() { stop(); <-served; deleteConsumers(js, server, []int{group}) })
+
+	cnc, err := env.connect("bench-bus-client")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	closers = append(closers, cnc.Close)
+	client, err := agentbus.Connect(ctx, agentbus.WithConn(cnc))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	closers = append(closers, func() { _ = client.Close(context.Background()) })
+	request := func(mode agentbus.RequestMode, name string) func(int) error {
+		return func(i int) error {
+			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			_, err := client.Request(rctx, &codec.Envelope{From: "bench", To: "bench-echo", Payload: bodies[i%bodyCount]}, mode)
+			if err != nil {
+				return fmt.Errorf("bench: %s request: %w", name, err)
+			}
+			return nil
+		}
+	}
+	direct, durable = request(agentbus.Direct, "direct"), request(agentbus.Durable, "durable")
+	// Wait until the server's consumer answers.
+	deadline := time.Now().Add(30 * time.Second)
+	for direct(0) != nil {
+		if time.Now().After(deadline) {
+			return nil, nil, nil, fmt.Errorf("bench: the echo agent did not start answering")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return direct, durable, closeAll, nil
+}
+
+// rawJSRequester returns a durable round trip made with plain nats.go: the
 // requester publishes to a work-queue stream (file storage, like the bus's)
 // and waits for the publish ack and the reply; a pull consumer on another
 // connection answers each message over core NATS and acks it.
-func rawJSRoundTrips(ctx context.Context, env Env, n int, bodies [][]byte) ([]time.Duration, error) {
+func rawJSRequester(ctx context.Context, env Env, bodies [][]byte) (f func(int) error, closeAll func(), err error) {
 	const stream, replyHeader = "BENCH_LATENCY", "Bench-Reply"
+	var closers []func()
+	closeAll = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			closeAll()
+		}
+	}()
 	snc, err := env.connect("bench-raw-js-responder")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer snc.Close()
+	closers = append(closers, snc.Close)
 	js, err := jetstream.New(snc)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	_ = js.DeleteStream(ctx, stream)
 	s, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: []string{"bench.latency.>"},
 		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer func() { _ = js.DeleteStream(context.Background(), stream) }()
+	closers = append(closers, func() { _ = js.DeleteStream(context.Background(), stream) })
 	cons, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "echo", AckPolicy: jetstream.AckExplicitPolicy})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		_ = snc.Publish(m.Headers().Get(replyHeader), m.Data())
 		_ = m.Ack()
 	}, jetstream.PullMaxMessages(32)) // as the bus pulls
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer cc.Stop()
+	closers = append(closers, cc.Stop)
 
 	cnc, err := env.connect("bench-raw-js-requester")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer cnc.Close()
+	closers = append(closers, cnc.Close)
 	cjs, err := jetstream.New(cnc)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	inbox := cnc.NewInbox()
 	replies := make(chan *nats.Msg, 1)
-	sub, err := cnc.ChanSubscribe(inbox, replies)
-	if err != nil {
-		return nil, err
+	if _, err := cnc.ChanSubscribe(inbox, replies); err != nil {
+		return nil, nil, err
 	}
-	defer sub.Unsubscribe()
-	return timeEach(n, func(i int) error {
+	f = func(i int) error {
 		m := &nats.Msg{Subject: "bench.latency.echo", Data: bodies[i%bodyCount], Header: nats.Header{replyHeader: []string{inbox}}}
 		ack, err := cjs.PublishMsgAsync(m)
 		if err != nil {
-			return err
+			return fmt.Errorf("raw JetStream publish: %w", err)
 		}
 		timeout := time.After(5 * time.Second)
 		for acked, replied := false, false; !acked || !replied; {
@@ -236,36 +270,47 @@ func rawJSRoundTrips(ctx context.Context, env Env, n int, bodies [][]byte) ([]ti
 			case <-ack.Ok():
 				acked = true
 			case err := <-ack.Err():
-				return err
+				return fmt.Errorf("raw JetStream publish: %w", err)
 			case <-replies:
 				replied = true
 			case <-timeout:
-				return fmt.Errorf("no reply within 5 s (acked %v, replied %v)", acked, replied)
+				return fmt.Errorf("raw JetStream request: no reply within 5 s (acked %v, replied %v)", acked, replied)
 			case <-ctx.Done():
 				return ctx.Err()
 			}
 		}
 		return nil
-	})
+	}
+	return f, closeAll, nil
 }
 
-// timeEach runs f n times after a tenth as many warm-up runs and returns
-// each run's duration, sorted.
-func timeEach(n int, f func(int) error) ([]time.Duration, error) {
+// timeEach runs each of fs n times, in turn (fs[0](i), fs[1](i), ...),
+// after a tenth as many warm-up turns, and returns the durations of each
+// f, sorted.
+func timeEach(n int, fs ...func(int) error) ([][]time.Duration, error) {
 	for i := range n / 10 {
-		if err := f(i); err != nil {
-			return nil, err
+		for _, f := range fs {
+			if err := f(i); err != nil {
+				return nil, err
+			}
 		}
 	}
-	out := make([]time.Duration, n)
+	out := make([][]time.Duration, len(fs))
+	for j := range out {
+		out[j] = make([]time.Duration, n)
+	}
 	for i := range n {
-		start := time.Now()
-		if err := f(i); err != nil {
-			return nil, err
+		for j, f := range fs {
+			start := time.Now()
+			if err := f(i); err != nil {
+				return nil, err
+			}
+			out[j][i] = time.Since(start)
 		}
-		out[i] = time.Since(start)
 	}
-	slices.Sort(out)
+	for _, d := range out {
+		slices.Sort(d)
+	}
 	return out, nil
 }
 
