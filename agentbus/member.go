@@ -339,6 +339,7 @@ func (m *membership) observe(ctx context.Context) {
 		ci := info.CachedInfo()
 		r.groupPending.WithLabelValues(key).Set(float64(ci.NumPending))
 		r.groupAckPending.WithLabelValues(key).Set(float64(ci.NumAckPending))
+		r.groupRedelivered.WithLabelValues(key).Set(float64(ci.NumRedelivered))
 		seen[key] = true
 	}
 	// Drop the series of groups no longer consumed here (not Reset, which
@@ -347,6 +348,7 @@ func (m *membership) observe(ctx context.Context) {
 		if !seen[key] {
 			r.groupPending.DeleteLabelValues(key)
 			r.groupAckPending.DeleteLabelValues(key)
+			r.groupRedelivered.DeleteLabelValues(key)
 		}
 	}
 	m.observed = seen

@@ -237,9 +237,29 @@ func TestMemberMetrics(t *testing.T) {
 			}
 		}
 		n, _ := testutil.GatherAndCount(reg, "a2abus_receive_group_pending")
+		r, _ := testutil.GatherAndCount(reg, "a2abus_receive_group_redelivered")
 		return got["a2abus_receive_groups_owned"] == 8 && got["a2abus_receive_handled_total"] == 1 &&
-			got["a2abus_receive_batch_envelopes"] == 1 && got["a2abus_receive_handler_seconds"] == 1 && n == 8
+			got["a2abus_receive_group_handled_total"] == 1 &&
+			got["a2abus_receive_batch_envelopes"] == 1 && got["a2abus_receive_handler_seconds"] == 1 && n == 8 && r == 8
 	})
+	// One handled series per owned group, and the message counted in its own.
+	group, _ := bus.ConsumerName(bus.Groups().Group("a"))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	perGroup := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "a2abus_receive_group_handled_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			perGroup[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+		}
+	}
+	if len(perGroup) != 8 || perGroup[group] != 1 {
+		t.Errorf("handled by group %v, want 8 groups and 1 in %s", perGroup, group)
+	}
 	if n, err := testutil.GatherAndCount(reg, "a2abus_receive_group_pending"); err != nil || n != 8 {
 		t.Fatalf("group pending series: %d (%v), want one per owned group", n, err)
 	}

@@ -95,12 +95,25 @@ func (b *Bus) register(r prometheus.Registerer) error {
 		Name: "a2abus_receive_group_ack_pending",
 		Help: "Batches delivered and not yet acknowledged in a group this process consumes, read at each heartbeat.",
 	}, []string{"group"})
+	b.recv.groupRedelivered = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "a2abus_receive_group_redelivered",
+		Help: "Batches of a group this process consumes that were delivered more than once and are not yet acknowledged (the consumer's num_redelivered), read at each heartbeat.",
+	}, []string{"group"})
+	b.recv.groupHandled = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "a2abus_receive_group_handled_total",
+		Help: "Envelopes handled successfully by this process, by group (rate() gives handled per second).",
+	}, []string{"group"})
+	b.recv.groupDead = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "a2abus_receive_group_dead_letters_total",
+		Help: "Envelopes and frames of a group that this process stored in the dead-letter stream, by group.",
+	}, []string{"group"})
 	b.recv.groupsOwned = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "a2abus_receive_groups_owned",
 		Help: "Consumer groups this process holds the lease of.",
 	})
 	cs = append(cs, &sendCollector{b: b, descs: sendDescs()}, b.recv.latency, b.recv.batchSize,
-		b.recv.groupPending, b.recv.groupAckPending, b.recv.groupsOwned)
+		b.recv.groupPending, b.recv.groupAckPending, b.recv.groupRedelivered, b.recv.groupHandled, b.recv.groupDead,
+		b.recv.groupsOwned)
 	b.registerer = r
 	for _, c := range cs {
 		if err := r.Register(c); err != nil {

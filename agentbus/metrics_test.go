@@ -50,6 +50,7 @@ a2abus_nats_out_msgs_total{conn="test"} 3
 }
 
 // gathered returns the value of the single series of the gauge name in reg.
+// gathered returns the sum of the gauge or counter series named name.
 func gathered(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
@@ -58,7 +59,11 @@ func gathered(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	for _, mf := range mfs {
 		if mf.GetName() == name {
-			return mf.GetMetric()[0].GetGauge().GetValue()
+			sum := 0.0
+			for _, m := range mf.GetMetric() {
+				sum += m.GetGauge().GetValue() + m.GetCounter().GetValue()
+			}
+			return sum
 		}
 	}
 	t.Fatalf("%s not gathered", name)

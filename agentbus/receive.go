@@ -70,11 +70,14 @@ type receiver struct {
 	poison    atomic.Uint64 // frames that could not be decoded
 	redeliver atomic.Uint64 // batches delivered more than once
 	// Metrics, all nil without a registerer.
-	latency         prometheus.Histogram // handler time per envelope
-	batchSize       prometheus.Histogram // envelopes per batch received
-	groupPending    *prometheus.GaugeVec // by group token, for the groups held
-	groupAckPending *prometheus.GaugeVec
-	groupsOwned     prometheus.Gauge
+	latency          prometheus.Histogram // handler time per envelope
+	batchSize        prometheus.Histogram // envelopes per batch received
+	groupPending     *prometheus.GaugeVec // by group token, for the groups held
+	groupAckPending  *prometheus.GaugeVec
+	groupRedelivered *prometheus.GaugeVec
+	groupHandled     *prometheus.CounterVec // by group token
+	groupDead        *prometheus.CounterVec
+	groupsOwned      prometheus.Gauge
 }
 
 // Handle registers h for agentID, replacing any earlier handler. Serve
@@ -281,6 +284,9 @@ type groupConsumer struct {
 	cc       jetstream.ConsumeContext
 	direct   *nats.Subscription // direct requests to the group's agents
 	inflight atomic.Int64       // batches dispatched and not yet done
+	// handled and dead count the group's envelopes handled and dead-lettered
+	// here; nil without a registerer.
+	handled, dead prometheus.Counter
 }
 
 // startGroup creates (or updates) the group's durable consumer and starts
@@ -309,6 +315,10 @@ func (s *server) startGroup(ctx context.Context, g int) (*groupConsumer, error) 
 		}
 	}
 	gc := &groupConsumer{group: g}
+	if r := &s.bus.recv; r.groupHandled != nil {
+		gc.handled = r.groupHandled.WithLabelValues(cfg.Durable)
+		gc.dead = r.groupDead.WithLabelValues(cfg.Durable)
+	}
 	gc.cc, err = cons.Consume(func(msg jetstream.Msg) { s.dispatch(gc, msg) },
 		jetstream.PullMaxMessagesWithBytesLimit(consumerPullMessages, consumerPullBytes),
 		// Short pulls: a pull lost in a leader change is noticed (two
@@ -324,7 +334,7 @@ func (s *server) startGroup(ctx context.Context, g int) (*groupConsumer, error) 
 	}
 	// A queue group, so that a request goes to one consumer even while two
 	// hold the group for a moment during a hand-over.
-	gc.direct, err = s.bus.conns[0].QueueSubscribe(DirectSubjectPrefix+"."+cfg.Durable+".*", "a2abus", s.handleDirect)
+	gc.direct, err = s.bus.conns[0].QueueSubscribe(DirectSubjectPrefix+"."+cfg.Durable+".*", "a2abus", func(m *nats.Msg) { s.handleDirect(gc, m) })
 	if err != nil {
 		gc.cc.Stop()
 		return nil, fmt.Errorf("agentbus: direct requests of group %s: %w", cfg.Durable, err)
@@ -334,7 +344,7 @@ func (s *server) startGroup(ctx context.Context, g int) (*groupConsumer, error) 
 
 // handleDirect handles a direct request: once, in the group's subscription
 // goroutine, answering with an error reply if the handler fails.
-func (s *server) handleDirect(m *nats.Msg) {
+func (s *server) handleDirect(gc *groupConsumer, m *nats.Msg) {
 	var env codec.Envelope
 	if err := s.bus.codec.DecodeEnvelope(m.Data, &env); err != nil {
 		s.bus.recv.poison.Add(1)
@@ -348,6 +358,9 @@ func (s *server) handleDirect(m *nats.Msg) {
 		return
 	}
 	s.bus.recv.handled.Add(1)
+	if gc.handled != nil {
+		gc.handled.Inc()
+	}
 }
 
 // replyError answers a request whose handler failed for good, so that its
@@ -441,7 +454,7 @@ func (s *server) dispatch(gc *groupConsumer, msg jetstream.Msg) {
 	_, agent, err := placement.ParseSubject(msg.Subject())
 	if err != nil {
 		s.bus.recv.poison.Add(1)
-		s.reject(msg, "", fmt.Sprintf("subject %q: %v", msg.Subject(), err))
+		s.reject(gc, msg, "", fmt.Sprintf("subject %q: %v", msg.Subject(), err))
 		return
 	}
 	q := s.queues[placement.JumpHashString(agent, len(s.queues))]
@@ -521,8 +534,8 @@ func (q *jobQueue) close() {
 
 // reject dead-letters a whole stored message and terminates it, or, if the
 // dead letter cannot be stored, leaves it for redelivery.
-func (s *server) reject(msg jetstream.Msg, agent, reason string) {
-	if s.deadLetter(msg, agent, nil, reason, 0) {
+func (s *server) reject(gc *groupConsumer, msg jetstream.Msg, agent, reason string) {
+	if s.deadLetter(gc, msg, agent, nil, reason, 0) {
 		_ = msg.Term()
 	} else {
 		_ = msg.Nak()
@@ -536,31 +549,38 @@ func (s *server) handleBatch(job *batchJob) {
 	if md, err := msg.Metadata(); err == nil && md.NumDelivered > 1 {
 		b.recv.redeliver.Add(1)
 		if md.NumDelivered >= MaxDeliver {
-			s.reject(msg, job.agent, fmt.Sprintf("delivered %d times without an ack (its consumers crashed or overran the ack wait)", md.NumDelivered))
+			s.reject(job.gc, msg, job.agent, fmt.Sprintf("delivered %d times without an ack (its consumers crashed or overran the ack wait)", md.NumDelivered))
 			return
 		}
 	}
 	envs, err := b.codec.DecodeBatch(nil, msg.Data())
 	if err != nil {
 		b.recv.poison.Add(1)
-		s.reject(msg, job.agent, "undecodable frame: "+err.Error())
+		s.reject(job.gc, msg, job.agent, "undecodable frame: "+err.Error())
 		return
 	}
 	if h := b.recv.batchSize; h != nil {
 		h.Observe(float64(len(envs)))
 	}
 
+	handled := 0
+	defer func() {
+		b.recv.handled.Add(uint64(handled))
+		if c := job.gc.handled; c != nil {
+			c.Add(float64(handled))
+		}
+	}()
 	for i := range envs {
 		env := &envs[i]
 		attempts, err := s.handleEnvelope(job.agent, env)
 		if err == nil {
-			b.recv.handled.Add(1)
+			handled++
 			continue
 		}
 		if s.ctx.Err() == nil {
 			s.replyError(env, err)
 		}
-		if s.ctx.Err() != nil || !s.deadLetter(msg, job.agent, env, err.Error(), attempts) {
+		if s.ctx.Err() != nil || !s.deadLetter(job.gc, msg, job.agent, env, err.Error(), attempts) {
 			// Stopping mid-batch, or the dead letter could not be stored:
 			// release the batch. The envelopes before this one will be
 			// handled again by the next delivery (at least once).
@@ -630,7 +650,7 @@ func (s *server) call(agent string, env *codec.Envelope) (err error) {
 // stored message as it was. It retries for the send timeout or until Serve
 // stops, and reports whether the dead letter was stored; if not, the
 // caller leaves the batch for redelivery, so that nothing is lost.
-func (s *server) deadLetter(msg jetstream.Msg, agent string, env *codec.Envelope, reason string, attempts int) bool {
+func (s *server) deadLetter(gc *groupConsumer, msg jetstream.Msg, agent string, env *codec.Envelope, reason string, attempts int) bool {
 	b := s.bus
 	data := msg.Data()
 	if env != nil {
@@ -667,6 +687,9 @@ func (s *server) deadLetter(msg jetstream.Msg, agent string, env *codec.Envelope
 		return false
 	}
 	b.recv.dead.Add(1)
+	if gc.dead != nil {
+		gc.dead.Inc()
+	}
 	b.cfg.log.Warn("dead-lettered", "subject", msg.Subject(), "sequence", seq, "reason", reason, "attempts", attempts)
 	return true
 }

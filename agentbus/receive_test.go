@@ -15,6 +15,7 @@ import (
 	"github.com/a2abus/a2abus/embedded/embeddedtest"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // serve runs bus.Serve until the test ends (or stop is called) and fails
@@ -245,7 +246,8 @@ func TestServeRetriesInOrderThenDeadLetters(t *testing.T) {
 
 func TestServePoisonFrames(t *testing.T) {
 	srv := embeddedtest.RunServer(t)
-	bus := connectBus(t, srv, agentbus.WithGroups(4))
+	reg := prometheus.NewPedanticRegistry()
+	bus := connectBus(t, srv, agentbus.WithGroups(4), agentbus.WithRegisterer(reg))
 	handled := make(chan string, 10)
 	if err := bus.Handle("victim", func(_ context.Context, env *codec.Envelope) error {
 		handled <- env.ID
@@ -278,6 +280,12 @@ func TestServePoisonFrames(t *testing.T) {
 	dls := deadLetters(t, nc)
 	if len(dls) != 3 {
 		t.Fatalf("%d dead letters, want the 3 poison frames", len(dls))
+	}
+	group, _ := bus.ConsumerName(bus.Groups().Group("victim"))
+	for name, want := range map[string]float64{"a2abus_receive_group_dead_letters_total": 3, "a2abus_receive_poison_frames_total": 3, "a2abus_receive_group_handled_total": 1} {
+		if got := gathered(t, reg, name); got != want {
+			t.Errorf("%s = %v, want %v (group %s)", name, got, want, group)
+		}
 	}
 	for _, m := range dls {
 		if r := m.Header.Get(agentbus.HeaderDLQReason); !strings.Contains(r, "undecodable frame") {
