@@ -1,0 +1,23 @@
+package scaler
+
+import "errors"
+
+// Sentinel errors. Errors returned by this package wrap one of them, so test
+// with errors.Is.
+var (
+	// ErrInvalidConfig reports a Config, KEDAConfig or Model field out of
+	// range; the error text names the field.
+	ErrInvalidConfig = errors.New("scaler: invalid config")
+
+	// ErrBadTrace reports a load trace that cannot be parsed: a malformed
+	// row, a negative or non-finite value, or seconds that do not increase.
+	// The error text names the line.
+	ErrBadTrace = errors.New("scaler: bad trace")
+
+	// ErrTraceTooLarge reports a trace over MaxTraceSeconds seconds, a line
+	// over MaxTraceLine bytes or a rate over MaxTraceRate.
+	ErrTraceTooLarge = errors.New("scaler: trace too large")
+
+	// ErrUnknownTrace reports a built-in trace name that does not exist.
+	ErrUnknownTrace = errors.New("scaler: unknown trace")
+)
