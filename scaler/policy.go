@@ -28,12 +28,23 @@ type Decision struct {
 // Delta is To - From: positive for a scale-up, negative for a scale-down.
 func (d Decision) Delta() int { return d.To - d.From }
 
-// Policy decides the consumer count from Snapshots: it scales up when CPU,
-// backlog or a confident forecast of the load says so, by a step sized to
-// the expected load (proportional to the gap, like the Kubernetes HPA's
-// ceil(current × metric / target)), and scales down only when CPU, backlog
-// and forecast all agree, no lower than the largest count recommended within
-// the stabilization window.
+// Policy decides the consumer count from Snapshots.
+//
+// It scales up when any of these holds: CPU above ScaleUpCPU (at two
+// evaluations in a row, or at one if messages wait or CPU is above 85%);
+// more than ScaleUpBacklog messages waiting; or a confident forecast of the
+// load Horizon ahead more than ScaleUpGrowth above the pool's capacity at
+// TargetCPU. The step is proportional to the gap, like the Kubernetes HPA's
+// ceil(current × metric / target): straight to the count that carries the
+// load expected Lead ahead at TargetCPU, plus consumers that drain the
+// backlog expected by then within DrainTime.
+//
+// It scales down only when CPU is below ScaleDownCPU, fewer than
+// ScaleDownBacklog messages wait and the forecast is more than
+// ScaleDownGrowth below the capacity at TargetCPU; never within UpHold of a
+// scale-up or ScaleDownCooldown of any step; and no lower than the largest
+// count recommended within StabilizationWindow. Consumers added only to
+// drain a backlog are released once it is drained, whatever the CPU.
 //
 // A Policy keeps state between calls (the forecast, the learned consumer
 // capacity, the recent recommendations and steps). Its methods are safe for
@@ -49,8 +60,8 @@ type Policy struct {
 	lastStep time.Time
 	stepped  bool
 	lastUp   time.Time // zero before the first scale-up
-	draining bool // the last scale-up added consumers to drain a backlog
-	hot      bool // CPU was above ScaleUpCPU at the previous evaluation
+	draining bool      // the last scale-up added consumers to drain a backlog
+	hot      bool      // CPU was above ScaleUpCPU at the previous evaluation
 
 	primed      bool // lastTime and lastArrival are set
 	lastTime    time.Time

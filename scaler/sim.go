@@ -95,10 +95,11 @@ type Result struct {
 	// ReversalWindow of it.
 	Reversals         int `json:"reversals"`
 	ReversalsInWindow int `json:"reversals_in_window"`
-	// Seconds is the trace's length; PeakConsumers the most consumers at
-	// once.
-	Seconds       int `json:"seconds"`
-	PeakConsumers int `json:"peak_consumers"`
+	// Seconds is the trace's length, Arrived the messages it brought;
+	// PeakConsumers the most consumers at once.
+	Seconds       int     `json:"seconds"`
+	Arrived       float64 `json:"arrived"`
+	PeakConsumers int     `json:"peak_consumers"`
 	// Steps are the decisions that changed the count.
 	Steps []Decision `json:"-"`
 }
@@ -139,6 +140,7 @@ func Simulate(tr Trace, policy string, d Decider, m Model) (Result, error) {
 			queue = 0
 		}
 		arrived += rate
+		res.Arrived += rate
 		served += h
 		capSum += cap
 		inflight := h * m.HandlerTime.Seconds()
