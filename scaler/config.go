@@ -68,8 +68,9 @@ type Config struct {
 	// ScaleDownCooldown is the least time between a scaling step and the
 	// next scale-down. Default 60 s.
 	ScaleDownCooldown time.Duration
-	// UpHold is the least time a scale-up stands before any scale-down, so
-	// that the pool never shrinks right after it grew. Default 5 minutes.
+	// UpHold is the least time a scale-up stands before a scale-down, so
+	// that the pool does not shrink right after it grew; consumers added
+	// only to drain a backlog may go sooner. Default 5 minutes.
 	UpHold time.Duration
 	// StabilizationWindow: a scale-down goes no lower than the largest
 	// count recommended within this window (as the Kubernetes HPA does), so

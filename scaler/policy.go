@@ -31,7 +31,7 @@ func (d Decision) Delta() int { return d.To - d.From }
 // Policy decides the consumer count from Snapshots.
 //
 // It scales up when any of these holds: CPU above ScaleUpCPU (at two
-// evaluations in a row, or at one if messages wait or CPU is above 85%);
+// evaluations in a row, or at one if messages wait or CPU is 85% or more);
 // more than ScaleUpBacklog messages waiting; or a confident forecast of the
 // load Horizon ahead more than ScaleUpGrowth above the pool's capacity at
 // TargetCPU. The step is proportional to the gap, like the Kubernetes HPA's
@@ -44,7 +44,8 @@ func (d Decision) Delta() int { return d.To - d.From }
 // ScaleDownGrowth below the capacity at TargetCPU; never within UpHold of a
 // scale-up or ScaleDownCooldown of any step; and no lower than the largest
 // count recommended within StabilizationWindow. Consumers added only to
-// drain a backlog are released once it is drained, whatever the CPU.
+// drain a backlog are released once it is drained, whatever the CPU and
+// without waiting for UpHold.
 //
 // A Policy keeps state between calls (the forecast, the learned consumer
 // capacity, the recent recommendations and steps). Its methods are safe for
@@ -84,12 +85,11 @@ func New(cfg Config) (*Policy, error) {
 // Config returns the policy's settings.
 func (p *Policy) Config() Config { return p.cfg }
 
-// saturatedCPU is the CPU at which the pool handles all it can: the
-// arrivals exceed its capacity and a backlog builds.
-const saturatedCPU = 0.95
-
-// clearlyHotCPU is the CPU above which one reading is enough to scale up.
-const clearlyHotCPU = 0.85
+// saturatedCPU is the mean CPU over an interval above which the pool is
+// taken to be saturated for part of it (the arrivals exceed its capacity and
+// a backlog builds): one such reading is enough to scale up, and the latest
+// slope of the arrival rate sizes the step.
+const saturatedCPU = 0.85
 
 // minCPUForCapacity is the CPU below which the handled rate says too little
 // about a consumer's capacity to learn it.
@@ -188,12 +188,12 @@ func (p *Policy) Decide(s Snapshot) Decision {
 	}
 
 	// CPU above the threshold counts when it was above it at the previous
-	// evaluation too, when messages wait, or when it is far above: one
-	// reading just over the threshold with nothing waiting is as likely
-	// noise as load.
+	// evaluation too, when messages wait, or when the pool is saturated:
+	// one reading just over the threshold with nothing waiting is as
+	// likely noise as load.
 	var up []string
 	hot := s.CPU > c.ScaleUpCPU
-	hotOnce := hot && !p.hot && waiting < c.ScaleDownBacklog && s.CPU < clearlyHotCPU
+	hotOnce := hot && !p.hot && waiting < c.ScaleDownBacklog && s.CPU < saturatedCPU
 	p.hot = hot
 	if hot && !hotOnce {
 		up = append(up, fmt.Sprintf("cpu %s > %s", pct(s.CPU), pct(c.ScaleUpCPU)))
@@ -254,7 +254,7 @@ func (p *Policy) Decide(s Snapshot) Decision {
 		case p.stepped && s.Time.Sub(p.lastStep) < c.ScaleDownCooldown:
 			d.Reason = fmt.Sprintf("%s: hold at %d consumers, scale-down cooldown (%s left)",
 				why, n, c.ScaleDownCooldown-s.Time.Sub(p.lastStep))
-		case !p.lastUp.IsZero() && s.Time.Sub(p.lastUp) < c.UpHold:
+		case !p.lastUp.IsZero() && s.Time.Sub(p.lastUp) < c.UpHold && !p.draining:
 			d.Reason = fmt.Sprintf("%s: hold at %d consumers, the last scale-up holds (%s left)",
 				why, n, c.UpHold-s.Time.Sub(p.lastUp))
 		default:

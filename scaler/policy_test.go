@@ -287,23 +287,29 @@ func TestPolicyReleasesDrainConsumers(t *testing.T) {
 	c := testConfig()
 	c.ScaleDownCPU = 0.3 // the drain consumers go even though CPU stays above it
 	p := newPolicy(t, c)
-	// A backlog of 30 000 at a load of 1100 msgs/s on 20 consumers.
-	d := p.Decide(snap(15, 20, 1100, 30000))
+	// 20 consumers carry 1100 msgs/s at 55%, long enough for the window to
+	// forget the count the policy started at.
+	drive(p, 0, 240, 20, func(int) float64 { return 1100 }, nil)
+	// Then a backlog of 30 000.
+	d := p.Decide(snap(255, 20, 1100, 30000))
 	if d.To <= 20 || !strings.Contains(d.Reason, "backlog 30000 > 1000") {
 		t.Fatalf("first step %d %q", d.To, d.Reason)
 	}
-	n := d.To
-	// Drained: the load alone needs 19 at 60%, with CPU above 30%.
-	for sec := 30; sec < 600; sec += 15 {
+	up, n := d.Time, d.To
+	// Drained: the load alone needs 19 at 60%, and CPU is above 30%.
+	for sec := 270; sec < 600; sec += 15 {
 		d = p.Decide(snap(sec, n, 1100, 0))
-		if d.Delta() < 0 {
+		if d.Delta() != 0 {
 			break
 		}
 	}
-	// Down to what the load needs, once the scale-up has stood for UpHold.
-	if d.Delta() >= 0 || !strings.Contains(d.Reason, "backlog drained") || d.To != 19 ||
-		d.Time.Sub(at(15)) < c.UpHold {
+	if d.Delta() >= 0 || !strings.Contains(d.Reason, "backlog drained") || d.To != 19 {
 		t.Fatalf("after the drain: %d → %d %q", d.From, d.To, d.Reason)
+	}
+	// The release does not wait for UpHold: those consumers were only
+	// for the backlog.
+	if d.Time.Sub(up) >= c.UpHold {
+		t.Errorf("released %v after the scale-up", d.Time.Sub(up))
 	}
 }
 

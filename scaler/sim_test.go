@@ -191,7 +191,6 @@ var knownMisses = map[string]struct{ backlogRatio, consumerRatio float64 }{
 	"spike-2x":    {0.92, 0},
 	"spike-short": {0.77, 0},
 	// The first minute of a fast rise, before the trend is trusted.
-	"ramp-fast":       {1.25, 0},
 	"flash-crowd.csv": {0.77, 0},
 	// Per-second bursts of 35% noise: 3.8 ms of waiting per message for
 	// ours, 0.2 ms for the baseline, which keeps 18% more consumers.
