@@ -27,10 +27,27 @@
 //		if d.To != d.From { apply(d.To) }
 //	}
 //
+// Two choices differ from the first design. The backlog thresholds look at
+// the messages waiting (NumPending), not those in flight (NumAckPending):
+// in-flight messages grow with load and handler time, and more consumers
+// would not finish them sooner, so counting them made a pool of slow
+// handlers scale up forever. And "predicted growth" is the forecast load
+// against the pool's capacity at the target CPU, not against today's load,
+// so that a flat load on an oversized pool reads as negative growth and the
+// pool can shrink; the design's -20% scale-down rule would otherwise never
+// fire on flat load.
+//
 // Simulate replays a Trace (built in, generated from a TraceSpec, or read by
 // ParseTrace from "seconds,arrivals_per_second" CSV) against a modelled
 // consumer pool, and Compare runs the Policy and the KEDA baseline side by
-// side.
+// side: same pool, same start, same decision interval (15 s, the HPA's
+// sync period), same bounds. The baseline is KEDA's nats-jetstream scaler
+// (lag = NumPending + NumAckPending) under the HPA's defaults: 10%
+// tolerance, a 300 s scale-down stabilization window, scale-up limited to
+// doubling or +4 per period. Its lagThreshold is set so that it aims at the
+// same CPU as the Policy (see KEDAConfig.LagThreshold): the comparison is of
+// how the two move, not of where they settle. backlog_seconds counts the
+// messages waiting, since the in-flight part is the same under any policy.
 //
 // Concurrency: Policy, KEDA and Sampler are safe for concurrent use (a
 // Policy should still see snapshots in time order); a Forecaster is not.
