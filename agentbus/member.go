@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -54,13 +55,56 @@ func ServeMemberID(id string) ServeOption {
 	}
 }
 
-// memberInfo is a member's value in the members bucket.
-type memberInfo struct {
+// Member is a live consumer as it reports itself in the members bucket at
+// each heartbeat: the scaler reads these reports.
+type Member struct {
 	ID      string    `json:"id"`
 	Host    string    `json:"host,omitempty"`
 	PID     int       `json:"pid"`
 	Started time.Time `json:"started"`
-	Groups  int       `json:"groups"` // groups held at the last heartbeat
+	At      time.Time `json:"at"`      // when it reported
+	Groups  int       `json:"groups"`  // groups held
+	Handled uint64    `json:"handled"` // envelopes handled since it started
+	// CPU is the process's CPU use since the previous heartbeat as a
+	// fraction of the CPUs it may use (GOMAXPROCS), and HostCPU the host's
+	// busy fraction; -1 when unknown (the first heartbeat, or a platform
+	// that cannot tell). Consumers in one process report the same CPU.
+	CPU     float64 `json:"cpu"`
+	HostCPU float64 `json:"host_cpu"`
+}
+
+// Members returns the live consumers of the bus (members whose heartbeat
+// has not expired), sorted by ID; none when no consumer ever joined.
+func (b *Bus) Members(ctx context.Context) ([]Member, error) {
+	kv, err := b.js[0].KeyValue(ctx, MembersBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("agentbus: members: %w", err)
+	}
+	lister, err := kv.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("agentbus: members: %w", err)
+	}
+	defer func() { _ = lister.Stop() }()
+	var out []Member
+	for key := range lister.Keys() {
+		e, err := kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue // left or expired since the listing
+		}
+		if err != nil {
+			return nil, fmt.Errorf("agentbus: member %s: %w", key, err)
+		}
+		var m Member
+		if err := json.Unmarshal(e.Value(), &m); err != nil {
+			return nil, fmt.Errorf("agentbus: member %s: %w", key, err)
+		}
+		out = append(out, m)
+	}
+	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
 }
 
 // lease is a group this member holds or is taking.
@@ -77,13 +121,15 @@ type membership struct {
 	id      string
 	members jetstream.KeyValue
 	leases  jetstream.KeyValue
-	info    memberInfo
+	info    Member
+	cpu     cpuMeter
 
 	mu   sync.Mutex
 	held map[int]*lease
 	// observed are the groups with per-group metric series, touched only
 	// by the heartbeat loop.
 	observed map[string]bool
+	owned    int // groups last added to the groups-owned gauge
 	wg       sync.WaitGroup // start and release goroutines
 }
 
@@ -117,7 +163,7 @@ func (s *server) member(ctx context.Context) error {
 	}
 	host, _ := os.Hostname()
 	m := &membership{s: s, id: id, members: members, leases: leases, held: map[int]*lease{},
-		info: memberInfo{ID: id, Host: host, PID: os.Getpid(), Started: time.Now()}}
+		info: Member{ID: id, Host: host, PID: os.Getpid(), Started: time.Now()}}
 	b.cfg.log.Info("joined as consumer", "member", id)
 
 	tick := time.NewTicker(s.cfg.memberTTL / 4)
@@ -169,6 +215,9 @@ func (m *membership) reconcile(ctx context.Context) error {
 	m.mu.Lock()
 	m.info.Groups = len(m.held)
 	m.mu.Unlock()
+	m.info.At = time.Now()
+	m.info.Handled = m.s.handled.Load()
+	m.info.CPU, m.info.HostCPU = m.cpu.sample(m.info.At)
 	val, _ := json.Marshal(m.info)
 	if _, err := m.members.Put(ctx, m.id, val); err != nil {
 		return fmt.Errorf("heartbeat: %w", err)
@@ -308,6 +357,16 @@ func (m *membership) leave() {
 	}
 	m.mu.Unlock()
 	m.wg.Wait()
+	if r := &m.s.bus.recv; r.groupsOwned != nil {
+		r.groupsOwned.Sub(float64(m.owned))
+		m.owned = 0
+		for key := range m.observed {
+			r.groupPending.DeleteLabelValues(key)
+			r.groupAckPending.DeleteLabelValues(key)
+			r.groupRedelivered.DeleteLabelValues(key)
+		}
+		m.observed = nil
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = m.members.Delete(ctx, m.id)
@@ -327,7 +386,9 @@ func (m *membership) observe(ctx context.Context) {
 			consuming = append(consuming, g)
 		}
 	}
-	r.groupsOwned.Set(float64(len(m.held)))
+	// Several Serve calls may share the gauge: each adds its change.
+	r.groupsOwned.Add(float64(len(m.held) - m.owned))
+	m.owned = len(m.held)
 	m.mu.Unlock()
 	seen := make(map[string]bool, len(consuming))
 	for _, g := range consuming {

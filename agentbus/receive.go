@@ -62,7 +62,10 @@ var (
 type receiver struct {
 	mu       sync.RWMutex
 	handlers map[string]Handler
-	serving  atomic.Bool
+
+	serveMu sync.Mutex
+	serves  int  // Serve calls running
+	static  bool // one of them is a ServeGroups call
 
 	handled   atomic.Uint64 // envelopes handled successfully
 	failures  atomic.Uint64 // handler attempts that failed
@@ -215,6 +218,12 @@ func (b *Bus) consumerConfig(group int, sc *serveConfig) (jetstream.ConsumerConf
 // Serve returns when ctx ends, after the batches being handled are done;
 // batches fetched but not started are released for redelivery. It returns
 // an error if the consumers cannot be created.
+//
+// Without ServeGroups, Serve joins the bus's members as one consumer, and
+// several Serve calls may run at once on one bus, each a consumer of its
+// own (give each its ServeMemberID, or let each make one up): that is how a
+// process runs more consumers when the scaler asks for them. A ServeGroups
+// call runs alone.
 func (b *Bus) Serve(ctx context.Context, opts ...ServeOption) error {
 	sc := serveConfig{
 		workers:      16 * runtime.GOMAXPROCS(0),
@@ -229,10 +238,10 @@ func (b *Bus) Serve(ctx context.Context, opts ...ServeOption) error {
 			return err
 		}
 	}
-	if !b.recv.serving.CompareAndSwap(false, true) {
-		return errors.New("agentbus: Serve is already running on this bus")
+	if err := b.recv.enter(len(sc.groups) > 0); err != nil {
+		return err
 	}
-	defer b.recv.serving.Store(false)
+	defer b.recv.leave()
 
 	s := &server{bus: b, cfg: &sc, ctx: ctx, queues: make([]*jobQueue, sc.workers), held: map[jetstream.Msg]struct{}{}}
 	var workers sync.WaitGroup
@@ -276,6 +285,29 @@ func (b *Bus) Serve(ctx context.Context, opts ...ServeOption) error {
 	}
 	<-ctx.Done()
 	return nil
+}
+
+// enter admits a Serve call: calls in membership mode may run side by side
+// (each is one consumer), a ServeGroups call only alone, since two pulling
+// the same group would split its agents' batches between them.
+func (r *receiver) enter(static bool) error {
+	r.serveMu.Lock()
+	defer r.serveMu.Unlock()
+	if r.serves > 0 && (static || r.static) {
+		return errors.New("agentbus: Serve with ServeGroups cannot run beside another Serve on the same bus")
+	}
+	r.serves++
+	r.static = static
+	return nil
+}
+
+func (r *receiver) leave() {
+	r.serveMu.Lock()
+	defer r.serveMu.Unlock()
+	r.serves--
+	if r.serves == 0 {
+		r.static = false
+	}
 }
 
 // groupConsumer is one group being consumed by this process.
@@ -358,6 +390,7 @@ func (s *server) handleDirect(gc *groupConsumer, m *nats.Msg) {
 		return
 	}
 	s.bus.recv.handled.Add(1)
+	s.handled.Add(1)
 	if gc.handled != nil {
 		gc.handled.Inc()
 	}
@@ -404,6 +437,8 @@ type server struct {
 	// wait and come back as a duplicate.
 	heldMu sync.Mutex
 	held   map[jetstream.Msg]struct{}
+
+	handled atomic.Uint64 // envelopes this Serve call handled successfully
 }
 
 func (s *server) hold(msg jetstream.Msg) {
@@ -566,6 +601,7 @@ func (s *server) handleBatch(job *batchJob) {
 	handled := 0
 	defer func() {
 		b.recv.handled.Add(uint64(handled))
+		s.handled.Add(uint64(handled))
 		if c := job.gc.handled; c != nil {
 			c.Add(float64(handled))
 		}
