@@ -31,7 +31,7 @@ func (d Decision) Delta() int { return d.To - d.From }
 // Policy decides the consumer count from Snapshots.
 //
 // It scales up when any of these holds: CPU above ScaleUpCPU (at two
-// evaluations in a row, or at one if messages wait or CPU is 85% or more);
+// evaluations in a row, or at one if messages wait or CPU is 80% or more);
 // more than ScaleUpBacklog messages waiting; or a confident forecast of the
 // load Horizon ahead more than ScaleUpGrowth above the pool's capacity at
 // TargetCPU. The step is proportional to the gap, like the Kubernetes HPA's
@@ -89,7 +89,7 @@ func (p *Policy) Config() Config { return p.cfg }
 // taken to be saturated for part of it (the arrivals exceed its capacity and
 // a backlog builds): one such reading is enough to scale up, and the latest
 // slope of the arrival rate sizes the step.
-const saturatedCPU = 0.85
+const saturatedCPU = 0.80
 
 // minCPUForCapacity is the CPU below which the handled rate says too little
 // about a consumer's capacity to learn it.

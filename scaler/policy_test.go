@@ -43,8 +43,8 @@ func TestPolicyThresholds(t *testing.T) {
 		wantTo     int
 		wantReason string
 	}{
-		{name: "cpu just above 70% once waits", s: snap(15, 10, 800, 0), wantTo: 10, wantReason: "cpu 80% > 70% once, backlog 0: hold at 10 consumers until a second reading"},
-		{name: "cpu above 70% twice steps to the load at 60%", s: snap(15, 10, 800, 0), wantTo: 14, wantReason: "cpu 80% > 70%: 10 → 14 consumers"},
+		{name: "cpu just above 70% once waits", s: snap(15, 10, 750, 0), wantTo: 10, wantReason: "cpu 75% > 70% once, backlog 0: hold at 10 consumers until a second reading"},
+		{name: "cpu above 70% twice steps to the load at 60%", s: snap(15, 10, 750, 0), wantTo: 13, wantReason: "cpu 75% > 70%: 10 → 13 consumers"},
 		{name: "cpu far above 70% steps at once", s: snap(15, 10, 900, 0), wantTo: 15, wantReason: "cpu 90% > 70%: 10 → 15 consumers"},
 		{name: "cpu above 70% with messages waiting steps to the load at 60%", s: snap(15, 10, 900, 100), wantTo: 16, wantReason: "cpu 90% > 70%: 10 → 16 consumers"},
 		{name: "cpu at 70% holds", s: snap(15, 10, 700, 0), wantTo: 10, wantReason: "hold at 10"},

@@ -187,7 +187,7 @@ var knownMisses = map[string]struct{ backlogRatio, consumerRatio float64 }{
 	// Unpredictable jumps of 1.3× to 2× the base load: both policies
 	// see them at the same evaluation and start consumers as late; the
 	// backlog is set by the headroom both keep at the same target.
-	"step-small":  {1.15, 0},
+	"step-small":  {0.90, 0},
 	"spike-2x":    {0.92, 0},
 	"spike-short": {0.77, 0},
 	// The first minute of a fast rise, before the trend is trusted.
