@@ -129,7 +129,7 @@ type membership struct {
 	// observed are the groups with per-group metric series, touched only
 	// by the heartbeat loop.
 	observed map[string]bool
-	owned    int // groups last added to the groups-owned gauge
+	owned    int            // groups last added to the groups-owned gauge
 	wg       sync.WaitGroup // start and release goroutines
 }
 
