@@ -31,6 +31,7 @@ type Config struct {
 	ConfigFile      string // JSON file of settings, keys named as the flags
 	Demo            bool   // host the demo agents echo and worker
 	DemoDelay       time.Duration
+	Consumers       int // consumers of the hosted agents while no scaler sets a target
 }
 
 // DefaultConfig returns the defaults: the embedded server on 127.0.0.1:4222
@@ -45,6 +46,7 @@ func DefaultConfig() Config {
 		LogLevel:        "info",
 		LogFormat:       "text",
 		DemoDelay:       100 * time.Millisecond,
+		Consumers:       1,
 	}
 }
 
@@ -73,6 +75,9 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("--log-level %q: want debug, info, warn or error", c.LogLevel)
 	}
+	if c.Consumers < 0 || c.Consumers > maxConsumers {
+		return fmt.Errorf("--consumers %d: want 0..%d", c.Consumers, maxConsumers)
+	}
 	if c.DemoDelay < 0 || c.DemoDelay > time.Minute {
 		return fmt.Errorf("--demo-delay %v: want 0..1m", c.DemoDelay)
 	}
@@ -83,6 +88,9 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+// maxConsumers bounds the consumers one agentd runs.
+const maxConsumers = 256
 
 func checkPort(name string, p int) error {
 	if p < -1 || p > 65535 {
@@ -108,6 +116,7 @@ func flagSet(c *Config) *flag.FlagSet {
 	fs.StringVar(&c.ConfigFile, "config", c.ConfigFile, "JSON `file` of settings named as these flags")
 	fs.BoolVar(&c.Demo, "demo", c.Demo, "host the demo agents: echo (replies with the text it got) and worker (replies after --demo-delay)")
 	fs.DurationVar(&c.DemoDelay, "demo-delay", c.DemoDelay, "how long the demo worker agent works on a message")
+	fs.IntVar(&c.Consumers, "consumers", c.Consumers, "consumers `n` of the agents this agentd hosts while no scaler sets a target (then its share of the target)")
 	return fs
 }
 

@@ -86,6 +86,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"bad http address", []string{"--http", "8080"}, nil, `--http "8080"`},
 		{"bad log level", []string{"--log-level", "loud"}, nil, `--log-level "loud"`},
 		{"replicas", []string{"--replicas", "9"}, nil, "--replicas 9"},
+		{"consumers", []string{"--consumers", "-1"}, nil, "--consumers -1"},
 		{"bad env value", nil, map[string]string{"AGENTD_NATS_PORT": "x"}, "AGENTD_NATS_PORT="},
 		{"missing config file", []string{"--config", "/nonexistent/agentd.json"}, nil, "--config: open /nonexistent/agentd.json"},
 		{"invalid config file", []string{"--config", bad}, nil, "not a JSON object"},

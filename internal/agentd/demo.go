@@ -7,6 +7,7 @@ import (
 	"github.com/a2abus/a2abus/agentbus"
 	"github.com/a2abus/a2abus/codec"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // startDemo hosts the demo agents on nc: echo replies with the text it got,
@@ -38,15 +39,23 @@ func (d *Daemon) startDemo(ctx context.Context, nc *nats.Conn) (stop func(), err
 	}); err != nil {
 		return nil, err
 	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := newConsumerPool(bus, js, d.log, d.reg, d.cfg.Consumers)
+	if err != nil {
+		return nil, err
+	}
 	sctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := bus.Serve(sctx); err != nil {
+		if err := pool.run(sctx); err != nil {
 			d.log.Error("demo agents stopped", "err", err)
 		}
 	}()
-	d.log.Info("hosting demo agents", "agents", "echo, worker", "worker_delay", delay)
+	d.log.Info("hosting demo agents", "agents", "echo, worker", "worker_delay", delay, "host", pool.id)
 	return func() {
 		cancel()
 		<-done

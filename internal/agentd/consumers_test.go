@@ -1,0 +1,131 @@
+package agentd
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/a2abus/a2abus/agentbus"
+	"github.com/a2abus/a2abus/codec"
+	"github.com/a2abus/a2abus/embedded/embeddedtest"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func TestSpread(t *testing.T) {
+	hosts := []hostInfo{{ID: "a", Capacity: 2}, {ID: "b", Capacity: 1}, {ID: "c", Capacity: 1}}
+	tests := []struct {
+		total int
+		want  map[string]int
+	}{
+		{0, map[string]int{"a": 0, "b": 0, "c": 0}},
+		{1, map[string]int{"a": 1, "b": 0, "c": 0}},
+		{2, map[string]int{"a": 1, "b": 1, "c": 0}},
+		{3, map[string]int{"a": 1, "b": 1, "c": 1}}, // quotas 1.5, 0.75, 0.75
+		{4, map[string]int{"a": 2, "b": 1, "c": 1}},
+		{9, map[string]int{"a": 5, "b": 2, "c": 2}},
+		{100, map[string]int{"a": 50, "b": 25, "c": 25}},
+	}
+	for _, tt := range tests {
+		got := spread(tt.total, hosts)
+		sum := 0
+		for id, n := range got {
+			sum += n
+			if n != tt.want[id] {
+				t.Errorf("spread(%d)[%s] = %d, want %d (%v)", tt.total, id, n, tt.want[id], got)
+			}
+		}
+		if sum != tt.total {
+			t.Errorf("spread(%d) gives %d in all", tt.total, sum)
+		}
+	}
+	if got := spread(3, nil); len(got) != 0 {
+		t.Errorf("spread over no hosts = %v", got)
+	}
+}
+
+// TestConsumerPoolsFollowTheTarget runs two agentd consumer pools, of
+// capacity 2 and 1, on one server: each runs its default until a target is
+// set, then its share of the target, and none once stopped.
+func TestConsumerPoolsFollowTheTarget(t *testing.T) {
+	srv := embeddedtest.RunServer(t)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	newPool := func(capacity int) (*agentbus.Bus, *consumerPool, func()) {
+		nc := embeddedtest.Connect(t, srv)
+		js, _ := jetstream.New(nc)
+		if err := agentbus.EnsureStreams(ctx, js, agentbus.StreamConfig{}); err != nil {
+			t.Fatal(err)
+		}
+		bus, err := agentbus.Connect(ctx, agentbus.WithConn(nc), agentbus.WithGroups(16))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := bus.Handle("echo", func(context.Context, *codec.Envelope) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+		p, err := newConsumerPool(bus, js, log, nil, 1,
+			agentbus.ServeMemberTTL(2*time.Second), agentbus.ServeAckWait(time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.capacity, p.beat = capacity, 100*time.Millisecond
+		pctx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- p.run(pctx) }()
+		var once sync.Once
+		return bus, p, func() {
+			once.Do(func() {
+				stop()
+				if err := <-done; err != nil {
+					t.Errorf("pool: %v", err)
+				}
+				_ = bus.Close(context.Background())
+			})
+		}
+	}
+	bus, big, stopBig := newPool(2)
+	_, small, stopSmall := newPool(1)
+	defer stopSmall()
+	defer stopBig()
+
+	waitMembers := func(what string, want map[string]int) {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for {
+			ms, err := bus.Members(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]int{}
+			for _, m := range ms {
+				for _, p := range []*consumerPool{big, small} {
+					if len(m.ID) > len(p.id) && m.ID[:len(p.id)] == p.id {
+						got[p.id]++
+					}
+				}
+			}
+			if got[big.id] == want[big.id] && got[small.id] == want[small.id] && len(ms) == want[big.id]+want[small.id] {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: consumers %v, want %v", what, got, want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitMembers("no target: the default of one each", map[string]int{big.id: 1, small.id: 1})
+	if err := bus.SetScaleTarget(ctx, agentbus.ScaleTarget{Consumers: 6, Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	waitMembers("target 6", map[string]int{big.id: 4, small.id: 2})
+	if err := bus.SetScaleTarget(ctx, agentbus.ScaleTarget{Consumers: 1, Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	waitMembers("target 1", map[string]int{big.id: 1, small.id: 0})
+	stopBig()
+	waitMembers("the big host stopped", map[string]int{small.id: 1})
+}
