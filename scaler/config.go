@@ -1,7 +1,6 @@
 package scaler
 
 import (
-	"fmt"
 	"math"
 	"time"
 )
@@ -115,7 +114,7 @@ func DefaultConfig() Config {
 // Validate reports the first field out of range, by name.
 func (c Config) Validate() error {
 	bad := func(field string, v any, want string) error {
-		return fmt.Errorf("%w: %s %v: %s", ErrInvalidConfig, field, v, want)
+		return &ConfigError{Field: field, Value: v, Want: want}
 	}
 	frac := func(x float64) bool { return x > 0 && x <= 1 && !math.IsNaN(x) }
 	switch {

@@ -49,6 +49,10 @@ func TestConfigValidate(t *testing.T) {
 			if err != nil && !strings.Contains(err.Error(), tt.field) {
 				t.Errorf("error %q does not name %s", err, tt.field)
 			}
+			var ce *ConfigError
+			if err != nil && (!errors.As(err, &ce) || ce.Field != tt.field) {
+				t.Errorf("error %v is not a ConfigError of field %s", err, tt.field)
+			}
 			if _, nerr := New(c); !errors.Is(nerr, tt.wantErr) {
 				t.Errorf("New() = %v, want %v", nerr, tt.wantErr)
 			}

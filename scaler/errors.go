@@ -1,6 +1,9 @@
 package scaler
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Sentinel errors. Errors returned by this package wrap one of them, so test
 // with errors.Is.
@@ -21,3 +24,19 @@ var (
 	// ErrUnknownTrace reports a built-in trace name that does not exist.
 	ErrUnknownTrace = errors.New("scaler: unknown trace")
 )
+
+// ConfigError is the error of a Config field out of range: Field is the
+// field's name, Value its value and Want the range it must be in. It wraps
+// ErrInvalidConfig, and lets a command line name its own flag for the field.
+type ConfigError struct {
+	Field string
+	Value any
+	Want  string
+}
+
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("%v: %s %v: %s", ErrInvalidConfig, e.Field, e.Value, e.Want)
+}
+
+// Unwrap returns ErrInvalidConfig.
+func (e *ConfigError) Unwrap() error { return ErrInvalidConfig }

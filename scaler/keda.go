@@ -54,7 +54,7 @@ func DefaultKEDAConfig() KEDAConfig {
 // Validate reports the first field out of range, by name.
 func (c KEDAConfig) Validate() error {
 	bad := func(field string, v any, want string) error {
-		return fmt.Errorf("%w: %s %v: %s", ErrInvalidConfig, field, v, want)
+		return &ConfigError{Field: field, Value: v, Want: want}
 	}
 	switch {
 	case c.MinReplicas < 0:
@@ -140,6 +140,7 @@ func (k *KEDA) Decide(s Snapshot) Decision {
 		to = min(cur, hi)
 	}
 	d.To = to
+	d.Trigger = TriggerBacklog // the lag sets the count, whichever way
 	d.Reason = fmt.Sprintf("lag %d / threshold %g → %d replicas", s.Backlog, c.LagThreshold, desired)
 	switch {
 	case to > cur && to < desired:

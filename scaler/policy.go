@@ -16,6 +16,9 @@ type Decision struct {
 	From, To int
 	// Reason says why, for people: "backlog 5400 > 1000: 3 → 6 consumers".
 	Reason string
+	// Trigger says why in one word from a fixed set, for machines (a
+	// metric label): what fired, whether or not the count changed.
+	Trigger Trigger
 	// Forecast is the arrival-rate forecast at the policy's horizon (zero
 	// for policies that do not predict).
 	Forecast Forecast
@@ -23,6 +26,51 @@ type Decision struct {
 	// capacity at the target CPU, minus one: +0.5 means 50% more load than
 	// the pool is sized for.
 	Growth float64
+}
+
+// Trigger names what made a Decision. The set is fixed (see Triggers), so
+// it can label a metric.
+type Trigger string
+
+// The triggers of a Decision.
+const (
+	// TriggerNone: nothing fired; the count holds.
+	TriggerNone Trigger = "none"
+	// TriggerBounds: the count was outside MinConsumers..MaxConsumers.
+	TriggerBounds Trigger = "bounds"
+	// TriggerNoConsumers: messages wait or arrive and no consumer runs.
+	TriggerNoConsumers Trigger = "no-consumers"
+	// TriggerCPU: the consumers' CPU is above ScaleUpCPU.
+	TriggerCPU Trigger = "cpu"
+	// TriggerBacklog: more than ScaleUpBacklog messages wait (for the
+	// KEDA baseline: the lag sets the count).
+	TriggerBacklog Trigger = "backlog"
+	// TriggerForecast: the confident forecast exceeds the pool's capacity
+	// by more than ScaleUpGrowth.
+	TriggerForecast Trigger = "forecast"
+	// TriggerLowLoad: CPU, backlog and forecast are all low enough to
+	// scale down.
+	TriggerLowLoad Trigger = "low-load"
+	// TriggerDrained: the backlog that consumers were added to drain is
+	// gone, so they may go.
+	TriggerDrained Trigger = "drained"
+)
+
+// Triggers returns every Trigger a Decision may carry.
+func Triggers() []Trigger {
+	return []Trigger{TriggerNone, TriggerBounds, TriggerNoConsumers, TriggerCPU, TriggerBacklog,
+		TriggerForecast, TriggerLowLoad, TriggerDrained}
+}
+
+// Direction is "up", "down" or "hold": the sign of Delta in a word.
+func (d Decision) Direction() string {
+	switch {
+	case d.To > d.From:
+		return "up"
+	case d.To < d.From:
+		return "down"
+	}
+	return "hold"
 }
 
 // Delta is To - From: positive for a scale-up, negative for a scale-down.
@@ -102,7 +150,7 @@ func (p *Policy) Decide(s Snapshot) Decision {
 	defer p.mu.Unlock()
 	c := p.cfg
 	n := s.Consumers
-	d := Decision{Time: s.Time, From: n, To: n}
+	d := Decision{Time: s.Time, From: n, To: n, Trigger: TriggerNone}
 
 	p.fc.Observe(s.Time, s.ArrivalRate)
 	if c.ConsumerCapacity == 0 && s.Ready > 0 && s.CPU >= minCPUForCapacity && s.HandledRate > 0 {
@@ -180,10 +228,13 @@ func (p *Policy) Decide(s Snapshot) Decision {
 
 	switch {
 	case n < c.MinConsumers:
+		d.Trigger = TriggerBounds
 		return p.step(d, c.MinConsumers, fmt.Sprintf("%d consumers < minimum %d", n, c.MinConsumers))
 	case n > c.MaxConsumers:
+		d.Trigger = TriggerBounds
 		return p.step(d, c.MaxConsumers, fmt.Sprintf("%d consumers > maximum %d", n, c.MaxConsumers))
 	case n == 0 && (waiting > 0 || s.ArrivalRate > 0):
+		d.Trigger = TriggerNoConsumers
 		return p.step(d, max(need, 1), fmt.Sprintf("backlog %d and arrivals %.0f/s with no consumers", waiting, s.ArrivalRate))
 	}
 
@@ -192,22 +243,27 @@ func (p *Policy) Decide(s Snapshot) Decision {
 	// one reading just over the threshold with nothing waiting is as
 	// likely noise as load.
 	var up []string
+	var upTrigger []Trigger
 	hot := s.CPU > c.ScaleUpCPU
 	hotOnce := hot && !p.hot && waiting < c.ScaleDownBacklog && s.CPU < saturatedCPU
 	p.hot = hot
 	if hot && !hotOnce {
 		up = append(up, fmt.Sprintf("cpu %s > %s", pct(s.CPU), pct(c.ScaleUpCPU)))
+		upTrigger = append(upTrigger, TriggerCPU)
 	}
 	if waiting > c.ScaleUpBacklog {
 		up = append(up, fmt.Sprintf("backlog %d > %d", waiting, c.ScaleUpBacklog))
+		upTrigger = append(upTrigger, TriggerBacklog)
 	}
 	if confident && n > 0 && d.Growth > c.ScaleUpGrowth {
 		up = append(up, fmt.Sprintf("predicted %s growth %s > %s (confidence %.2f)",
 			c.Horizon, signedPct(d.Growth), signedPct(c.ScaleUpGrowth), fcH.Confidence))
+		upTrigger = append(upTrigger, TriggerForecast)
 	}
 	starting := s.Ready < n
 	if len(up) > 0 {
 		why := strings.Join(up, ", ")
+		d.Trigger = upTrigger[0]
 		to := need
 		if !starting {
 			to = max(to, n+1) // a trigger fired: take at least one step
@@ -238,8 +294,10 @@ func (p *Policy) Decide(s Snapshot) Decision {
 		(p.capacity == 0 || d.Growth < c.ScaleDownGrowth) && !starting
 	if down {
 		cond := fmt.Sprintf("cpu %s < %s", pct(s.CPU), pct(c.ScaleDownCPU))
+		d.Trigger = TriggerLowLoad
 		if !cpuLow {
 			cond = "backlog drained"
+			d.Trigger = TriggerDrained
 		}
 		why := fmt.Sprintf("%s, backlog %d < %d, predicted %s growth %s < %s",
 			cond, waiting, c.ScaleDownBacklog,
@@ -266,6 +324,7 @@ func (p *Policy) Decide(s Snapshot) Decision {
 	d.Reason = fmt.Sprintf("cpu %s, backlog %d, predicted %s growth %s: hold at %d consumers",
 		pct(s.CPU), waiting, c.Horizon, signedPct(d.Growth), n)
 	if hotOnce {
+		d.Trigger = TriggerCPU
 		d.Reason = fmt.Sprintf("cpu %s > %s once, backlog %d: hold at %d consumers until a second reading",
 			pct(s.CPU), pct(c.ScaleUpCPU), waiting, n)
 	}

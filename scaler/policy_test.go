@@ -2,6 +2,7 @@ package scaler
 
 import (
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -37,36 +38,37 @@ func newPolicy(t *testing.T, c Config) *Policy {
 
 func TestPolicyThresholds(t *testing.T) {
 	tests := []struct {
-		name       string
-		mutate     func(*Config)
-		s          Snapshot
-		wantTo     int
-		wantReason string
+		name        string
+		mutate      func(*Config)
+		s           Snapshot
+		wantTo      int
+		wantReason  string
+		wantTrigger Trigger
 	}{
-		{name: "cpu just above 70% once waits", s: snap(15, 10, 750, 0), wantTo: 10, wantReason: "cpu 75% > 70% once, backlog 0: hold at 10 consumers until a second reading"},
-		{name: "cpu above 70% twice steps to the load at 60%", s: snap(15, 10, 750, 0), wantTo: 13, wantReason: "cpu 75% > 70%: 10 → 13 consumers"},
-		{name: "cpu far above 70% steps at once", s: snap(15, 10, 900, 0), wantTo: 15, wantReason: "cpu 90% > 70%: 10 → 15 consumers"},
-		{name: "cpu above 70% with messages waiting steps to the load at 60%", s: snap(15, 10, 900, 100), wantTo: 16, wantReason: "cpu 90% > 70%: 10 → 16 consumers"},
-		{name: "cpu at 70% holds", s: snap(15, 10, 700, 0), wantTo: 10, wantReason: "hold at 10"},
-		{name: "backlog above 1000 adds drain consumers", s: snap(15, 3, 150, 5400), wantTo: 5, wantReason: "backlog 5400 > 1000: 3 → 5 consumers"},
-		{name: "backlog at 1000 holds", s: snap(15, 3, 150, 1000), wantTo: 3, wantReason: "backlog 1000, "},
+		{name: "cpu just above 70% once waits", s: snap(15, 10, 750, 0), wantTo: 10, wantReason: "cpu 75% > 70% once, backlog 0: hold at 10 consumers until a second reading", wantTrigger: TriggerCPU},
+		{name: "cpu above 70% twice steps to the load at 60%", s: snap(15, 10, 750, 0), wantTo: 13, wantReason: "cpu 75% > 70%: 10 → 13 consumers", wantTrigger: TriggerCPU},
+		{name: "cpu far above 70% steps at once", s: snap(15, 10, 900, 0), wantTo: 15, wantReason: "cpu 90% > 70%: 10 → 15 consumers", wantTrigger: TriggerCPU},
+		{name: "cpu above 70% with messages waiting steps to the load at 60%", s: snap(15, 10, 900, 100), wantTo: 16, wantReason: "cpu 90% > 70%: 10 → 16 consumers", wantTrigger: TriggerCPU},
+		{name: "cpu at 70% holds", s: snap(15, 10, 700, 0), wantTo: 10, wantReason: "hold at 10", wantTrigger: TriggerNone},
+		{name: "backlog above 1000 adds drain consumers", s: snap(15, 3, 150, 5400), wantTo: 5, wantReason: "backlog 5400 > 1000: 3 → 5 consumers", wantTrigger: TriggerBacklog},
+		{name: "backlog at 1000 holds", s: snap(15, 3, 150, 1000), wantTo: 3, wantReason: "backlog 1000, ", wantTrigger: TriggerNone},
 		{name: "messages in flight are not waiting", s: func() Snapshot {
 			s := snap(15, 3, 150, 5400)
 			s.InFlight = 5000
 			return s
-		}(), wantTo: 3, wantReason: "backlog 400, "},
-		{name: "maximum caps a step", s: snap(15, 40, 4000, 0), wantTo: 50, wantReason: "40 → 50 consumers"},
-		{name: "at maximum holds", s: snap(15, 50, 5000, 90000), wantTo: 50, wantReason: "hold at maximum 50"},
-		{name: "below minimum", mutate: func(c *Config) { c.MinConsumers = 3 }, s: snap(15, 1, 10, 0), wantTo: 3, wantReason: "1 consumers < minimum 3: 1 → 3 consumers"},
-		{name: "above maximum", s: snap(15, 60, 10, 0), wantTo: 50, wantReason: "60 consumers > maximum 50: 60 → 50 consumers"},
+		}(), wantTo: 3, wantReason: "backlog 400, ", wantTrigger: TriggerNone},
+		{name: "maximum caps a step", s: snap(15, 40, 4000, 0), wantTo: 50, wantReason: "40 → 50 consumers", wantTrigger: TriggerCPU},
+		{name: "at maximum holds", s: snap(15, 50, 5000, 90000), wantTo: 50, wantReason: "hold at maximum 50", wantTrigger: TriggerCPU},
+		{name: "below minimum", mutate: func(c *Config) { c.MinConsumers = 3 }, s: snap(15, 1, 10, 0), wantTo: 3, wantReason: "1 consumers < minimum 3: 1 → 3 consumers", wantTrigger: TriggerBounds},
+		{name: "above maximum", s: snap(15, 60, 10, 0), wantTo: 50, wantReason: "60 consumers > maximum 50: 60 → 50 consumers", wantTrigger: TriggerBounds},
 		{name: "starting consumers count", s: func() Snapshot {
 			s := snap(15, 6, 540, 0) // 6 ready at 90%, 4 more starting
 			s.Consumers = 10
 			return s
-		}(), wantTo: 10, wantReason: "4 still starting"},
-		{name: "no consumers and arrivals", mutate: func(c *Config) { c.MinConsumers = 0 }, s: Snapshot{Time: at(15), ArrivalRate: 50}, wantTo: 2, wantReason: "with no consumers: 0 → 2 consumers"},
-		{name: "unknown capacity steps on cpu alone", mutate: func(c *Config) { c.ConsumerCapacity = 0 }, s: Snapshot{Time: at(15), CPU: 0.9, Consumers: 10, Ready: 10}, wantTo: 15, wantReason: "cpu 90% > 70%: 10 → 15"},
-		{name: "unknown capacity doubles on backlog", mutate: func(c *Config) { c.ConsumerCapacity = 0 }, s: Snapshot{Time: at(15), CPU: 0.5, Backlog: 5000, Consumers: 4, Ready: 4}, wantTo: 8, wantReason: "backlog 5000 > 1000: 4 → 8"},
+		}(), wantTo: 10, wantReason: "4 still starting", wantTrigger: TriggerCPU},
+		{name: "no consumers and arrivals", mutate: func(c *Config) { c.MinConsumers = 0 }, s: Snapshot{Time: at(15), ArrivalRate: 50}, wantTo: 2, wantReason: "with no consumers: 0 → 2 consumers", wantTrigger: TriggerNoConsumers},
+		{name: "unknown capacity steps on cpu alone", mutate: func(c *Config) { c.ConsumerCapacity = 0 }, s: Snapshot{Time: at(15), CPU: 0.9, Consumers: 10, Ready: 10}, wantTo: 15, wantReason: "cpu 90% > 70%: 10 → 15", wantTrigger: TriggerCPU},
+		{name: "unknown capacity doubles on backlog", mutate: func(c *Config) { c.ConsumerCapacity = 0 }, s: Snapshot{Time: at(15), CPU: 0.5, Backlog: 5000, Consumers: 4, Ready: 4}, wantTo: 8, wantReason: "backlog 5000 > 1000: 4 → 8", wantTrigger: TriggerBacklog},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -83,6 +85,9 @@ func TestPolicyThresholds(t *testing.T) {
 			d := p.Decide(tt.s)
 			if d.To != tt.wantTo || !strings.Contains(d.Reason, tt.wantReason) {
 				t.Errorf("Decide() = %d, %q; want %d, %q", d.To, d.Reason, tt.wantTo, tt.wantReason)
+			}
+			if d.Trigger != tt.wantTrigger || !slices.Contains(Triggers(), d.Trigger) {
+				t.Errorf("Decide() trigger %q, want %q", d.Trigger, tt.wantTrigger)
 			}
 			if d.From != tt.s.Consumers || !d.Time.Equal(tt.s.Time) {
 				t.Errorf("Decision From %d Time %v, want %d %v", d.From, d.Time, tt.s.Consumers, tt.s.Time)

@@ -51,13 +51,28 @@ type BacklogSource interface {
 	Backlog(ctx context.Context) (groups []GroupBacklog, received uint64, err error)
 }
 
+// StreamSource is a BacklogSource that also counts the messages its
+// consumers have finished with (acknowledged, or terminated), in the same
+// units as the backlog and the arrivals: stored messages. A Sampler whose
+// BacklogSource is a StreamSource reads all three together with Stream and
+// takes the handled rate from the finished count rather than from the
+// consumers' reports. That matters when the consumers count something else:
+// a2abus consumers count A2A messages, while the stream stores batches of
+// them, and a policy comparing arrivals in batches with a capacity learned
+// in messages would size the pool many times too small.
+type StreamSource interface {
+	BacklogSource
+	Stream(ctx context.Context) (groups []GroupBacklog, received, finished uint64, err error)
+}
+
 // ConsumerReport is what one consumer publishes about itself.
 type ConsumerReport struct {
 	ID string
 	// CPU is the consumer's process CPU as a fraction of its share (0..1).
 	CPU float64
 	// Handled is the count of messages it has acknowledged since it
-	// started; the handled rate follows from two reports.
+	// started; the handled rate follows from two reports (unless the
+	// BacklogSource is a StreamSource).
 	Handled uint64
 	// Ready is false while the consumer starts and does not pull yet.
 	Ready bool
@@ -81,6 +96,7 @@ type Sampler struct {
 	last     time.Time
 	received uint64
 	handled  map[string]uint64
+	finished uint64
 }
 
 // NewSampler returns a Sampler reading b and c at the times now returns.
@@ -92,7 +108,17 @@ func NewSampler(b BacklogSource, c ConsumerSource, now func() time.Time) *Sample
 // first call, which only primes the counters. A consumer that restarted
 // (its Handled counter went down) counts from zero.
 func (s *Sampler) Sample(ctx context.Context) (Snapshot, error) {
-	groups, received, err := s.backlog.Backlog(ctx)
+	var (
+		groups             []GroupBacklog
+		received, finished uint64
+		err                error
+	)
+	ss, stream := s.backlog.(StreamSource)
+	if stream {
+		groups, received, finished, err = ss.Stream(ctx)
+	} else {
+		groups, received, err = s.backlog.Backlog(ctx)
+	}
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("scaler: backlog: %w", err)
 	}
@@ -132,7 +158,13 @@ func (s *Sampler) Sample(ctx context.Context) (Snapshot, error) {
 			snap.ArrivalRate = float64(received-s.received) / dt
 		}
 		snap.HandledRate = float64(handled) / dt
+		if stream {
+			snap.HandledRate = 0
+			if finished >= s.finished {
+				snap.HandledRate = float64(finished-s.finished) / dt
+			}
+		}
 	}
-	s.primed, s.last, s.received, s.handled = true, t, received, next
+	s.primed, s.last, s.received, s.handled, s.finished = true, t, received, next, finished
 	return snap, nil
 }

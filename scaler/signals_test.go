@@ -72,3 +72,34 @@ func TestSamplerErrors(t *testing.T) {
 		t.Errorf("consumers error: %v", err)
 	}
 }
+
+type fakeStream struct {
+	fakeBacklog
+	finished uint64
+}
+
+func (f *fakeStream) Stream(context.Context) ([]GroupBacklog, uint64, uint64, error) {
+	return f.groups, f.received, f.finished, f.err
+}
+
+// TestSamplerStreamSource: a StreamSource's finished count, not the
+// consumers' reports, gives the handled rate.
+func TestSamplerStreamSource(t *testing.T) {
+	now := at(0)
+	b := &fakeStream{fakeBacklog: fakeBacklog{groups: []GroupBacklog{{"g0", 10, 2}}, received: 100}, finished: 88}
+	c := &fakeConsumers{reports: []ConsumerReport{{ID: "a", CPU: 0.5, Handled: 5000, Ready: true}}}
+	s := NewSampler(b, c, func() time.Time { return now })
+	if _, err := s.Sample(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	now = at(2)
+	b.received, b.finished = 300, 268
+	c.reports[0].Handled = 90000
+	snap, err := s.Sample(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.ArrivalRate != 100 || snap.HandledRate != 90 || snap.Backlog != 12 {
+		t.Errorf("sample %+v, want arrivals 100/s and handled 90/s", snap)
+	}
+}

@@ -1,7 +1,6 @@
 package scaler
 
 import (
-	"fmt"
 	"math"
 	"time"
 )
@@ -49,7 +48,7 @@ func DefaultModel() Model {
 // Validate reports the first field out of range, by name.
 func (m Model) Validate() error {
 	bad := func(field string, v any, want string) error {
-		return fmt.Errorf("%w: %s %v: %s", ErrInvalidConfig, field, v, want)
+		return &ConfigError{Field: field, Value: v, Want: want}
 	}
 	switch {
 	case !(m.Capacity > 0) || math.IsInf(m.Capacity, 0):
