@@ -23,6 +23,13 @@
 //	bus.Handle("weather", func(ctx context.Context, env *codec.Envelope) error { ... })
 //	err = bus.Serve(ctx) // until ctx ends
 //
+// Each Serve call is one consumer: it joins the members bucket, whose
+// heartbeats carry what the scaler reads (Members), and takes the groups
+// that bounded-load rendezvous hashing assigns it. The scaler's wanted
+// consumer count is in a KV bucket too (SetScaleTarget, WatchScaleTarget);
+// agentd runs that many Serve calls across its hosts.
+//
 // All exported functions and methods are safe for concurrent use unless
-// specified otherwise; a Bus runs one Serve at a time.
+// specified otherwise. Several Serve calls may run on one Bus, except that
+// a ServeGroups call runs alone.
 package agentbus
