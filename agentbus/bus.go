@@ -28,6 +28,8 @@ type Bus struct {
 	stats   sendStats
 	recv    receiver
 	replies replies
+	scaleMu sync.Mutex
+	scaleKV jetstream.KeyValue // the scale bucket, once opened
 	// replicas is the A2A stream's replica count, read by Connect; Serve's
 	// KV buckets follow it.
 	replicas int

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/a2abus/a2abus/internal/sysinfo"
 	"github.com/a2abus/a2abus/placement"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
@@ -65,10 +66,12 @@ type Member struct {
 	At      time.Time `json:"at"`      // when it reported
 	Groups  int       `json:"groups"`  // groups held
 	Handled uint64    `json:"handled"` // envelopes handled since it started
-	// CPU is the process's CPU use since the previous heartbeat as a
-	// fraction of the CPUs it may use (GOMAXPROCS), and HostCPU the host's
-	// busy fraction; -1 when unknown (the first heartbeat, or a platform
-	// that cannot tell). Consumers in one process report the same CPU.
+	// CPUs is how many CPUs the process may use (GOMAXPROCS, or its
+	// cgroup's quota where lower). CPU is the process's CPU use since the
+	// previous heartbeat as a fraction of those, and HostCPU the host's busy
+	// fraction; -1 when unknown (the first heartbeat, or a platform that
+	// cannot tell). Consumers in one process report the same CPU.
+	CPUs    float64 `json:"cpus"`
 	CPU     float64 `json:"cpu"`
 	HostCPU float64 `json:"host_cpu"`
 }
@@ -111,8 +114,10 @@ func (b *Bus) Members(ctx context.Context) ([]Member, error) {
 type lease struct {
 	rev uint64         // revision of our key in the leases bucket
 	gc  *groupConsumer // nil until consuming started
-	// releasing is set while the group is being handed over.
-	releasing bool
+	// taking is set while take starts the group; releasing while the group
+	// is being handed over; deleteOnStop tells take, when both are set,
+	// whether to delete the lease once it has stopped the group.
+	taking, releasing, deleteOnStop bool
 }
 
 // membership runs Serve's dynamic mode.
@@ -122,7 +127,7 @@ type membership struct {
 	members jetstream.KeyValue
 	leases  jetstream.KeyValue
 	info    Member
-	cpu     cpuMeter
+	cpu     sysinfo.Meter
 
 	mu   sync.Mutex
 	held map[int]*lease
@@ -163,7 +168,7 @@ func (s *server) member(ctx context.Context) error {
 	}
 	host, _ := os.Hostname()
 	m := &membership{s: s, id: id, members: members, leases: leases, held: map[int]*lease{},
-		info: Member{ID: id, Host: host, PID: os.Getpid(), Started: time.Now()}}
+		info: Member{ID: id, Host: host, PID: os.Getpid(), Started: time.Now(), CPUs: sysinfo.CPUs()}}
 	b.cfg.log.Info("joined as consumer", "member", id)
 
 	tick := time.NewTicker(s.cfg.memberTTL / 4)
@@ -217,7 +222,7 @@ func (m *membership) reconcile(ctx context.Context) error {
 	m.mu.Unlock()
 	m.info.At = time.Now()
 	m.info.Handled = m.s.handled.Load()
-	m.info.CPU, m.info.HostCPU = m.cpu.sample(m.info.At)
+	m.info.CPU, m.info.HostCPU = m.cpu.Sample(m.info.At)
 	val, _ := json.Marshal(m.info)
 	if _, err := m.members.Put(ctx, m.id, val); err != nil {
 		return fmt.Errorf("heartbeat: %w", err)
@@ -266,7 +271,7 @@ func (m *membership) reconcile(ctx context.Context) error {
 		if err != nil {
 			continue // held by another member until it hands over or expires
 		}
-		l := &lease{rev: rev}
+		l := &lease{rev: rev, taking: true}
 		m.held[g] = l
 		m.wg.Go(func() { m.take(ctx, g, l) })
 	}
@@ -279,11 +284,43 @@ func (m *membership) reconcile(ctx context.Context) error {
 // ones once their ack wait passes, so we wait until the consumer has
 // nothing pending or the ack wait has passed, to keep each agent's order
 // across the hand-over. That wait is why the default ack wait is short.
+//
+// A group released while take runs is handed over by take itself, once it
+// has stopped whatever it started, so that the lease is never free while
+// we might still pull.
 func (m *membership) take(ctx context.Context, g int, l *lease) {
+	s := m.s
+	gc, err := m.start(ctx, g)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l.taking = false
+	switch {
+	case l.releasing:
+		del := l.deleteOnStop
+		m.wg.Go(func() {
+			if gc != nil {
+				s.stopGroup(gc)
+			}
+			m.forget(g, l, del)
+		})
+	case err != nil:
+		if ctx.Err() == nil {
+			s.bus.cfg.log.Warn("start group", "group", g, "err", err)
+		}
+		m.wg.Go(func() { m.forget(g, l, true) })
+	default:
+		l.gc = gc
+		s.bus.cfg.log.Debug("consuming group", "member", m.id, "group", g)
+	}
+}
+
+// start waits for the group's earlier deliveries (see take) and starts
+// consuming it.
+func (m *membership) start(ctx context.Context, g int) (*groupConsumer, error) {
 	s := m.s
 	cfg, err := s.bus.consumerConfig(g, s.cfg)
 	if err != nil {
-		return
+		return nil, err
 	}
 	deadline := time.Now().Add(s.cfg.ackWait)
 	for time.Now().Before(deadline) {
@@ -296,55 +333,52 @@ func (m *membership) take(ctx context.Context, g int, l *lease) {
 		}
 		select {
 		case <-ctx.Done():
-			return
+			return nil, ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	gc, err := s.startGroup(ctx, g)
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if err != nil {
-		if ctx.Err() == nil {
-			s.bus.cfg.log.Warn("start group", "group", g, "err", err)
-		}
-		delete(m.held, g)
-		_ = m.leases.Delete(context.Background(), groupKey(g), jetstream.LastRevision(l.rev))
-		return
-	}
-	if l.releasing { // handed over while we were starting
-		m.wg.Go(func() { s.stopGroup(gc) })
-		return
-	}
-	l.gc = gc
-	s.bus.cfg.log.Debug("consuming group", "member", m.id, "group", g)
+	return s.startGroup(ctx, g)
 }
 
 // release hands a group over: stop pulling, finish the batches fetched, then
-// delete our lease so that the next owner can take it (when keep is false
-// the lease is already gone). Called with m.mu held.
+// delete our lease (unless deleteLease is false: it is gone already) so
+// that the next owner can take it. Called with m.mu held.
 func (m *membership) release(g int, l *lease, deleteLease bool) {
 	l.releasing = true
+	if l.taking {
+		l.deleteOnStop = deleteLease // take finishes the hand-over
+		return
+	}
+	gc := l.gc
 	m.wg.Go(func() {
-		if gc := m.startedConsumer(l); gc != nil {
+		if gc != nil {
 			m.s.stopGroup(gc)
 		}
-		m.mu.Lock()
-		rev := l.rev
-		delete(m.held, g)
-		m.mu.Unlock()
-		if deleteLease {
-			if err := m.leases.Delete(context.Background(), groupKey(g), jetstream.LastRevision(rev)); err != nil {
-				m.s.bus.cfg.log.Warn("release lease", "group", g, "err", err)
-			}
-		}
+		m.forget(g, l, deleteLease)
 	})
 }
 
-func (m *membership) startedConsumer(l *lease) *groupConsumer {
+// forget drops a group we no longer consume and, with deleteLease, deletes
+// its lease (if it is still ours) so that the next owner need not wait for
+// it to expire.
+func (m *membership) forget(g int, l *lease, deleteLease bool) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	return l.gc
+	rev := l.rev
+	delete(m.held, g)
+	m.mu.Unlock()
+	if !deleteLease {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), leaseDeleteTimeout)
+	defer cancel()
+	if err := m.leases.Delete(ctx, groupKey(g), jetstream.LastRevision(rev)); err != nil {
+		m.s.bus.cfg.log.Warn("release lease", "group", g, "err", err)
+	}
 }
+
+// leaseDeleteTimeout bounds deleting a lease or a member key on the way
+// out: if it fails, the key expires after the TTL anyway.
+const leaseDeleteTimeout = 2 * time.Second
 
 // leave releases every group, waits for the hand-overs, and removes our
 // member key so the others reassign at once.
@@ -361,13 +395,11 @@ func (m *membership) leave() {
 		r.groupsOwned.Sub(float64(m.owned))
 		m.owned = 0
 		for key := range m.observed {
-			r.groupPending.DeleteLabelValues(key)
-			r.groupAckPending.DeleteLabelValues(key)
-			r.groupRedelivered.DeleteLabelValues(key)
+			m.dropSeries(key)
 		}
 		m.observed = nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), leaseDeleteTimeout)
 	defer cancel()
 	_ = m.members.Delete(ctx, m.id)
 }
@@ -398,21 +430,37 @@ func (m *membership) observe(ctx context.Context) {
 			continue
 		}
 		ci := info.CachedInfo()
+		r.seriesMu.Lock()
+		r.seriesOwner[key] = m
 		r.groupPending.WithLabelValues(key).Set(float64(ci.NumPending))
 		r.groupAckPending.WithLabelValues(key).Set(float64(ci.NumAckPending))
 		r.groupRedelivered.WithLabelValues(key).Set(float64(ci.NumRedelivered))
+		r.seriesMu.Unlock()
 		seen[key] = true
 	}
 	// Drop the series of groups no longer consumed here (not Reset, which
 	// would show a scrape no series at all between heartbeats).
 	for key := range m.observed {
 		if !seen[key] {
-			r.groupPending.DeleteLabelValues(key)
-			r.groupAckPending.DeleteLabelValues(key)
-			r.groupRedelivered.DeleteLabelValues(key)
+			m.dropSeries(key)
 		}
 	}
 	m.observed = seen
+}
+
+// dropSeries deletes a group's per-group series, unless another consumer of
+// this bus reports the group now.
+func (m *membership) dropSeries(key string) {
+	r := &m.s.bus.recv
+	r.seriesMu.Lock()
+	defer r.seriesMu.Unlock()
+	if r.seriesOwner[key] != m {
+		return
+	}
+	delete(r.seriesOwner, key)
+	r.groupPending.DeleteLabelValues(key)
+	r.groupAckPending.DeleteLabelValues(key)
+	r.groupRedelivered.DeleteLabelValues(key)
 }
 
 func groupKey(g int) string { return fmt.Sprintf("g%04d", g) }

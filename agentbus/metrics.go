@@ -101,12 +101,13 @@ func (b *Bus) register(r prometheus.Registerer) error {
 	}, []string{"group"})
 	b.recv.groupHandled = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "a2abus_receive_group_handled_total",
-		Help: "Envelopes handled successfully by this process, by group (rate() gives handled per second).",
+		Help: "Envelopes handled successfully by this process, by group, counted when their batch is acknowledged (rate() gives handled per second).",
 	}, []string{"group"})
 	b.recv.groupDead = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "a2abus_receive_group_dead_letters_total",
 		Help: "Envelopes and frames of a group that this process stored in the dead-letter stream, by group.",
 	}, []string{"group"})
+	b.recv.seriesOwner = map[string]*membership{}
 	b.recv.groupsOwned = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "a2abus_receive_groups_owned",
 		Help: "Consumer groups this process holds the lease of.",
@@ -157,7 +158,7 @@ func sendDescs() map[string]*prometheus.Desc {
 		"buffered_bytes": d("buffered_bytes", "Bytes of the buffered messages."),
 		"inflight":       d("inflight_batches", "Batches being published."),
 		"blocked":        d("blocked_sends", "Sends waiting for buffer space (backpressure)."),
-		"handled":        prometheus.NewDesc("a2abus_receive_handled_total", "Envelopes handled successfully.", nil, nil),
+		"handled":        prometheus.NewDesc("a2abus_receive_handled_total", "Envelopes handled successfully, counted when their batch is acknowledged (direct requests at once).", nil, nil),
 		"failures":       prometheus.NewDesc("a2abus_receive_handler_failures_total", "Handler attempts that returned an error or panicked.", nil, nil),
 		"dead":           prometheus.NewDesc("a2abus_receive_dead_letters_total", "Envelopes and frames stored in the dead-letter stream.", nil, nil),
 		"poison":         prometheus.NewDesc("a2abus_receive_poison_frames_total", "Stored messages that could not be decoded.", nil, nil),

@@ -49,7 +49,6 @@ a2abus_nats_out_msgs_total{conn="test"} 3
 	}
 }
 
-// gathered returns the value of the single series of the gauge name in reg.
 // gathered returns the sum of the gauge or counter series named name.
 func gathered(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()

@@ -36,10 +36,12 @@ const (
 	consumerPullMessages = 32
 	consumerPullBytes    = 4 << 20
 	// MaxDeliver bounds the deliveries of one stored batch: a batch
-	// delivered this often without an ack (its consumers crashed or overran
-	// the ack wait each time) is dead-lettered on that delivery instead of
-	// handled, so a batch that crashes its consumers cannot loop.
-	MaxDeliver = 10
+	// delivered this often without an ack is dead-lettered on that delivery
+	// instead of handled, so a batch that crashes its consumers cannot loop.
+	// Deliveries also count when a consumer dies or overruns the ack wait,
+	// and when one stops or hands its group over before it started the
+	// batch (it releases the batch for the next owner), hence the margin.
+	MaxDeliver = 20
 )
 
 // Headers of a dead letter.
@@ -81,6 +83,10 @@ type receiver struct {
 	groupHandled     *prometheus.CounterVec // by group token
 	groupDead        *prometheus.CounterVec
 	groupsOwned      prometheus.Gauge
+	// seriesOwner is the consumer that last reported each group's series,
+	// so that another consumer of the bus does not delete them.
+	seriesMu    sync.Mutex
+	seriesOwner map[string]*membership
 }
 
 // Handle registers h for agentID, replacing any earlier handler. Serve
@@ -584,7 +590,7 @@ func (s *server) handleBatch(job *batchJob) {
 	if md, err := msg.Metadata(); err == nil && md.NumDelivered > 1 {
 		b.recv.redeliver.Add(1)
 		if md.NumDelivered >= MaxDeliver {
-			s.reject(job.gc, msg, job.agent, fmt.Sprintf("delivered %d times without an ack (its consumers crashed or overran the ack wait)", md.NumDelivered))
+			s.reject(job.gc, msg, job.agent, fmt.Sprintf("delivered %d times without an ack (its consumers crashed, overran the ack wait or released it at hand-overs)", md.NumDelivered))
 			return
 		}
 	}
@@ -598,14 +604,7 @@ func (s *server) handleBatch(job *batchJob) {
 		h.Observe(float64(len(envs)))
 	}
 
-	handled := 0
-	defer func() {
-		b.recv.handled.Add(uint64(handled))
-		s.handled.Add(uint64(handled))
-		if c := job.gc.handled; c != nil {
-			c.Add(float64(handled))
-		}
-	}()
+	handled := 0 // counted once the batch is acknowledged: a released batch comes back
 	for i := range envs {
 		env := &envs[i]
 		attempts, err := s.handleEnvelope(job.agent, env)
@@ -632,6 +631,11 @@ func (s *server) handleBatch(job *batchJob) {
 		err = msg.DoubleAck(actx)
 		cancel()
 		if err == nil {
+			b.recv.handled.Add(uint64(handled))
+			s.handled.Add(uint64(handled))
+			if c := job.gc.handled; c != nil {
+				c.Add(float64(handled))
+			}
 			return
 		}
 	}

@@ -27,14 +27,32 @@ type ScaleTarget struct {
 	By        string    `json:"by,omitempty"` // the scaler that decided
 }
 
-func (b *Bus) scaleBucket(ctx context.Context) (jetstream.KeyValue, error) {
-	kv, err := b.js[0].CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: ScaleBucket, Description: "a2abus: the consumer count the scaler wants",
-		History: scaleHistory, Replicas: b.replicas,
-	})
+// scaleBucket opens the scale bucket, creating it when create is set;
+// without create it returns nil, nil when the bucket does not exist. The
+// handle is kept once opened.
+func (b *Bus) scaleBucket(ctx context.Context, create bool) (jetstream.KeyValue, error) {
+	b.scaleMu.Lock()
+	defer b.scaleMu.Unlock()
+	if b.scaleKV != nil {
+		return b.scaleKV, nil
+	}
+	var kv jetstream.KeyValue
+	var err error
+	if create {
+		kv, err = b.js[0].CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: ScaleBucket, Description: "a2abus: the consumer count the scaler wants",
+			History: scaleHistory, Replicas: b.replicas,
+		})
+	} else {
+		kv, err = b.js[0].KeyValue(ctx, ScaleBucket)
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			return nil, nil
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("agentbus: bucket %s: %w", ScaleBucket, err)
 	}
+	b.scaleKV = kv
 	return kv, nil
 }
 
@@ -43,7 +61,7 @@ func (b *Bus) SetScaleTarget(ctx context.Context, t ScaleTarget) error {
 	if t.Consumers < 0 {
 		return fmt.Errorf("agentbus: scale target of %d consumers", t.Consumers)
 	}
-	kv, err := b.scaleBucket(ctx)
+	kv, err := b.scaleBucket(ctx, true)
 	if err != nil {
 		return err
 	}
@@ -57,12 +75,12 @@ func (b *Bus) SetScaleTarget(ctx context.Context, t ScaleTarget) error {
 // ScaleTarget returns the wanted consumer count; ok is false when no
 // scaler has set one.
 func (b *Bus) ScaleTarget(ctx context.Context) (t ScaleTarget, ok bool, err error) {
-	kv, err := b.scaleBucket(ctx)
-	if err != nil {
+	kv, err := b.scaleBucket(ctx, false)
+	if kv == nil || err != nil {
 		return t, false, err
 	}
 	e, err := kv.Get(ctx, scaleKey)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 		return t, false, nil
 	}
 	if err != nil {
@@ -74,12 +92,14 @@ func (b *Bus) ScaleTarget(ctx context.Context) (t ScaleTarget, ok bool, err erro
 	return t, true, nil
 }
 
-// WatchScaleTarget sends the current scale target, if any, and every later
-// one, until ctx ends; then it closes the channel. The channel holds one
-// target: a reader that falls behind gets the latest (older ones are
-// dropped, which is all a reader that converges on the latest needs).
-func (b *Bus) WatchScaleTarget(ctx context.Context) (<-chan ScaleTarget, error) {
-	kv, err := b.scaleBucket(ctx)
+// WatchScaleTarget sends the current scale target, and every later one,
+// until ctx ends; then it closes the channel. nil means there is no target
+// (none was set, or an operator deleted it). The channel holds one value: a
+// reader that falls behind gets the latest (older ones are dropped, which
+// is all a reader that converges on the latest needs). The watch creates
+// the bucket if it does not exist yet.
+func (b *Bus) WatchScaleTarget(ctx context.Context) (<-chan *ScaleTarget, error) {
+	kv, err := b.scaleBucket(ctx, true)
 	if err != nil {
 		return nil, err
 	}
@@ -87,10 +107,18 @@ func (b *Bus) WatchScaleTarget(ctx context.Context) (<-chan ScaleTarget, error) 
 	if err != nil {
 		return nil, fmt.Errorf("agentbus: watch scale target: %w", err)
 	}
-	out := make(chan ScaleTarget, 1) // the latest target; see above
+	out := make(chan *ScaleTarget, 1) // the latest target; see above
+	send := func(t *ScaleTarget) {
+		select { // replace an unread target with this newer one
+		case <-out:
+		default:
+		}
+		out <- t // the only sender: never blocks after the drain
+	}
 	go func() {
 		defer close(out)
 		defer func() { _ = w.Stop() }()
+		initial, seen := true, false // in the initial values; one was sent
 		for {
 			var e jetstream.KeyValueEntry
 			var open bool
@@ -102,19 +130,24 @@ func (b *Bus) WatchScaleTarget(ctx context.Context) (<-chan ScaleTarget, error) 
 					return // the watcher stopped: the connection closed
 				}
 			}
-			if e == nil || e.Operation() != jetstream.KeyValuePut {
-				continue // the end of the initial values, or a delete
-			}
-			var t ScaleTarget
-			if err := json.Unmarshal(e.Value(), &t); err != nil {
-				b.cfg.log.Warn("undecodable scale target ignored", "err", err)
-				continue
-			}
-			select { // replace an unread target with this newer one
-			case <-out:
+			switch {
+			case e == nil: // the end of the initial values
+				if initial && !seen {
+					send(nil) // no target stored
+				}
+				initial = false
+			case e.Operation() != jetstream.KeyValuePut:
+				seen = true
+				send(nil) // deleted or purged
 			default:
+				seen = true
+				var t ScaleTarget
+				if err := json.Unmarshal(e.Value(), &t); err != nil {
+					b.cfg.log.Warn("undecodable scale target ignored", "err", err)
+					continue
+				}
+				send(&t)
 			}
-			out <- t
 		}
 	}()
 	return out, nil

@@ -10,6 +10,7 @@ import (
 	"github.com/a2abus/a2abus/agentbus"
 	"github.com/a2abus/a2abus/codec"
 	"github.com/a2abus/a2abus/embedded/embeddedtest"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestSeveralConsumersOnOneBus runs two member Serve calls on one bus: both
@@ -103,17 +104,25 @@ func TestScaleTarget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	next := func(w <-chan *agentbus.ScaleTarget) *agentbus.ScaleTarget {
+		t.Helper()
+		select {
+		case got := <-w:
+			return got
+		case <-ctx.Done():
+			t.Fatal("the watch sent nothing")
+			return nil
+		}
+	}
+	if got := next(watch); got != nil {
+		t.Fatalf("a watch before any target began with %+v, want nil", got)
+	}
 	want := agentbus.ScaleTarget{Consumers: 3, Reason: "backlog 5400 > 1000", At: time.Now().UTC().Truncate(time.Millisecond), By: "scalerd-1"}
 	if err := bus.SetScaleTarget(ctx, want); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case got := <-watch:
-		if got != want {
-			t.Errorf("watched %+v, want %+v", got, want)
-		}
-	case <-ctx.Done():
-		t.Fatal("the watch saw no target")
+	if got := next(watch); got == nil || *got != want {
+		t.Errorf("watched %+v, want %+v", got, want)
 	}
 	got, ok, err := bus.ScaleTarget(ctx)
 	if !ok || err != nil || got != want {
@@ -127,11 +136,31 @@ func TestScaleTarget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := <-watch2; got.Consumers != 3 {
+	if got := next(watch2); got == nil || got.Consumers != 3 {
 		t.Errorf("a new watch began with %+v", got)
 	}
+	// An operator deletes the target: the watches say there is none.
+	kv, err := jetstream.New(bus.Conn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bucket, err := kv.KeyValue(ctx, agentbus.ScaleBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bucket.Delete(ctx, "consumers"); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []<-chan *agentbus.ScaleTarget{watch, watch2} {
+		if got := next(w); got != nil {
+			t.Errorf("after the delete a watch sent %+v, want nil", got)
+		}
+	}
+	if _, ok, err := bus.ScaleTarget(ctx); ok || err != nil {
+		t.Errorf("ScaleTarget after the delete: %v %v", ok, err)
+	}
 	cancel()
-	for _, w := range []<-chan agentbus.ScaleTarget{watch, watch2} {
+	for _, w := range []<-chan *agentbus.ScaleTarget{watch, watch2} {
 		select {
 		case _, open := <-w:
 			if open {

@@ -8,12 +8,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/a2abus/a2abus/agentbus"
+	"github.com/a2abus/a2abus/internal/sysinfo"
 	"github.com/a2abus/a2abus/placement"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
@@ -31,7 +30,7 @@ const hostTTL = 10 * time.Second
 // hostInfo is an agentd's value in the hosts bucket.
 type hostInfo struct {
 	ID        string `json:"id"`
-	Capacity  int    `json:"capacity"`  // CPUs it offers (GOMAXPROCS)
+	Capacity  int    `json:"capacity"`  // thousandths of the CPUs it offers
 	Consumers int    `json:"consumers"` // consumers it runs
 }
 
@@ -47,16 +46,34 @@ type consumerPool struct {
 	def      int
 	opts     []agentbus.ServeOption
 	beat     time.Duration
+	retry    time.Duration // wait before retrying a failed set-up step
 
-	running []*consumerRun // touched only by run's goroutine
-	gauge   prometheus.Gauge
-	wanted  prometheus.Gauge
+	// Touched only by run's goroutine until it returns, then by wait.
+	next     int            // number of the next consumer started
+	running  []*consumerRun // consumers that count
+	stopping []*consumerRun // cancelled, handing their groups over
+
+	gauge  prometheus.Gauge
+	wanted prometheus.Gauge
 }
 
 type consumerRun struct {
+	id     string
 	cancel context.CancelFunc
 	done   chan struct{}
 }
+
+func (r *consumerRun) ended() bool {
+	select {
+	case <-r.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// cpuCapacity is what this host offers, in thousandths of a CPU.
+func cpuCapacity() int { return max(int(sysinfo.CPUs()*1000), 1) }
 
 // newConsumerPool returns a pool of bus's consumers whose size follows the
 // scale target; its metrics go on reg.
@@ -67,8 +84,8 @@ func newConsumerPool(bus *agentbus.Bus, js jetstream.JetStream, log *slog.Logger
 	if host != "" && placement.ValidateAgentID(host+"-"+id) == nil {
 		id = host + "-" + id
 	}
-	p := &consumerPool{bus: bus, js: js, log: log, id: id, capacity: runtime.GOMAXPROCS(0), def: def, opts: opts,
-		beat: hostTTL / 4,
+	p := &consumerPool{bus: bus, js: js, log: log, id: id, capacity: cpuCapacity(), def: def, opts: opts,
+		beat: hostTTL / 4, retry: time.Second,
 		gauge: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "a2abus_agentd_consumers", Help: "Consumers this agentd runs.",
 		}),
@@ -87,37 +104,48 @@ func newConsumerPool(bus *agentbus.Bus, js jetstream.JetStream, log *slog.Logger
 }
 
 // run joins the hosts bucket, follows the scale target and resizes the
-// pool until ctx ends; then it stops every consumer (each hands its groups
-// over) and leaves.
-func (p *consumerPool) run(ctx context.Context) error {
-	hosts, err := p.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: HostsBucket, Description: "a2abus: agentd hosts that run consumers", TTL: hostTTL, History: 1,
-	})
-	if err != nil {
-		return fmt.Errorf("bucket %s: %w", HostsBucket, err)
-	}
-	targets, err := p.bus.WatchScaleTarget(ctx)
-	if err != nil {
-		return err
+// pool until ctx ends; then it cancels every consumer (each hands its
+// groups over: wait for them with wait) and leaves the hosts bucket.
+// Set-up steps that fail (a cluster still electing leaders) are retried
+// until ctx ends; the pool runs its default meanwhile.
+func (p *consumerPool) run(ctx context.Context) {
+	defer p.resize(0)
+	p.resize(p.def)
+	hosts := p.openHosts(ctx)
+	if hosts == nil {
+		return // ctx ended
 	}
 	defer func() {
-		p.resize(0)
-		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		dctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		_ = hosts.Delete(dctx, p.id)
 	}()
-	var target *agentbus.ScaleTarget
+	var (
+		targets <-chan *agentbus.ScaleTarget
+		target  *agentbus.ScaleTarget
+		peers   []hostInfo // the last list of hosts read
+	)
 	tick := time.NewTicker(p.beat)
 	defer tick.Stop()
 	for {
-		peers, err := p.heartbeat(ctx, hosts)
-		if err != nil && ctx.Err() == nil {
-			p.log.Warn("consumer hosts", "err", err)
+		if targets == nil {
+			var err error
+			if targets, err = p.bus.WatchScaleTarget(ctx); err != nil && ctx.Err() == nil {
+				p.log.Warn("scale target: retrying at the next heartbeat", "err", err)
+			}
 		}
-		want := p.def
-		if target != nil {
-			want = min(spread(target.Consumers, peers)[p.id], maxConsumers)
+		// A failed heartbeat keeps the last list: with this host alone it
+		// would take the whole target.
+		if ps, err := p.heartbeat(ctx, hosts); err == nil {
+			peers = ps
+		} else if ctx.Err() == nil {
+			p.log.Warn("consumer hosts: keeping the last list", "err", err)
 		}
+		if ctx.Err() != nil {
+			return
+		}
+		p.reap()
+		want := p.want(target, peers)
 		p.wanted.Set(float64(want))
 		if want != len(p.running) {
 			p.log.Info("consumers", "from", len(p.running), "to", want, "hosts", len(peers), "target", target)
@@ -125,75 +153,146 @@ func (p *consumerPool) run(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case t, ok := <-targets:
 			if !ok {
-				targets = nil // the connection closed; keep the last target
+				targets = nil // the watch ended: watch again
 				continue
 			}
-			target = &t
+			target = t
 		case <-tick.C:
 		}
 	}
 }
 
+// want is how many consumers this host should run: its default without a
+// target, its share of the target over peers, or as many as it runs while
+// it has no list of hosts yet.
+func (p *consumerPool) want(target *agentbus.ScaleTarget, peers []hostInfo) int {
+	switch {
+	case target == nil || target.Consumers < 0:
+		return p.def
+	case peers == nil:
+		return len(p.running)
+	default:
+		return min(spread(target.Consumers, peers)[p.id], maxConsumers)
+	}
+}
+
+// openHosts opens the hosts bucket, with the A2A stream's replicas,
+// retrying until it succeeds or ctx ends (then nil).
+func (p *consumerPool) openHosts(ctx context.Context) jetstream.KeyValue {
+	for {
+		replicas := 1
+		s, err := p.js.Stream(ctx, agentbus.StreamName)
+		if err == nil {
+			replicas = s.CachedInfo().Config.Replicas
+			var kv jetstream.KeyValue
+			kv, err = p.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+				Bucket: HostsBucket, Description: "a2abus: agentd hosts that run consumers", TTL: hostTTL,
+				History: 1, Replicas: replicas,
+			})
+			if err == nil {
+				return kv
+			}
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		p.log.Warn("consumer hosts bucket not ready; retrying", "bucket", HostsBucket, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(p.retry):
+		}
+	}
+}
+
 // heartbeat refreshes this host's key and returns the live hosts, this one
-// included.
+// included, or an error if it could not read them all.
 func (p *consumerPool) heartbeat(ctx context.Context, kv jetstream.KeyValue) ([]hostInfo, error) {
 	self := hostInfo{ID: p.id, Capacity: p.capacity, Consumers: len(p.running)}
-	peers := []hostInfo{self}
 	val, _ := json.Marshal(self)
 	if _, err := kv.Put(ctx, p.id, val); err != nil {
-		return peers, fmt.Errorf("heartbeat: %w", err)
+		return nil, fmt.Errorf("heartbeat: %w", err)
 	}
 	keys, err := kv.Keys(ctx)
-	if errors.Is(err, jetstream.ErrNoKeysFound) {
-		return peers, nil
+	if err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
+		return nil, fmt.Errorf("list hosts: %w", err)
 	}
-	if err != nil {
-		return peers, fmt.Errorf("list hosts: %w", err)
-	}
+	peers := []hostInfo{self}
 	for _, k := range keys {
 		if k == p.id {
 			continue
 		}
 		e, err := kv.Get(ctx, k)
-		if err != nil {
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			continue // gone since the listing
 		}
-		var h hostInfo
-		if json.Unmarshal(e.Value(), &h) == nil && h.ID == k {
-			peers = append(peers, h)
+		if err != nil {
+			return nil, fmt.Errorf("host %s: %w", k, err)
 		}
+		var h hostInfo
+		if err := json.Unmarshal(e.Value(), &h); err != nil || h.ID != k {
+			p.log.Warn("ignoring an unreadable host entry", "key", k, "err", err)
+			continue
+		}
+		peers = append(peers, h)
 	}
 	return peers, nil
 }
 
-// resize starts or stops consumers until n run. Stopping one waits until it
-// has handed its groups over.
+// reap forgets the consumers that have finished: stopped ones, and running
+// ones whose Serve returned by itself (resize then starts new ones, at most
+// once per heartbeat).
+func (p *consumerPool) reap() {
+	p.stopping = slices.DeleteFunc(p.stopping, (*consumerRun).ended)
+	p.running = slices.DeleteFunc(p.running, func(r *consumerRun) bool {
+		if r.ended() {
+			p.log.Warn("consumer ended by itself; starting another", "consumer", r.id)
+			return true
+		}
+		return false
+	})
+	p.gauge.Set(float64(len(p.running)))
+}
+
+// resize starts or cancels consumers until n run. A cancelled consumer
+// hands its groups over in the background; wait waits for them.
 func (p *consumerPool) resize(n int) {
 	for len(p.running) < n {
 		ctx, cancel := context.WithCancel(context.Background())
-		r := &consumerRun{cancel: cancel, done: make(chan struct{})}
-		id := fmt.Sprintf("%s-c%d", p.id, len(p.running))
-		opts := append(slices.Clip(p.opts), agentbus.ServeMemberID(id))
+		r := &consumerRun{id: fmt.Sprintf("%s-c%d", p.id, p.next), cancel: cancel, done: make(chan struct{})}
+		p.next++
+		opts := append(slices.Clip(p.opts), agentbus.ServeMemberID(r.id))
 		go func() {
 			defer close(r.done)
 			if err := p.bus.Serve(ctx, opts...); err != nil {
-				p.log.Error("consumer stopped", "consumer", id, "err", err)
+				p.log.Error("consumer stopped", "consumer", r.id, "err", err)
 			}
 		}()
 		p.running = append(p.running, r)
 	}
-	var stopping sync.WaitGroup
 	for len(p.running) > n {
 		r := p.running[len(p.running)-1]
 		p.running = p.running[:len(p.running)-1]
 		r.cancel()
-		stopping.Go(func() { <-r.done })
+		p.stopping = append(p.stopping, r)
 	}
-	stopping.Wait()
 	p.gauge.Set(float64(len(p.running)))
+}
+
+// wait waits, after run returned, until every consumer has handed its
+// groups over, or ctx ends (their leases and member keys then expire).
+func (p *consumerPool) wait(ctx context.Context) error {
+	for _, r := range append(p.running, p.stopping...) {
+		select {
+		case <-r.done:
+		case <-ctx.Done():
+			return fmt.Errorf("consumers still handing over: %w", ctx.Err())
+		}
+	}
+	return nil
 }
 
 // spread divides total consumers over hosts in proportion to their

@@ -15,7 +15,7 @@ import (
 )
 
 func TestSpread(t *testing.T) {
-	hosts := []hostInfo{{ID: "a", Capacity: 2}, {ID: "b", Capacity: 1}, {ID: "c", Capacity: 1}}
+	hosts := []hostInfo{{ID: "a", Capacity: 2000}, {ID: "b", Capacity: 1000}, {ID: "c", Capacity: 1000}}
 	tests := []struct {
 		total int
 		want  map[string]int
@@ -43,6 +43,27 @@ func TestSpread(t *testing.T) {
 	}
 	if got := spread(3, nil); len(got) != 0 {
 		t.Errorf("spread over no hosts = %v", got)
+	}
+}
+
+func TestConsumerPoolWant(t *testing.T) {
+	p := &consumerPool{id: "me", def: 2, running: make([]*consumerRun, 3)}
+	peers := []hostInfo{{ID: "me", Capacity: 1000}, {ID: "other", Capacity: 3000}}
+	for _, tt := range []struct {
+		name   string
+		target *agentbus.ScaleTarget
+		peers  []hostInfo
+		want   int
+	}{
+		{"no target: the default", nil, peers, 2},
+		{"a share of the target", &agentbus.ScaleTarget{Consumers: 8}, peers, 2},
+		{"no list of hosts (a failed heartbeat): hold", &agentbus.ScaleTarget{Consumers: 8}, nil, 3},
+		{"alone", &agentbus.ScaleTarget{Consumers: 8}, peers[:1], 8},
+		{"bounded", &agentbus.ScaleTarget{Consumers: 10 * maxConsumers}, peers[:1], maxConsumers},
+	} {
+		if got := p.want(tt.target, tt.peers); got != tt.want {
+			t.Errorf("%s: want() = %d, want %d", tt.name, got, tt.want)
+		}
 	}
 }
 
@@ -74,21 +95,22 @@ func TestConsumerPoolsFollowTheTarget(t *testing.T) {
 		}
 		p.capacity, p.beat = capacity, 100*time.Millisecond
 		pctx, stop := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- p.run(pctx) }()
+		done := make(chan struct{})
+		go func() { defer close(done); p.run(pctx) }()
 		var once sync.Once
 		return bus, p, func() {
 			once.Do(func() {
 				stop()
-				if err := <-done; err != nil {
+				<-done
+				if err := p.wait(ctx); err != nil {
 					t.Errorf("pool: %v", err)
 				}
 				_ = bus.Close(context.Background())
 			})
 		}
 	}
-	bus, big, stopBig := newPool(2)
-	_, small, stopSmall := newPool(1)
+	bus, big, stopBig := newPool(2000)
+	_, small, stopSmall := newPool(1000)
 	defer stopSmall()
 	defer stopBig()
 

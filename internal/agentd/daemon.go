@@ -51,8 +51,8 @@ type Daemon struct {
 	// live is set once the streams are provisioned; the HTTP handlers read it.
 	live atomic.Pointer[busConn]
 
-	stopDemo     func()     // nil unless --demo
-	serveErr     chan error // size one: the HTTP server's exit
+	stopDemo     func(context.Context) // nil unless --demo
+	serveErr     chan error            // size one: the HTTP server's exit
 	shutdownOnce sync.Once
 	shutdownErr  error
 }
@@ -263,7 +263,7 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 	}
 	d.live.Store(nil)
 	if d.stopDemo != nil {
-		d.stopDemo()
+		d.stopDemo(ctx)
 	}
 	if d.nc != nil {
 		if err := agentbus.Drain(ctx, d.nc); err != nil {

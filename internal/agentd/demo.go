@@ -12,12 +12,18 @@ import (
 
 // startDemo hosts the demo agents on nc: echo replies with the text it got,
 // worker replies after the configured delay. It returns a function that
-// stops serving and waits.
-func (d *Daemon) startDemo(ctx context.Context, nc *nats.Conn) (stop func(), err error) {
+// stops serving and waits, until its ctx ends, for the consumers to hand
+// their groups over.
+func (d *Daemon) startDemo(ctx context.Context, nc *nats.Conn) (stop func(context.Context), err error) {
 	bus, err := agentbus.Connect(ctx, agentbus.WithConn(nc), agentbus.WithLogger(d.log), agentbus.WithRegisterer(d.reg))
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			_ = bus.Close(context.Background())
+		}
+	}()
 	reply := func(ctx context.Context, req *codec.Envelope, text string) error {
 		return bus.Reply(ctx, req, &codec.Envelope{Kind: "message", Message: &codec.Message{
 			MessageID: "reply-" + req.ID, Role: codec.RoleAgent, Parts: []codec.Part{codec.TextPart(text)},
@@ -51,15 +57,16 @@ func (d *Daemon) startDemo(ctx context.Context, nc *nats.Conn) (stop func(), err
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := pool.run(sctx); err != nil {
-			d.log.Error("demo agents stopped", "err", err)
-		}
+		pool.run(sctx)
 	}()
 	d.log.Info("hosting demo agents", "agents", "echo, worker", "worker_delay", delay, "host", pool.id)
-	return func() {
+	return func(ctx context.Context) {
 		cancel()
 		<-done
-		cctx, ccancel := context.WithTimeout(context.Background(), drainTimeout)
+		if err := pool.wait(ctx); err != nil {
+			d.log.Warn("stopping consumers", "err", err)
+		}
+		cctx, ccancel := context.WithTimeout(ctx, drainTimeout)
 		defer ccancel()
 		_ = bus.Close(cctx)
 	}, nil

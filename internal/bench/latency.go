@@ -284,9 +284,9 @@ func rawJSRequester(ctx context.Context, env Env, bodies [][]byte) (f func(int) 
 	return f, closeAll, nil
 }
 
-// timeEach runs each of fs n times, in turn (fs[0](i), fs[1](i), ...),
-// after a tenth as many warm-up turns, and returns the durations of each
-// f, sorted.
+// timeEach runs each of fs n times, in turns of one call each (turn i
+// starts with fs[i mod len(fs)]), after a tenth as many warm-up turns, and
+// returns the durations of each f, sorted.
 func timeEach(n int, fs ...func(int) error) ([][]time.Duration, error) {
 	for i := range n / 10 {
 		for _, f := range fs {
@@ -300,9 +300,12 @@ func timeEach(n int, fs ...func(int) error) ([][]time.Duration, error) {
 		out[j] = make([]time.Duration, n)
 	}
 	for i := range n {
-		for j, f := range fs {
+		// Each turn starts with the next party, so that the work a round
+		// trip leaves behind (an ack, a stream delete) falls on each in turn.
+		for k := range fs {
+			j := (i + k) % len(fs)
 			start := time.Now()
-			if err := f(i); err != nil {
+			if err := fs[j](i); err != nil {
 				return nil, err
 			}
 			out[j][i] = time.Since(start)

@@ -1,6 +1,7 @@
-package agentbus
+package sysinfo
 
 import (
+	"runtime"
 	"testing"
 	"time"
 )
@@ -18,6 +19,7 @@ func TestParseProcStat(t *testing.T) {
 		{"not a number", "cpu 1 x 3 4 5\n", 0, 0, false},
 		{"too short", "cpu 1 2\n", 0, 0, false},
 		{"all zero", "cpu 0 0 0 0 0\n", 0, 0, false},
+		{"overflowing sum", "cpu 10 0 0 18446744073709551610 0\n", 0, 0, false},
 		{"empty", "", 0, 0, false},
 	}
 	for _, tt := range tests {
@@ -42,18 +44,54 @@ func FuzzParseProcStat(f *testing.F) {
 }
 
 func TestCPUMeter(t *testing.T) {
-	var m cpuMeter
+	var m Meter
 	now := time.Now()
-	if proc, host := m.sample(now); proc != -1 || host != -1 {
+	if proc, host := m.Sample(now); proc != -1 || host != -1 {
 		t.Fatalf("first sample %v %v, want unknown", proc, host)
 	}
 	for end := time.Now().Add(50 * time.Millisecond); time.Now().Before(end); { // burn some CPU
 	}
-	proc, host := m.sample(time.Now())
-	if _, ok := processCPUTime(); ok && (proc <= 0 || proc > 1) {
+	proc, host := m.Sample(time.Now())
+	if _, ok := ProcessCPUTime(); ok && (proc <= 0 || proc > 1) {
 		t.Errorf("process CPU %v after a busy loop, want in (0, 1]", proc)
 	}
 	if _, _, ok := hostCPUTimes(); ok && (host < 0 || host > 1) {
 		t.Errorf("host CPU %v, want in [0, 1]", host)
 	}
+}
+
+func TestParseCPUMax(t *testing.T) {
+	tests := []struct {
+		in   string
+		want float64
+		ok   bool
+	}{
+		{"max 100000\n", 0, false},
+		{"50000 100000\n", 0.5, true},
+		{"200000 100000", 2, true},
+		{"-1 100000", 0, false}, // cgroup v1: no quota
+		{"100000", 0, false},
+		{"x 100000", 0, false},
+		{"100 0", 0, false},
+		{"NaN 100000", 0, false},
+	}
+	for _, tt := range tests {
+		got, ok := parseCPUMax([]byte(tt.in))
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("parseCPUMax(%q) = %v, %v; want %v, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+	if n := CPUs(); n <= 0 || n > float64(runtime.GOMAXPROCS(0)) {
+		t.Errorf("CPUs() = %v with GOMAXPROCS %d", n, runtime.GOMAXPROCS(0))
+	}
+}
+
+func FuzzParseCPUMax(f *testing.F) {
+	f.Add([]byte("50000 100000"))
+	f.Add([]byte("max 100000"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if q, ok := parseCPUMax(b); ok && !(q > 0) {
+			t.Fatalf("quota %v from %q", q, b)
+		}
+	})
 }

@@ -1,14 +1,14 @@
 //go:build unix
 
-package agentbus
+package sysinfo
 
 import (
 	"syscall"
 	"time"
 )
 
-// processCPUTime returns the CPU time (user and system) this process used.
-func processCPUTime() (time.Duration, bool) {
+// ProcessCPUTime returns the CPU time (user and system) this process used.
+func ProcessCPUTime() (time.Duration, bool) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0, false
