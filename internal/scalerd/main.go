@@ -2,9 +2,13 @@ package scalerd
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
+	"time"
 )
 
 // Exit codes of Main.
@@ -15,37 +19,99 @@ const (
 )
 
 const usageText = `Usage:
+  scalerd [flags]
+      Run the scaler daemon: every --interval it reads the bus's backlog
+      (JetStream consumer info of every group) and its consumers (the
+      members bucket), decides the consumer count with the a2abus scaling
+      policy and, while it leads, writes it as the bus's scale target, which
+      every agentd follows. Two or more scalerds elect one leader; the
+      others decide too, report and stand by. Serves /metrics, /healthz,
+      /readyz and /scale (for KEDA's metrics-api scaler) on --http. Every
+      flag is also a SCALERD_* environment variable (--dry-run is
+      SCALERD_DRY_RUN); a flag given wins. See "scalerd --help" for the flags.
+
   scalerd sim [--json] [--trace FILE ...] [flags]
       Replay load traces against a simulated consumer pool under the a2abus
       scaling policy and a KEDA/HPA-style baseline, and print what each cost:
       peak backlog, backlog·seconds, consumer·seconds, scale events and
       reversals. Without --trace the built-in traces run (step, ramp, spike,
       diurnal, noisy-flat, sawtooth). See "scalerd sim --help" for the flags.
-
-The scaler daemon itself (scalerd --nats URL) is not built yet.
 `
 
 // Main runs the scalerd command line with args (without the program name)
-// and returns the process exit code. Errors are written to stderr as one
-// line. stdin and lookupEnv are unused for now; they are there so that the
-// daemon can come without changing the signature.
+// and returns the process exit code: 0 after a clean stop (ctx ended), 1
+// when the daemon cannot run, 2 for a bad command, flag or setting, with
+// one line on stderr naming it. The daemon reads its environment through
+// lookupEnv; stdin is unused.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, "scalerd: name a command; the daemon is not built yet\n\n"+usageText)
-		return exitUsage
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		return daemonCmd(ctx, args, stdout, stderr, lookupEnv)
 	}
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "sim":
 		return simCmd(ctx, rest, stdout, stderr)
-	case "help", "-h", "-help", "--help":
+	case "run":
+		return daemonCmd(ctx, rest, stdout, stderr, lookupEnv)
+	case "help":
 		fmt.Fprint(stdout, usageText)
 		return exitOK
 	default:
-		what := fmt.Sprintf("unknown command %q", cmd)
-		if strings.HasPrefix(cmd, "-") {
-			what = fmt.Sprintf("flag %s: the daemon is not built yet", cmd)
-		}
-		fmt.Fprintf(stderr, "scalerd: %s (want sim)\n\n%s", what, usageText)
+		fmt.Fprintf(stderr, "scalerd: unknown command %q (want sim, or flags to run the daemon)\n\n%s", cmd, usageText)
 		return exitUsage
 	}
+}
+
+// daemonCmd runs the daemon until ctx ends.
+func daemonCmd(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) int {
+	cfg, err := loadConfig(args, lookupEnv)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, usageText+"\nDaemon flags:\n")
+		fs := flagSet(&cfg)
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "scalerd: %v\n", err)
+		return exitUsage
+	}
+	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	d, err := NewDaemon(cfg, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "scalerd: %v\n", err)
+		return exitUsage
+	}
+	if err := d.Start(ctx); err != nil {
+		fmt.Fprintf(stderr, "scalerd: %v\n", err)
+		return exitError
+	}
+	code := exitOK
+	select {
+	case <-ctx.Done():
+		log.Info("stopping", "cause", context.Cause(ctx))
+	case err := <-d.Err():
+		log.Error("HTTP server stopped", "err", err)
+		code = exitError
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := d.Shutdown(sctx); err != nil {
+		log.Error("shutdown", "err", err)
+		code = exitError
+	}
+	return code
+}
+
+// shutdownTimeout bounds a clean stop, within the 5 s operators expect.
+const shutdownTimeout = 4 * time.Second
+
+// newLogger logs to w at level in format (both validated).
+func newLogger(w io.Writer, level, format string) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(level))
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }

@@ -1,0 +1,436 @@
+package scalerd
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/a2abus/a2abus/agentbus"
+	"github.com/a2abus/a2abus/placement"
+	"github.com/a2abus/a2abus/scaler"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Time limits of the daemon.
+const (
+	connectRetry = time.Second      // wait between two attempts to reach the bus
+	callTimeout  = 5 * time.Second  // one evaluation's reads and write
+	resignWait   = 2 * time.Second  // deleting the leader key on shutdown
+	closeWait    = 2 * time.Second  // closing the bus on shutdown
+	refreshAfter = 20               // intervals after which an unchanged target is written again
+	readTimeout  = 10 * time.Second // HTTP request headers
+)
+
+// Status is the daemon's latest decision, as GET /scale returns it.
+type Status struct {
+	// DesiredConsumers is the latest decision's consumer count: the value
+	// KEDA's metrics-api scaler reads (valueLocation "desiredConsumers").
+	DesiredConsumers int    `json:"desiredConsumers"`
+	Reason           string `json:"reason"`
+	Trigger          string `json:"trigger"`
+	// Leader is true when this scalerd leads: its decisions become the
+	// target (unless DryRun).
+	Leader bool      `json:"leader"`
+	DryRun bool      `json:"dryRun"`
+	At     time.Time `json:"at"`
+	// Consumers is the count the decision started from, Live the members
+	// alive and Ready those of them that report their CPU.
+	Consumers int `json:"consumers"`
+	Live      int `json:"live"`
+	Ready     int `json:"ready"`
+	// Target is the stored scale target, if any.
+	Target *agentbus.ScaleTarget `json:"target,omitempty"`
+	// Backlog and Waiting are in stored messages, the rates in stored
+	// messages per second.
+	Backlog     int64   `json:"backlog"`
+	Waiting     int64   `json:"waiting"`
+	ArrivalRate float64 `json:"arrivalRate"`
+	HandledRate float64 `json:"handledRate"`
+	CPU         float64 `json:"cpu"`
+}
+
+// Option configures a Daemon.
+type Option func(*Daemon)
+
+// WithClock makes the daemon read the time from now (default time.Now):
+// the snapshots' times, which are the policy's clock, and the targets'.
+func WithClock(now func() time.Time) Option { return func(d *Daemon) { d.now = now } }
+
+// Daemon is a running scalerd: every interval it samples the bus's backlog
+// and consumers, lets the scaling policy decide, and, while it leads and is
+// not a dry run, writes the decision as the bus's consumer target.
+type Daemon struct {
+	cfg    Config
+	id     string
+	log    *slog.Logger
+	now    func() time.Time
+	reg    *prometheus.Registry
+	m      *metrics
+	policy *scaler.Policy
+
+	ln       net.Listener
+	hs       *http.Server
+	serveErr chan error // size one: the HTTP server's exit
+
+	cancel context.CancelFunc
+	done   chan struct{} // closed when run returns
+
+	connected atomic.Bool
+	status    atomic.Pointer[Status]
+	leading   atomic.Bool
+	// crash, when set before the loop stops, makes it stop as a killed
+	// process would: no resignation (tests).
+	crash atomic.Bool
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+// NewDaemon returns a daemon for cfg, which must be valid (see
+// Config.Validate). Start runs it.
+func NewDaemon(cfg Config, log *slog.Logger, opts ...Option) (*Daemon, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	policy, err := scaler.New(cfg.Policy)
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{cfg: cfg, id: cfg.ID, log: log, now: time.Now, policy: policy,
+		reg: prometheus.NewRegistry(), serveErr: make(chan error, 1), done: make(chan struct{})}
+	for _, o := range opts {
+		o(d)
+	}
+	if d.id == "" {
+		d.id = defaultID()
+	}
+	d.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewBuildInfoCollector(),
+	)
+	if d.m, err = newMetrics(d.reg); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// defaultID is the host name and a unique suffix.
+func defaultID() string {
+	id := nuid.Next()
+	id = "scalerd-" + id[len(id)-8:]
+	if host, _ := os.Hostname(); host != "" && placement.ValidateAgentID(host) == nil {
+		id = host + "-" + id
+	}
+	return id
+}
+
+// ID returns the name this scalerd leads and writes targets under.
+func (d *Daemon) ID() string { return d.id }
+
+// Start opens the HTTP listener and starts the loop, which connects to the
+// bus (retrying until the bus's stream exists, so scalerd may start before
+// agentd), campaigns for leadership and decides every interval. It returns
+// once the listener is open; /readyz answers 200 once the bus is reached
+// and sampled.
+func (d *Daemon) Start(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", d.cfg.HTTP)
+	if err != nil {
+		return fmt.Errorf("--http %s: %w", d.cfg.HTTP, err)
+	}
+	d.ln = ln
+	d.hs = &http.Server{Handler: d.handler(), ReadHeaderTimeout: readTimeout}
+	go func() { d.serveErr <- d.hs.Serve(ln) }()
+	rctx, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+	go func() {
+		defer close(d.done)
+		d.run(rctx)
+	}()
+	d.log.Info("scalerd started", "id", d.id, "http", ln.Addr().String(), "nats", d.cfg.NATS,
+		"interval", d.cfg.Interval, "lease", d.cfg.Lease, "dry_run", d.cfg.DryRun,
+		"min", d.cfg.Policy.MinConsumers, "max", d.cfg.Policy.MaxConsumers)
+	return nil
+}
+
+// HTTPAddr returns the address the HTTP endpoints listen on.
+func (d *Daemon) HTTPAddr() string {
+	if d.ln == nil {
+		return ""
+	}
+	return d.ln.Addr().String()
+}
+
+// Err yields the HTTP server's error if it stops serving before Shutdown.
+func (d *Daemon) Err() <-chan error { return d.serveErr }
+
+// Status returns the latest decision; ok is false before the first.
+func (d *Daemon) Status() (s Status, ok bool) {
+	p := d.status.Load()
+	if p == nil {
+		return Status{}, false
+	}
+	return *p, true
+}
+
+// Leader reports whether this scalerd leads now.
+func (d *Daemon) Leader() bool { return d.leading.Load() }
+
+// Shutdown stops deciding, resigns the leadership (deleting the leader key,
+// so that a standby takes over at once), closes the bus connection and
+// stops the HTTP server. It is idempotent; later calls return the first
+// call's result.
+func (d *Daemon) Shutdown(ctx context.Context) error {
+	d.shutdownOnce.Do(func() {
+		if d.cancel != nil {
+			d.cancel()
+			select {
+			case <-d.done:
+			case <-ctx.Done():
+				d.shutdownErr = ctx.Err()
+			}
+		}
+		if d.hs != nil {
+			if err := d.hs.Shutdown(ctx); err != nil && d.shutdownErr == nil {
+				d.shutdownErr = err
+			}
+		}
+	})
+	return d.shutdownErr
+}
+
+// kill stops the daemon as a crash would: it stops refreshing the leader
+// key without deleting it (tests).
+func (d *Daemon) kill(ctx context.Context) error {
+	d.crash.Store(true)
+	return d.Shutdown(ctx)
+}
+
+// run is the daemon's loop; it returns when ctx ends.
+func (d *Daemon) run(ctx context.Context) {
+	bus := d.connect(ctx)
+	if bus == nil {
+		return
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), closeWait)
+		defer cancel()
+		_ = bus.Close(cctx)
+		d.connected.Store(false)
+	}()
+
+	var el *elector
+	for el == nil {
+		js, err := jetstream.New(bus.Conn())
+		if err == nil {
+			el, err = newElector(ctx, js, d.id, d.cfg.Lease, d.log, d.now, d.setLeader)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			d.log.Warn("leader election not ready; retrying", "err", err)
+			if !sleep(ctx, connectRetry) {
+				return
+			}
+		}
+	}
+	src, err := newStreamSource(bus)
+	if err != nil {
+		d.log.Error("backlog source", "err", err) // cannot happen: the groups are valid
+		return
+	}
+	sampler := scaler.NewSampler(src, memberSource{bus}, d.now)
+
+	var wg sync.WaitGroup
+	ectx, stopElection := context.WithCancel(ctx)
+	wg.Go(func() { el.run(ectx, d.cfg.Lease/3) })
+	defer func() {
+		stopElection()
+		wg.Wait()
+		if d.crash.Load() {
+			el.abdicate()
+			return
+		}
+		rctx, cancel := context.WithTimeout(context.Background(), resignWait)
+		defer cancel()
+		el.resign(rctx)
+	}()
+
+	tick := time.NewTicker(d.cfg.Interval)
+	defer tick.Stop()
+	for {
+		d.evaluate(ctx, bus, sampler, el)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// connect reaches the bus, retrying until it succeeds or ctx ends (nil).
+func (d *Daemon) connect(ctx context.Context) *agentbus.Bus {
+	for attempt := 1; ; attempt++ {
+		bus, err := agentbus.Connect(ctx, agentbus.WithURL(d.cfg.NATS), agentbus.WithName("scalerd"),
+			agentbus.WithLogger(d.log), agentbus.WithRegisterer(d.reg))
+		if err == nil {
+			d.connected.Store(true)
+			d.log.Info("connected to the bus", "nats", d.cfg.NATS, "groups", bus.Groups().Count())
+			return bus
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if attempt == 1 || attempt%30 == 0 {
+			d.log.Warn("bus not reachable; retrying", "nats", d.cfg.NATS, "attempt", attempt, "err", err)
+		}
+		if !sleep(ctx, connectRetry) {
+			return nil
+		}
+	}
+}
+
+func (d *Daemon) setLeader(leader bool) {
+	d.leading.Store(leader)
+	if leader {
+		d.m.leader.Set(1)
+	} else {
+		d.m.leader.Set(0)
+	}
+}
+
+// evaluate is one interval: sample, decide, and write the target if this
+// scalerd leads, is not a dry run, and the decision is a step to a count
+// other than the stored target's (or the stored target is old).
+func (d *Daemon) evaluate(ctx context.Context, bus *agentbus.Bus, sampler *scaler.Sampler, el *elector) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	snap, err := sampler.Sample(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			d.m.sampleErrors.Inc()
+			d.log.Warn("sample skipped", "err", err)
+		}
+		return
+	}
+	target, hasTarget, err := bus.ScaleTarget(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			d.m.sampleErrors.Inc()
+			d.log.Warn("sample skipped: scale target", "err", err)
+		}
+		return
+	}
+	live := snap.Consumers
+	// The consumers of a new target count as starting until they have had
+	// Lead to start: the policy must not mistake them for missing.
+	if hasTarget && target.Consumers > snap.Consumers && snap.Time.Sub(target.At) < d.cfg.Policy.Lead {
+		snap.Consumers = target.Consumers
+	}
+	dec := d.policy.Decide(snap)
+	d.m.observe(snap, dec)
+	if hasTarget {
+		d.m.target.Set(float64(target.Consumers))
+	}
+
+	leader := el.leader()
+	switch {
+	case !leader || d.cfg.DryRun:
+	case dec.To != dec.From && (!hasTarget || dec.To != target.Consumers):
+		target, hasTarget = d.write(ctx, bus, el, dec.To, dec.Reason, dec)
+	case hasTarget && snap.Time.Sub(target.At) >= refreshAfter*d.cfg.Interval:
+		why := fmt.Sprintf("unchanged at %d consumers; latest decision: %s", target.Consumers, dec.Reason)
+		target, hasTarget = d.write(ctx, bus, el, target.Consumers, why, dec)
+	}
+	leader = el.leader()
+
+	st := &Status{DesiredConsumers: dec.To, Reason: dec.Reason, Trigger: string(dec.Trigger),
+		Leader: leader, DryRun: d.cfg.DryRun, At: dec.Time,
+		Consumers: dec.From, Live: live, Ready: snap.Ready,
+		Backlog: snap.Backlog, Waiting: max(snap.Backlog-max(snap.InFlight, 0), 0),
+		ArrivalRate: snap.ArrivalRate, HandledRate: snap.HandledRate, CPU: snap.CPU}
+	if hasTarget {
+		st.Target = &target
+	}
+	d.status.Store(st)
+	level := slog.LevelDebug
+	if dec.To != dec.From {
+		level = slog.LevelInfo
+	}
+	d.log.Log(ctx, level, "decision", "from", dec.From, "to", dec.To, "trigger", dec.Trigger, "reason", dec.Reason,
+		"leader", leader, "dry_run", d.cfg.DryRun, "backlog", snap.Backlog, "live", live, "ready", snap.Ready)
+}
+
+// write stores a target after confirming the leadership (a refresh of the
+// leader key right before it), and returns the stored target as it now is.
+func (d *Daemon) write(ctx context.Context, bus *agentbus.Bus, el *elector, n int, why string, dec scaler.Decision) (agentbus.ScaleTarget, bool) {
+	t := agentbus.ScaleTarget{Consumers: n, Reason: why, At: dec.Time, By: d.id}
+	if !el.campaign(ctx) {
+		return t, false // lost the lead: the new leader decides
+	}
+	if err := bus.SetScaleTarget(ctx, t); err != nil {
+		d.log.Warn("scale target not written", "consumers", n, "err", err)
+		return t, false
+	}
+	d.m.writes.Inc()
+	d.m.target.Set(float64(n))
+	d.log.Info("scale target written", "consumers", n, "reason", why)
+	return t, true
+}
+
+// handler serves /metrics, /healthz, /readyz and /scale.
+func (d *Daemon) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{Registry: d.reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		switch {
+		case !d.connected.Load():
+			http.Error(w, "not connected to the bus", http.StatusServiceUnavailable)
+		case d.status.Load() == nil:
+			http.Error(w, "no sample yet", http.StatusServiceUnavailable)
+		default:
+			fmt.Fprintln(w, "ready")
+		}
+	})
+	mux.HandleFunc("GET /scale", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		st, ok := d.Status()
+		if !ok {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_ = json.NewEncoder(w).Encode(map[string]string{"error": "no decision yet"})
+			return
+		}
+		_ = json.NewEncoder(w).Encode(st)
+	})
+	return mux
+}
+
+// sleep waits for d or until ctx ends; it reports whether ctx is still live.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
