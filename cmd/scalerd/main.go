@@ -1,6 +1,10 @@
-// Command scalerd is the a2abus scaler daemon. For now it runs the scaling
-// simulator, "scalerd sim". See package
-// github.com/a2abus/a2abus/internal/scalerd.
+// Command scalerd is the a2abus scaler daemon: it watches the bus's
+// JetStream backlog and its consumers' CPU and sets the consumer count every
+// agentd follows ("scalerd --nats URL"), and it runs the scaling simulator
+// ("scalerd sim"). See package github.com/a2abus/a2abus/internal/scalerd.
+//
+// SIGINT or SIGTERM stops the daemon cleanly: it resigns its leadership so
+// that a standby takes over at once, and exits 0.
 package main
 
 import (

@@ -92,6 +92,9 @@ type Daemon struct {
 	// crash, when set before the loop stops, makes it stop as a killed
 	// process would: no resignation (tests).
 	crash atomic.Bool
+	// onStatus, when set before Start, sees every evaluation's status
+	// (tests).
+	onStatus func(Status)
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -234,12 +237,23 @@ func (d *Daemon) run(ctx context.Context) {
 	}()
 
 	var el *elector
+	targets := &targetCache{}
 	for el == nil {
 		js, err := jetstream.New(bus.Conn())
 		if err == nil {
 			el, err = newElector(ctx, js, d.id, d.cfg.Lease, d.log, d.now, d.setLeader)
 		}
+		if err == nil {
+			// The stored target, then every change to it: a watch, rather
+			// than a read every interval.
+			var t agentbus.ScaleTarget
+			var ok bool
+			if t, ok, err = bus.ScaleTarget(ctx); err == nil {
+				targets.set(t, ok)
+			}
+		}
 		if err != nil {
+			el = nil
 			if ctx.Err() != nil {
 				return
 			}
@@ -259,6 +273,19 @@ func (d *Daemon) run(ctx context.Context) {
 	var wg sync.WaitGroup
 	ectx, stopElection := context.WithCancel(ctx)
 	wg.Go(func() { el.run(ectx, d.cfg.Lease/3) })
+	if ch, err := bus.WatchScaleTarget(ectx); err != nil {
+		d.log.Warn("watch scale target; only this scalerd's writes are seen", "err", err)
+	} else {
+		wg.Go(func() {
+			for t := range ch {
+				if t == nil {
+					targets.set(agentbus.ScaleTarget{}, false) // deleted
+				} else {
+					targets.set(*t, true)
+				}
+			}
+		})
+	}
 	defer func() {
 		stopElection()
 		wg.Wait()
@@ -274,7 +301,7 @@ func (d *Daemon) run(ctx context.Context) {
 	tick := time.NewTicker(d.cfg.Interval)
 	defer tick.Stop()
 	for {
-		d.evaluate(ctx, bus, sampler, el)
+		d.evaluate(ctx, bus, sampler, el, targets)
 		select {
 		case <-ctx.Done():
 			return
@@ -317,7 +344,7 @@ func (d *Daemon) setLeader(leader bool) {
 // evaluate is one interval: sample, decide, and write the target if this
 // scalerd leads, is not a dry run, and the decision is a step to a count
 // other than the stored target's (or the stored target is old).
-func (d *Daemon) evaluate(ctx context.Context, bus *agentbus.Bus, sampler *scaler.Sampler, el *elector) {
+func (d *Daemon) evaluate(ctx context.Context, bus *agentbus.Bus, sampler *scaler.Sampler, el *elector, targets *targetCache) {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	snap, err := sampler.Sample(ctx)
@@ -328,14 +355,7 @@ func (d *Daemon) evaluate(ctx context.Context, bus *agentbus.Bus, sampler *scale
 		}
 		return
 	}
-	target, hasTarget, err := bus.ScaleTarget(ctx)
-	if err != nil {
-		if ctx.Err() == nil {
-			d.m.sampleErrors.Inc()
-			d.log.Warn("sample skipped: scale target", "err", err)
-		}
-		return
-	}
+	target, hasTarget := targets.get()
 	live := snap.Consumers
 	// The consumers of a new target count as starting until they have had
 	// Lead to start: the policy must not mistake them for missing.
@@ -352,10 +372,10 @@ func (d *Daemon) evaluate(ctx context.Context, bus *agentbus.Bus, sampler *scale
 	switch {
 	case !leader || d.cfg.DryRun:
 	case dec.To != dec.From && (!hasTarget || dec.To != target.Consumers):
-		target, hasTarget = d.write(ctx, bus, el, dec.To, dec.Reason, dec)
+		target, hasTarget = d.write(ctx, bus, el, dec.To, dec.Reason, dec, targets)
 	case hasTarget && snap.Time.Sub(target.At) >= refreshAfter*d.cfg.Interval:
 		why := fmt.Sprintf("unchanged at %d consumers; latest decision: %s", target.Consumers, dec.Reason)
-		target, hasTarget = d.write(ctx, bus, el, target.Consumers, why, dec)
+		target, hasTarget = d.write(ctx, bus, el, target.Consumers, why, dec, targets)
 	}
 	leader = el.leader()
 
@@ -368,6 +388,9 @@ func (d *Daemon) evaluate(ctx context.Context, bus *agentbus.Bus, sampler *scale
 		st.Target = &target
 	}
 	d.status.Store(st)
+	if d.onStatus != nil {
+		d.onStatus(*st)
+	}
 	level := slog.LevelDebug
 	if dec.To != dec.From {
 		level = slog.LevelInfo
@@ -378,15 +401,16 @@ func (d *Daemon) evaluate(ctx context.Context, bus *agentbus.Bus, sampler *scale
 
 // write stores a target after confirming the leadership (a refresh of the
 // leader key right before it), and returns the stored target as it now is.
-func (d *Daemon) write(ctx context.Context, bus *agentbus.Bus, el *elector, n int, why string, dec scaler.Decision) (agentbus.ScaleTarget, bool) {
+func (d *Daemon) write(ctx context.Context, bus *agentbus.Bus, el *elector, n int, why string, dec scaler.Decision, targets *targetCache) (agentbus.ScaleTarget, bool) {
 	t := agentbus.ScaleTarget{Consumers: n, Reason: why, At: dec.Time, By: d.id}
 	if !el.campaign(ctx) {
-		return t, false // lost the lead: the new leader decides
+		return targets.get() // lost the lead: the new leader decides
 	}
 	if err := bus.SetScaleTarget(ctx, t); err != nil {
 		d.log.Warn("scale target not written", "consumers", n, "err", err)
-		return t, false
+		return targets.get()
 	}
+	targets.set(t, true)
 	d.m.writes.Inc()
 	d.m.target.Set(float64(n))
 	d.log.Info("scale target written", "consumers", n, "reason", why)
@@ -433,4 +457,23 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// targetCache is the stored scale target as the watch last reported it.
+type targetCache struct {
+	mu sync.Mutex
+	t  agentbus.ScaleTarget
+	ok bool
+}
+
+func (c *targetCache) set(t agentbus.ScaleTarget, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t, c.ok = t, ok
+}
+
+func (c *targetCache) get() (agentbus.ScaleTarget, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t, c.ok
 }

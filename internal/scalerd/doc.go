@@ -1,13 +1,99 @@
-// Package scalerd is the scaler daemon's command line behind cmd/scalerd.
-// For now it has one command, "scalerd sim", which replays load traces
-// against a simulated consumer pool under the a2abus scaling policy and a
-// KEDA/HPA-style baseline and prints what each cost. The daemon itself
-// (watching JetStream and setting the desired consumer count) is not built
-// yet: plain "scalerd" prints the usage and exits 2.
+// Package scalerd is the scaler daemon behind cmd/scalerd, and its
+// simulator command.
+//
+// # The daemon
+//
+// "scalerd" (no command) runs the daemon. Every --interval (default 15 s)
+// it samples the bus:
+//
+//   - the backlog, through the JetStream API (never the monitoring
+//     endpoint): the info of every group's durable consumer on stream A2A
+//     (NumPending waiting, NumAckPending in flight; each consumer's leader
+//     answers for it), and the stream's state: its last sequence is the
+//     count of messages received, and, since the stream keeps a message
+//     until it is acknowledged, the last sequence less the messages stored
+//     is the count finished. All three are stored messages: batches of A2A
+//     messages, so the arrival and handled rates and the thresholds
+//     (--scale-up-backlog) are in batches, as KEDA's nats-jetstream lag is.
+//   - the consumers, from the members bucket (agentbus.Bus.Members): each
+//     member's process CPU; a member that has not reported its CPU yet has
+//     just started and is not ready.
+//
+// The scaling policy (package scaler) decides the consumer count from the
+// sample. The count it starts from is the live members, or the stored
+// target's count while that target's new consumers have had less than
+// --lead to start. While this scalerd leads and is not a --dry-run, a
+// decision that steps to a count other than the stored target's is written
+// as the bus's scale target (agentbus.Bus.SetScaleTarget, bucket
+// a2abus_scale; "nats kv history a2abus_scale consumers" lists past
+// decisions with their reasons), which every agentd follows; an unchanged
+// target is written again every 20 intervals, to show the leader is alive.
+//
+// Leader election: two or more scalerds share KV bucket a2abus_scaler, key
+// "leader", whose TTL is --lease (default 10 s). Create wins the key; the
+// leader refreshes it every lease/3 with an Update at its last revision,
+// and again right before it writes a target, so a failed refresh (another
+// scalerd took the key after ours expired) stops it acting at once.
+// Standbys try Create every lease/3 and whenever the key is deleted: a
+// leader that stops cleanly deletes its key and is replaced at once, a
+// leader that dies is replaced a lease after its last refresh. Standbys
+// sample and decide too, so their policy and metrics are warm when they
+// take over; they report leader 0 and write nothing.
+//
+// Flags (each also a SCALERD_* environment variable, --dry-run being
+// SCALERD_DRY_RUN; a flag given wins over the variable): --nats URL (default
+// nats://127.0.0.1:4222, agentd's embedded server), --interval, --dry-run,
+// --http ADDR (default 127.0.0.1:8081), --lease, --id, --log-level,
+// --log-format, and the policy's bounds, thresholds and timings:
+// --min-consumers, --max-consumers, --scale-up-cpu, --scale-down-cpu,
+// --target-cpu, --scale-up-backlog, --scale-down-backlog, --horizon,
+// --scale-up-growth, --scale-down-growth, --min-confidence, --alpha, --beta,
+// --noise-headroom, --lead, --drain-time, --scale-up-cooldown,
+// --scale-down-cooldown, --up-hold, --stabilization-window,
+// --consumer-capacity. A bad value exits 2 with one line naming the flag.
+// The daemon retries the bus until its stream exists, so it may start
+// before agentd. SIGTERM stops it: it resigns and exits 0.
+//
+// HTTP, on --http: /metrics (its own registry: a2abus_scaler_* gauges of
+// the backlog, rates, CPU, consumers, forecast, predicted growth, desired
+// and stored counts and leadership; a2abus_scaler_decisions_total by
+// direction and trigger; the bus connection's and the Go runtime's
+// metrics), /healthz (200 while the process runs), /readyz (200 once
+// connected to the bus and sampled once) and /scale, the latest decision
+// as JSON:
+//
+//	{"desiredConsumers": 6, "reason": "backlog 926 > 500: 1 → 6 consumers",
+//	 "trigger": "backlog", "leader": true, "dryRun": false,
+//	 "at": "2026-11-26T13:18:27Z", "consumers": 1, "live": 1, "ready": 1,
+//	 "target": {...}, "backlog": 1100, "waiting": 926, ...}
+//
+// KEDA: agentd follows the target in KV by itself, so KEDA is not needed to
+// run more consumers on the hosts there are. To let KEDA add or remove
+// agentd pods (hosts) as well, point its metrics-api scaler at /scale:
+//
+//	triggers:
+//	- type: metrics-api
+//	  metadata:
+//	    url: "http://scalerd.a2abus.svc:8081/scale"
+//	    valueLocation: "desiredConsumers"
+//	    targetValue: "4"      # consumers per agentd pod
+//
+// With the default AverageValue metric type the HPA runs
+// ceil(desiredConsumers / targetValue) pods. Every scalerd decides, so any
+// of them answers; the leader's decision is the one written (its "leader"
+// is true).
+//
+// # The simulator
+//
+// "scalerd sim" replays load traces against a simulated consumer pool
+// under the a2abus scaling policy and a KEDA/HPA-style baseline and prints
+// what each cost.
 //
 // Main is the whole program; cmd/scalerd only wires it to the process:
 //
 //	os.Exit(scalerd.Main(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.LookupEnv))
 //
-// Main is safe to call concurrently with distinct writers.
+// Concurrency: Main is safe to call concurrently with distinct writers and
+// HTTP addresses. A Daemon's methods are safe for concurrent use; Shutdown
+// is idempotent.
 package scalerd
