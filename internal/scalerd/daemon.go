@@ -15,6 +15,7 @@ import (
 	"github.com/a2abus/a2abus/agentbus"
 	"github.com/a2abus/a2abus/placement"
 	"github.com/a2abus/a2abus/scaler"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 	"github.com/prometheus/client_golang/prometheus"
@@ -86,7 +87,8 @@ type Daemon struct {
 	cancel context.CancelFunc
 	done   chan struct{} // closed when run returns
 
-	connected atomic.Bool
+	started   atomic.Bool
+	conn      atomic.Pointer[nats.Conn] // the bus's connection once reached
 	status    atomic.Pointer[Status]
 	leading   atomic.Bool
 	// crash, when set before the loop stops, makes it stop as a killed
@@ -150,6 +152,9 @@ func (d *Daemon) ID() string { return d.id }
 func (d *Daemon) Start(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if !d.started.CompareAndSwap(false, true) {
+		return ErrStarted
 	}
 	ln, err := net.Listen("tcp", d.cfg.HTTP)
 	if err != nil {
@@ -232,8 +237,8 @@ func (d *Daemon) run(ctx context.Context) {
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), closeWait)
 		defer cancel()
+		d.conn.Store(nil)
 		_ = bus.Close(cctx)
-		d.connected.Store(false)
 	}()
 
 	var el *elector
@@ -316,7 +321,7 @@ func (d *Daemon) connect(ctx context.Context) *agentbus.Bus {
 		bus, err := agentbus.Connect(ctx, agentbus.WithURL(d.cfg.NATS), agentbus.WithName("scalerd"),
 			agentbus.WithLogger(d.log), agentbus.WithRegisterer(d.reg))
 		if err == nil {
-			d.connected.Store(true)
+			d.conn.Store(bus.Conn())
 			d.log.Info("connected to the bus", "nats", d.cfg.NATS, "groups", bus.Groups().Count())
 			return bus
 		}
@@ -425,8 +430,8 @@ func (d *Daemon) handler() http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		switch {
-		case !d.connected.Load():
+		switch nc := d.conn.Load(); {
+		case nc == nil || !nc.IsConnected():
 			http.Error(w, "not connected to the bus", http.StatusServiceUnavailable)
 		case d.status.Load() == nil:
 			http.Error(w, "no sample yet", http.StatusServiceUnavailable)

@@ -3,6 +3,7 @@ package scalerd
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -186,6 +187,9 @@ func TestHTTP(t *testing.T) {
 	d := startDaemon(t, testDaemonConfig(srv, "scalerd-http"))
 	if code, _ := get(t, d, "/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz %d", code)
+	}
+	if err := d.Start(context.Background()); !errors.Is(err, ErrStarted) {
+		t.Errorf("second Start: %v", err)
 	}
 	waitFor(t, 30*time.Second, "/readyz answers 200", func() bool {
 		code, _ := get(t, d, "/readyz")

@@ -170,6 +170,13 @@ func TestBurstScalesUpAndDown(t *testing.T) {
 	if b.Leader() {
 		t.Fatal("both scalerds lead")
 	}
+	// ... and its last step is past the scale-up cooldown (on the scaler's
+	// clock), so that the burst's first decision may step.
+	waitFor(t, 30*time.Second, "the last step is past the scale-up cooldown", func() bool {
+		st, _ := a.Status()
+		tgt, _ := target()
+		return st.At.Sub(tgt.At) > scalerCfg("").Policy.ScaleUpCooldown
+	})
 
 	// The burst.
 	first := tlA.markStart()

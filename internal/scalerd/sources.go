@@ -96,11 +96,16 @@ func (m memberSource) Consumers(ctx context.Context) ([]scaler.ConsumerReport, e
 	}
 	out := make([]scaler.ConsumerReport, 0, len(members))
 	for _, mb := range members {
-		r := scaler.ConsumerReport{ID: mb.ID, Handled: mb.Handled, CPU: mb.CPU, Ready: mb.CPU >= 0}
-		if !r.Ready {
-			r.CPU = 0
-		}
-		out = append(out, r)
+		out = append(out, consumerReport(mb))
 	}
 	return out, nil
+}
+
+// consumerReport maps one member's report.
+func consumerReport(m agentbus.Member) scaler.ConsumerReport {
+	r := scaler.ConsumerReport{ID: m.ID, Handled: m.Handled, CPU: m.CPU, Ready: m.CPU >= 0}
+	if !r.Ready {
+		r.CPU = 0
+	}
+	return r
 }
