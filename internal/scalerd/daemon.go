@@ -87,10 +87,10 @@ type Daemon struct {
 	cancel context.CancelFunc
 	done   chan struct{} // closed when run returns
 
-	started   atomic.Bool
-	conn      atomic.Pointer[nats.Conn] // the bus's connection once reached
-	status    atomic.Pointer[Status]
-	leading   atomic.Bool
+	started atomic.Bool
+	conn    atomic.Pointer[nats.Conn] // the bus's connection once reached
+	status  atomic.Pointer[Status]
+	leading atomic.Bool
 	// crash, when set before the loop stops, makes it stop as a killed
 	// process would: no resignation (tests).
 	crash atomic.Bool
