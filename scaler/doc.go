@@ -12,7 +12,16 @@
 // needs, plus what drains the backlog, as the HPA's ceil(current × metric /
 // target) does. It scales down only when CPU, backlog and forecast all
 // agree, no lower than the largest size recommended in the stabilization
-// window, so noise does not make it flap. Every Decision says why.
+// window, so noise does not make it flap. Every Decision says why, in a
+// sentence (Reason) and in one word from a fixed set (Trigger: cpu,
+// backlog, forecast, drained, low-load, bounds, no-consumers, none), which
+// can label a metric.
+//
+// A Sampler reads the signals from a BacklogSource and a ConsumerSource. A
+// BacklogSource that is also a StreamSource counts the messages finished
+// in the stream's own units, and the Sampler takes the handled rate from
+// it: a2abus stores batches of A2A messages, and arrivals in batches must
+// not be set against a capacity learned in messages.
 //
 // Example:
 //

@@ -371,6 +371,8 @@ func (d *Daemon) evaluate(ctx context.Context, bus *agentbus.Bus, sampler *scale
 	d.m.observe(snap, dec)
 	if hasTarget {
 		d.m.target.Set(float64(target.Consumers))
+	} else {
+		d.m.target.Set(-1)
 	}
 
 	leader := el.leader()
