@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/a2abus/a2abus/agentbus"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -46,11 +47,16 @@ type elector struct {
 	since time.Time
 }
 
-// newElector opens (creating) the leader bucket with TTL lease.
+// newElector opens (creating) the leader bucket with TTL lease, replicated
+// as the A2A stream is.
 func newElector(ctx context.Context, js jetstream.JetStream, id string, lease time.Duration, log *slog.Logger, now func() time.Time, onChange func(bool)) (*elector, error) {
+	s, err := js.Stream(ctx, agentbus.StreamName)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", agentbus.StreamName, err)
+	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: LeaderBucket, Description: "a2abus: the scalerd that sets the consumer target",
-		TTL: lease, History: 1,
+		TTL: lease, History: 1, Replicas: s.CachedInfo().Config.Replicas,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", LeaderBucket, err)
