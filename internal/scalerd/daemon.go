@@ -449,7 +449,9 @@ func (d *Daemon) handler() http.Handler {
 			_ = json.NewEncoder(w).Encode(map[string]string{"error": "no decision yet"})
 			return
 		}
-		_ = json.NewEncoder(w).Encode(st)
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false) // reasons say "backlog 5400 > 1000", not \u003e
+		_ = enc.Encode(st)
 	})
 	return mux
 }

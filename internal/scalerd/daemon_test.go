@@ -208,6 +208,9 @@ func TestHTTP(t *testing.T) {
 	if st["desiredConsumers"] != 1.0 || st["leader"] != true {
 		t.Errorf("/scale %s", body)
 	}
+	if reason, _ := st["reason"].(string); !strings.Contains(body, reason) {
+		t.Errorf("/scale escapes its reason %q: %s", reason, body)
+	}
 	code, body = get(t, d, "/metrics")
 	for _, name := range []string{
 		"a2abus_scaler_backlog_messages", "a2abus_scaler_backlog_waiting_messages", "a2abus_scaler_arrivals_per_second",
