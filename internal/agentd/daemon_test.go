@@ -335,8 +335,15 @@ func TestDemoAgents(t *testing.T) {
 			t.Errorf("reply from %s: %q, want %q", tc.to, got, tc.want)
 		}
 	}
-	_, body := get(t, d, "/metrics")
-	if !strings.Contains(body, "a2abus_receive_handled_total 2") {
-		t.Errorf("/metrics does not count the 2 handled requests")
+	// Handled envelopes are counted once their batch is acknowledged, which
+	// may come just after the reply.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		_, body := get(t, d, "/metrics")
+		if strings.Contains(body, "a2abus_receive_handled_total 2") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics does not count the 2 handled requests")
+		}
 	}
 }
