@@ -121,17 +121,8 @@ func coreRequester(ctx context.Context, env Env, bodies [][]byte) (func(int) err
 // busRequesters serves an echo agent on one bus and returns round trips of
 // Request from another bus, direct and durable.
 func busRequesters(ctx context.Context, env Env, bodies [][]byte) (direct, durable func(int) error, closeAll func(), err error) {
-	var closers []func()
-	closeAll = func() {
-		for i := len(closers) - 1; i >= 0; i-- {
-			closers[i]()
-		}
-	}
-	defer func() {
-		if err != nil {
-			closeAll()
-		}
-	}()
+	var closers cleanups
+	defer closers.onError(&err)
 	snc, err := env.connect("bench-bus-server")
 	if err != nil {
 		return nil, nil, nil, err
@@ -195,7 +186,7 @@ func busRequesters(ctx context.Context, env Env, bodies [][]byte) (direct, durab
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return direct, durable, closeAll, nil
+	return direct, durable, closers.run, nil
 }
 
 // rawJSRequester returns a durable round trip made with plain nats.go: the
@@ -204,17 +195,8 @@ func busRequesters(ctx context.Context, env Env, bodies [][]byte) (direct, durab
 // connection answers each message over core NATS and acks it.
 func rawJSRequester(ctx context.Context, env Env, bodies [][]byte) (f func(int) error, closeAll func(), err error) {
 	const stream, replyHeader = "BENCH_LATENCY", "Bench-Reply"
-	var closers []func()
-	closeAll = func() {
-		for i := len(closers) - 1; i >= 0; i-- {
-			closers[i]()
-		}
-	}
-	defer func() {
-		if err != nil {
-			closeAll()
-		}
-	}()
+	var closers cleanups
+	defer closers.onError(&err)
 	snc, err := env.connect("bench-raw-js-responder")
 	if err != nil {
 		return nil, nil, err
@@ -281,7 +263,7 @@ func rawJSRequester(ctx context.Context, env Env, bodies [][]byte) (f func(int) 
 		}
 		return nil
 	}
-	return f, closeAll, nil
+	return f, closers.run, nil
 }
 
 // timeEach runs each of fs n times, in turns of one call each (turn i
@@ -322,4 +304,21 @@ func pct(sorted []time.Duration, p int) float64 {
 	i := (len(sorted)*p + 99) / 100
 	i = min(max(i-1, 0), len(sorted)-1)
 	return float64(sorted[i].Nanoseconds()) / 1e3
+}
+
+// cleanups are the undo steps of a set-up, run last first.
+type cleanups []func()
+
+func (c *cleanups) run() {
+	for i := len(*c) - 1; i >= 0; i-- {
+		(*c)[i]()
+	}
+	*c = nil
+}
+
+// onError runs the cleanups if *err is set: defer it in the set-up.
+func (c *cleanups) onError(err *error) {
+	if *err != nil {
+		c.run()
+	}
 }
