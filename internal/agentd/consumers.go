@@ -110,7 +110,6 @@ func newConsumerPool(bus *agentbus.Bus, js jetstream.JetStream, log *slog.Logger
 // until ctx ends; the pool runs its default meanwhile.
 func (p *consumerPool) run(ctx context.Context) {
 	defer p.resize(0)
-	p.resize(p.def)
 	hosts := p.openHosts(ctx)
 	if hosts == nil {
 		return // ctx ended
@@ -132,6 +131,18 @@ func (p *consumerPool) run(ctx context.Context) {
 			var err error
 			if targets, err = p.bus.WatchScaleTarget(ctx); err != nil && ctx.Err() == nil {
 				p.log.Warn("scale target: retrying at the next heartbeat", "err", err)
+			} else if err == nil {
+				// The watch's first value is the stored target (or none):
+				// take it before sizing the pool, so that a host joining a
+				// scaled bus does not start its default first.
+				select {
+				case t, ok := <-targets:
+					if ok {
+						target = t
+					}
+				case <-time.After(p.beat):
+				case <-ctx.Done():
+				}
 			}
 		}
 		// A failed heartbeat keeps the last list: with this host alone it
@@ -199,7 +210,10 @@ func (p *consumerPool) openHosts(ctx context.Context) jetstream.KeyValue {
 		if ctx.Err() != nil {
 			return nil
 		}
-		p.log.Warn("consumer hosts bucket not ready; retrying", "bucket", HostsBucket, "err", err)
+		p.log.Warn("consumer hosts bucket not ready; running the default consumers and retrying", "bucket", HostsBucket, "err", err)
+		if len(p.running) == 0 {
+			p.resize(p.def)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
