@@ -151,3 +151,82 @@ func TestConsumerPoolsFollowTheTarget(t *testing.T) {
 	stopBig()
 	waitMembers("the big host stopped", map[string]int{small.id: 1})
 }
+
+// TestConsumerPoolOnACluster runs a pool on a 3-node cluster whose A2A
+// stream has 3 replicas: the hosts bucket follows the stream's replicas and
+// the pool's consumer and its share of a target work as on one server.
+func TestConsumerPoolOnACluster(t *testing.T) {
+	c := embeddedtest.Cluster(t, 3)
+	nc := c.Connect()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	// Right after the meta leader is elected it may not know every peer
+	// yet, and placing an R3 stream fails: retry.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		err := agentbus.EnsureStreams(ctx, js, agentbus.StreamConfig{Replicas: 3})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ensure streams: %v", err)
+		}
+	}
+	c.WaitStreamLeader(agentbus.StreamName)
+	bus, err := agentbus.Connect(ctx, agentbus.WithConn(nc), agentbus.WithGroups(16))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = bus.Close(context.Background()) }()
+	if err := bus.Handle("echo", func(context.Context, *codec.Envelope) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	p, err := newConsumerPool(bus, js, log, nil, 1, agentbus.ServeMemberTTL(2*time.Second), agentbus.ServeAckWait(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.beat = 100 * time.Millisecond
+	pctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); p.run(pctx) }()
+	defer func() {
+		stop()
+		<-done
+		if err := p.wait(ctx); err != nil {
+			t.Error(err)
+		}
+	}()
+
+	waitConsumers := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+			ms, err := bus.Members(ctx)
+			if err == nil && len(ms) == n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("members %v (%v), want %d", ms, err, n)
+			}
+		}
+	}
+	waitConsumers(1)
+	kv, err := js.KeyValue(ctx, HostsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := kv.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if si := st.(*jetstream.KeyValueBucketStatus).StreamInfo(); si.Config.Replicas != 3 {
+		t.Errorf("hosts bucket has %d replicas, want the stream's 3", si.Config.Replicas)
+	}
+	if err := bus.SetScaleTarget(ctx, agentbus.ScaleTarget{Consumers: 3, Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	waitConsumers(3)
+}

@@ -255,3 +255,51 @@ func TestNotReadyWithoutBus(t *testing.T) {
 		return code == http.StatusOK
 	})
 }
+
+// TestLeaderOnACluster runs a scalerd on a 3-node cluster whose A2A stream
+// has 3 replicas: its leader bucket follows the stream's replicas, and it
+// leads and decides.
+func TestLeaderOnACluster(t *testing.T) {
+	c := embeddedtest.Cluster(t, 3)
+	nc := c.Connect()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	// Right after the meta leader is elected it may not know every peer
+	// yet, and placing an R3 stream fails: retry.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		err := agentbus.EnsureStreams(ctx, js, agentbus.StreamConfig{Replicas: 3})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ensure streams: %v", err)
+		}
+	}
+	c.WaitStreamLeader(agentbus.StreamName)
+	cfg := DefaultConfig()
+	cfg.NATS = c.ClientURLs()
+	cfg.HTTP = "127.0.0.1:0"
+	cfg.ID = "scalerd-cluster"
+	cfg.Interval = 200 * time.Millisecond
+	cfg.Lease = 2 * time.Second
+	d := startDaemon(t, cfg)
+	waitFor(t, time.Minute, "the scalerd leads and decides", func() bool {
+		st, ok := d.Status()
+		return ok && st.Leader
+	})
+	kv, err := js.KeyValue(ctx, LeaderBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := kv.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if si := st.(*jetstream.KeyValueBucketStatus).StreamInfo(); si.Config.Replicas != 3 {
+		t.Errorf("leader bucket has %d replicas, want the stream's 3", si.Config.Replicas)
+	}
+}
