@@ -1,0 +1,418 @@
+package a2abus_test
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nats-server/v2/conf"
+	"go.yaml.in/yaml/v3"
+)
+
+// No Docker engine runs where the tests run, so these tests check the
+// compose cluster the way "docker compose config" and a first "up" would:
+// the file parses, every service it names exists, the files it mounts and
+// builds exist, no two services publish one host port, the NATS routes and
+// the URLs agentd, scalerd, the exporters and Prometheus use reach services
+// on ports they listen on, and the image builds the commands it runs.
+
+type composeFile struct {
+	Name     string                    `yaml:"name"`
+	Services map[string]composeService `yaml:"services"`
+	Volumes  map[string]any            `yaml:"volumes"`
+}
+
+type composeService struct {
+	Image       string            `yaml:"image"`
+	Build       any               `yaml:"build"`
+	Entrypoint  []string          `yaml:"entrypoint"`
+	Command     []string          `yaml:"command"`
+	Ports       []string          `yaml:"ports"`
+	Volumes     []string          `yaml:"volumes"`
+	DependsOn   yaml.Node         `yaml:"depends_on"`
+	Environment map[string]string `yaml:"environment"`
+	Healthcheck *struct {
+		Test []string `yaml:"test"`
+	} `yaml:"healthcheck"`
+}
+
+// args is what the container runs: entrypoint then command.
+func (s composeService) args() []string { return append(slices.Clip(s.Entrypoint), s.Command...) }
+
+// flag returns the value of --name in the service's arguments.
+func (s composeService) flag(name string) (string, bool) {
+	args := s.args()
+	for i, a := range args {
+		if a == name && i+1 < len(args) {
+			return args[i+1], true
+		}
+		if v, ok := strings.CutPrefix(a, name+"="); ok {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// dependsOn lists the services a service waits for, in either form the
+// compose spec allows (a list, or a map of service to condition).
+func (s composeService) dependsOn() ([]string, error) {
+	switch s.DependsOn.Kind {
+	case 0:
+		return nil, nil
+	case yaml.SequenceNode:
+		var out []string
+		err := s.DependsOn.Decode(&out)
+		return out, err
+	case yaml.MappingNode:
+		var m map[string]any
+		if err := s.DependsOn.Decode(&m); err != nil {
+			return nil, err
+		}
+		out := make([]string, 0, len(m))
+		for k := range m {
+			out = append(out, k)
+		}
+		slices.Sort(out)
+		return out, nil
+	}
+	return nil, fmt.Errorf("depends_on: want a list or a map")
+}
+
+// listens returns the container ports a service listens on, from what it
+// runs.
+func listens(name string, s composeService, natsConf map[string]any) ([]int, error) {
+	switch {
+	case strings.HasPrefix(name, "nats-exporter"):
+		return []int{7777}, nil // the exporter's default
+	case isNATS(s):
+		var ports []int
+		for _, key := range []string{"listen", "http_port"} {
+			p, err := confPort(natsConf[key])
+			if err != nil {
+				return nil, fmt.Errorf("nats.conf %s: %w", key, err)
+			}
+			ports = append(ports, p)
+		}
+		return ports, nil
+	case name == "prometheus":
+		return []int{9090}, nil
+	}
+	if addr, ok := s.flag("--http"); ok {
+		_, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, fmt.Errorf("--http %q: %w", addr, err)
+		}
+		p, err := strconv.Atoi(port)
+		return []int{p}, err
+	}
+	return nil, nil
+}
+
+func isNATS(s composeService) bool { return strings.HasPrefix(s.Image, "nats:") }
+
+// confPort reads a port from a nats.conf value: 4222, or "0.0.0.0:4222".
+func confPort(v any) (int, error) {
+	switch v := v.(type) {
+	case int64:
+		return int(v), nil
+	case string:
+		_, port, err := net.SplitHostPort(v)
+		if err != nil {
+			return 0, err
+		}
+		return strconv.Atoi(port)
+	}
+	return 0, fmt.Errorf("%v: not a port", v)
+}
+
+// checkCompose returns every problem found in a compose file whose
+// relative paths start at dir.
+func checkCompose(dir string, data []byte) []error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	var cf composeFile
+	if err := yaml.Unmarshal(data, &cf); err != nil {
+		return []error{fmt.Errorf("docker-compose.yml: %w", err)}
+	}
+	natsText, err := os.ReadFile(filepath.Join(dir, "nats.conf"))
+	if err != nil {
+		return []error{err}
+	}
+	natsConf, err := conf.Parse(string(natsText))
+	if err != nil {
+		return []error{fmt.Errorf("nats.conf: %w", err)}
+	}
+
+	names := make([]string, 0, len(cf.Services))
+	for name := range cf.Services {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	listening := map[string][]int{}
+	hostPorts := map[string]string{}
+	var natsServices []string
+	for _, name := range names {
+		s := cf.Services[name]
+		if isNATS(s) {
+			natsServices = append(natsServices, name)
+		}
+		ports, err := listens(name, s, natsConf)
+		if err != nil {
+			bad("%s: %v", name, err)
+		}
+		listening[name] = ports
+
+		// Images are pinned; a2abus's own is built here.
+		switch {
+		case s.Image == "":
+			bad("%s: no image", name)
+		case s.Build != nil:
+			if s.Build != "." {
+				bad("%s: build %v, want the repository's Dockerfile (.)", name, s.Build)
+			}
+		case !strings.Contains(s.Image, ":") || strings.HasSuffix(s.Image, ":latest"):
+			bad("%s: image %s is not pinned to a version", name, s.Image)
+		}
+		for _, p := range s.Ports {
+			host, container, ok := strings.Cut(p, ":")
+			if !ok {
+				bad("%s: port %q: want HOST:CONTAINER", name, p)
+				continue
+			}
+			if other, taken := hostPorts[host]; taken {
+				bad("%s: host port %s is taken by %s too", name, host, other)
+			}
+			hostPorts[host] = name
+			if cp, err := strconv.Atoi(container); err != nil || !slices.Contains(ports, cp) {
+				bad("%s: publishes container port %s, but listens on %v", name, container, ports)
+			}
+		}
+		for _, v := range s.Volumes {
+			src, _, ok := strings.Cut(v, ":")
+			if !ok {
+				bad("%s: volume %q: want SOURCE:TARGET", name, v)
+				continue
+			}
+			if strings.HasPrefix(src, ".") || strings.HasPrefix(src, "/") {
+				if _, err := os.Stat(filepath.Join(dir, src)); err != nil {
+					bad("%s: mounts %s, which does not exist", name, src)
+				}
+			} else if _, ok := cf.Volumes[src]; !ok {
+				bad("%s: volume %s is not declared", name, src)
+			}
+		}
+		deps, err := s.dependsOn()
+		if err != nil {
+			bad("%s: %v", name, err)
+		}
+		for _, d := range deps {
+			if _, ok := cf.Services[d]; !ok {
+				bad("%s: depends on %s, which is not a service", name, d)
+			}
+		}
+		if hc := s.Healthcheck; hc != nil {
+			for _, a := range hc.Test {
+				if u, err := url.Parse(a); err == nil && u.Scheme == "http" {
+					if p, _ := strconv.Atoi(u.Port()); !slices.Contains(ports, p) {
+						bad("%s: health check %s, but it listens on %v", name, a, ports)
+					}
+				}
+			}
+		}
+	}
+
+	// Every URL a service is given reaches a service on a port it listens on.
+	reaches := func(who, raw string) {
+		u, err := url.Parse(raw)
+		if err != nil {
+			bad("%s: URL %q: %v", who, raw, err)
+			return
+		}
+		p, _ := strconv.Atoi(u.Port())
+		if _, ok := cf.Services[u.Hostname()]; !ok {
+			bad("%s: %s is not a service", who, raw)
+		} else if !slices.Contains(listening[u.Hostname()], p) {
+			bad("%s: %s, but %s listens on %v", who, raw, u.Hostname(), listening[u.Hostname()])
+		}
+	}
+	for _, name := range names {
+		s := cf.Services[name]
+		if v, ok := s.flag("--nats"); ok {
+			for _, u := range strings.Split(v, ",") {
+				reaches(name, u)
+			}
+		}
+		if v, ok := s.Environment["NATS_URL"]; ok {
+			for _, u := range strings.Split(v, ",") {
+				reaches(name, u)
+			}
+		}
+		if strings.HasPrefix(name, "nats-exporter") {
+			if args := s.args(); len(args) > 0 {
+				reaches(name, args[len(args)-1])
+			}
+		}
+	}
+
+	// The NATS servers are the three the routes in nats.conf name, each
+	// started with the mounted nats.conf under its own name.
+	if len(natsServices) != 3 {
+		bad("%d NATS services %v, want 3", len(natsServices), natsServices)
+	}
+	cluster, _ := natsConf["cluster"].(map[string]any)
+	routes, _ := cluster["routes"].([]any)
+	var routed []string
+	for _, r := range routes {
+		u, err := url.Parse(fmt.Sprint(r))
+		if err != nil || u.Port() != "6222" {
+			bad("nats.conf: route %v: want nats-route://HOST:6222", r)
+			continue
+		}
+		routed = append(routed, u.Hostname())
+	}
+	slices.Sort(routed)
+	if !slices.Equal(routed, natsServices) {
+		bad("nats.conf routes to %v, but the NATS services are %v", routed, natsServices)
+	}
+	for _, name := range natsServices {
+		s := cf.Services[name]
+		if n, _ := s.flag("--name"); n != name {
+			bad("%s: --name %q, want the service's name", name, n)
+		}
+		cfgPath, _ := s.flag("--config")
+		if !slices.ContainsFunc(s.Volumes, func(v string) bool { return v == "./nats.conf:"+cfgPath+":ro" }) {
+			bad("%s: --config %q is not the repository's nats.conf mounted read-only", name, cfgPath)
+		}
+	}
+
+	// Prometheus scrapes services on ports they listen on.
+	var prom struct {
+		ScrapeConfigs []struct {
+			JobName       string `yaml:"job_name"`
+			StaticConfigs []struct {
+				Targets []string `yaml:"targets"`
+			} `yaml:"static_configs"`
+		} `yaml:"scrape_configs"`
+	}
+	promText, err := os.ReadFile(filepath.Join(dir, "deploy", "prometheus.yml"))
+	if err == nil {
+		err = yaml.Unmarshal(promText, &prom)
+	}
+	if err != nil {
+		bad("deploy/prometheus.yml: %v", err)
+	}
+	jobs := map[string]bool{}
+	for _, sc := range prom.ScrapeConfigs {
+		jobs[sc.JobName] = true
+		for _, st := range sc.StaticConfigs {
+			for _, t := range st.Targets {
+				reaches("prometheus job "+sc.JobName, "http://"+t)
+			}
+		}
+	}
+	for _, job := range []string{"agentd", "scalerd", "nats"} {
+		if !jobs[job] {
+			bad("deploy/prometheus.yml: no %s job", job)
+		}
+	}
+	return errs
+}
+
+func TestComposeCluster(t *testing.T) {
+	data, err := os.ReadFile("docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range checkCompose(".", data) {
+		t.Error(err)
+	}
+	var cf composeFile
+	if err := yaml.Unmarshal(data, &cf); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"nats-1", "nats-2", "nats-3", "agentd-1", "agentd-2", "agentd-3", "scalerd", "prometheus", "nats-box"} {
+		if _, ok := cf.Services[want]; !ok {
+			t.Errorf("no %s service", want)
+		}
+	}
+	for _, name := range []string{"nats-1", "agentd-1", "scalerd"} {
+		if cf.Services[name].Healthcheck == nil {
+			t.Errorf("%s has no health check", name)
+		}
+	}
+}
+
+// TestComposeCheckFindsProblems breaks the compose file in the ways the
+// check is for, one at a time: each must be reported.
+func TestComposeCheckFindsProblems(t *testing.T) {
+	data, err := os.ReadFile("docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(data)
+	for _, tt := range []struct {
+		name, old, new, want string
+	}{
+		{"a host port twice", `ports: ["8082:8080"]`, `ports: ["8080:8080"]`, "host port 8080 is taken"},
+		{"a missing file", "./deploy/prometheus.yml:", "./deploy/missing.yml:", "does not exist"},
+		{"an unknown dependency", "depends_on: [nats-1]", "depends_on: [nats-9]", "nats-9, which is not a service"},
+		{"a URL to nowhere", "nats://nats-2:4222,nats://nats-3:4222,nats://nats-1:4222", "nats://nats-2:4333", "nats-2 listens on"},
+		{"a wrong server name", `"--name", "nats-3"]`, `"--name", "nats-x"]`, "want the service's name"},
+		{"an unpinned image", "prom/prometheus:v3.5.0", "prom/prometheus:latest", "not pinned"},
+		{"an undeclared volume", `"nats-1:/data"`, `"nats-9:/data"`, "volume nats-9 is not declared"},
+		{"not YAML", "services:", "services: [", "docker-compose.yml"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if !strings.Contains(text, tt.old) {
+				t.Fatalf("the compose file has no %q to break", tt.old)
+			}
+			errs := checkCompose(".", []byte(strings.Replace(text, tt.old, tt.new, 1)))
+			if !slices.ContainsFunc(errs, func(err error) bool { return strings.Contains(err.Error(), tt.want) }) {
+				t.Errorf("problems %v, want one saying %q", errs, tt.want)
+			}
+		})
+	}
+}
+
+// TestDockerfile checks that the image builds the commands the compose
+// file runs, with the Go version of go.mod.
+func TestDockerfile(t *testing.T) {
+	df, err := os.ReadFile("Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gomod, err := os.ReadFile("go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	goVersion := regexp.MustCompile(`(?m)^go (\d+\.\d+)`).FindSubmatch(gomod)
+	if goVersion == nil {
+		t.Fatal("go.mod has no go directive")
+	}
+	if want := "FROM golang:" + string(goVersion[1]); !strings.Contains(string(df), want) {
+		t.Errorf("Dockerfile does not build with %s (go.mod's Go)", want)
+	}
+	for _, cmd := range []string{"agentd", "scalerd"} {
+		if _, err := os.Stat(filepath.Join("cmd", cmd, "main.go")); err != nil {
+			t.Errorf("cmd/%s: %v", cmd, err)
+		}
+		if !strings.Contains(string(df), "./cmd/"+cmd) || !strings.Contains(string(df), "/out/"+cmd) {
+			t.Errorf("Dockerfile does not build and copy %s", cmd)
+		}
+	}
+	if !regexp.MustCompile(`CGO_ENABLED=0 go build`).Match(df) {
+		t.Error("Dockerfile does not build static binaries (CGO_ENABLED=0)")
+	}
+	if _, err := os.Stat(".dockerignore"); errors.Is(err, os.ErrNotExist) {
+		t.Error("no .dockerignore: the build context would carry .git and data")
+	}
+}
