@@ -16,7 +16,7 @@ import (
 // benchCmd runs "agentd bench SCENARIO [flags]".
 func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprintln(stderr, "agentd: bench: name a scenario: throughput, latency, e2e or placement")
+		fmt.Fprintln(stderr, "agentd: bench: name a scenario: throughput, latency, e2e, placement or durability")
 		return exitUsage
 	}
 	scenario, args := args[0], args[1:]
@@ -65,8 +65,32 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return exitError
 		}
 		return exitOK
+	case "durability": // its own servers, one set per profile
+		if *url != "" {
+			fmt.Fprintln(stderr, "agentd: bench durability: --nats: the scenario starts its own servers, one set per profile")
+			return exitUsage
+		}
+		dir, err := os.MkdirTemp("", "a2abus-bench-*")
+		if err != nil {
+			fmt.Fprintf(stderr, "agentd: bench: %v\n", err)
+			return exitError
+		}
+		defer os.RemoveAll(dir)
+		msgs := tc.Msgs
+		if !explicit(fs, "msgs") {
+			msgs = 0 // the scenario's own default
+		}
+		res, err := bench.Durability(ctx, dir, bench.DurabilityConfig{Msgs: msgs}, stderr)
+		if err == nil {
+			err = bench.WriteDurability(stdout, res, *asJSON)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "agentd: bench durability: %v\n", err)
+			return exitError
+		}
+		return exitOK
 	default:
-		fmt.Fprintf(stderr, "agentd: bench: unknown scenario %q (want throughput, latency, e2e or placement)\n", scenario)
+		fmt.Fprintf(stderr, "agentd: bench: unknown scenario %q (want throughput, latency, e2e, placement or durability)\n", scenario)
 		return exitUsage
 	}
 	lc.MsgSize = tc.MsgSize
@@ -127,4 +151,11 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return exitError
 	}
 	return exitOK
+}
+
+// explicit reports whether the flag name was given on the command line.
+func explicit(fs *flag.FlagSet, name string) bool {
+	found := false
+	fs.Visit(func(f *flag.Flag) { found = found || f.Name == name })
+	return found
 }

@@ -25,6 +25,9 @@ type ThroughputConfig struct {
 	// Parties limits the run to some of bus, raw_js and core (default all),
 	// for profiling one of them.
 	Parties []string
+	// Replicas of the streams the bus and raw JetStream write to (default
+	// 1; more needs a cluster).
+	Replicas int
 }
 
 func (c ThroughputConfig) withDefaults() ThroughputConfig {
@@ -150,7 +153,7 @@ func rawJS(ctx context.Context, env Env, c ThroughputConfig, senders int) (Throu
 	const stream = "BENCH_RAW"
 	_ = js.DeleteStream(ctx, stream)
 	s, err := js.CreateStream(ctx, jetstream.StreamConfig{
-		Name: stream, Subjects: []string{"bench.raw.>"}, Storage: jetstream.FileStorage, Replicas: 1,
+		Name: stream, Subjects: []string{"bench.raw.>"}, Storage: jetstream.FileStorage, Replicas: max(c.Replicas, 1),
 	})
 	if err != nil {
 		return run, fmt.Errorf("bench: create stream %s: %w", stream, err)
@@ -326,7 +329,7 @@ func busThroughput(ctx context.Context, env Env, c ThroughputConfig, senders int
 	}
 	// The bus party writes to the A2A stream and purges it afterwards:
 	// never on a stream that holds messages or has consumers (a live bus).
-	if err := agentbus.EnsureStreams(ctx, js, agentbus.StreamConfig{}); err != nil {
+	if err := agentbus.EnsureStreams(ctx, js, agentbus.StreamConfig{Replicas: c.Replicas}); err != nil {
 		return run, err
 	}
 	s, err := js.Stream(ctx, agentbus.StreamName)

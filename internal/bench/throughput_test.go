@@ -86,3 +86,30 @@ func TestE2EAndLatencySmall(t *testing.T) {
 		t.Fatalf("latency %+v", lat)
 	}
 }
+
+// TestDurabilitySmall runs every durability profile at a small size: each
+// stores every message, the cluster profiles on three servers with three
+// replicas, and reports positive figures.
+func TestDurabilitySmall(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	res, err := Durability(ctx, t.TempDir(), DurabilityConfig{Msgs: 2000}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Runs) != len(DurabilityProfiles) {
+		t.Fatalf("%d runs, want one per profile", len(res.Runs))
+	}
+	for _, r := range res.Runs {
+		if r.BusMsgsPerS <= 0 || r.RawJSMsgsPerS <= 0 || r.BusVsFirst <= 0 {
+			t.Errorf("%s: %+v", r.Name, r)
+		}
+	}
+	var out strings.Builder
+	if err := WriteDurability(&out, res, false); err != nil || !strings.Contains(out.String(), "R3, sync always") {
+		t.Errorf("table %q (%v)", out.String(), err)
+	}
+	if _, err := Durability(ctx, t.TempDir(), DurabilityConfig{Profiles: []DurabilityProfile{{Name: "bad", Servers: 1, Replicas: 3}}}, io.Discard); err == nil {
+		t.Error("3 replicas on one server were accepted")
+	}
+}
