@@ -227,6 +227,8 @@ func usage(w io.Writer) {
        agentd bench latency [--json] [--nats URL] [--requests N] [--size B]
        agentd bench e2e [--json] [--nats URL] [--msgs N] [--size B] [--destinations N]
        agentd bench placement [--json]
+       agentd bench durability [--json] [--msgs N]
+       agentd doctor [--json]
 
 agentd is the a2abus per-host daemon. With no --nats URL it starts an
 embedded NATS server with JetStream.

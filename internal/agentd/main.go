@@ -35,6 +35,8 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return sendCmd(ctx, args, stdout, stderr)
 	case "bench":
 		return benchCmd(ctx, args, stdout, stderr)
+	case "doctor":
+		return doctorCmd(args, stdout, stderr)
 	case "help":
 		usage(stdout)
 		return exitOK
