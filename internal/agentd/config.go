@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/a2abus/a2abus/agentbus"
 	"io"
 	"net"
 	"os"
@@ -32,6 +33,9 @@ type Config struct {
 	Demo            bool   // host the demo agents echo and worker
 	DemoDelay       time.Duration
 	Consumers       int // consumers of the hosted agents while no scaler sets a target
+	// MemberTTL is how long a consumer that stopped heartbeating keeps its
+	// groups; every consumer of a bus must use the same.
+	MemberTTL time.Duration
 }
 
 // DefaultConfig returns the defaults: the embedded server on 127.0.0.1:4222
@@ -47,6 +51,7 @@ func DefaultConfig() Config {
 		LogFormat:       "text",
 		DemoDelay:       100 * time.Millisecond,
 		Consumers:       1,
+		MemberTTL:       agentbus.DefaultMemberTTL,
 	}
 }
 
@@ -77,6 +82,9 @@ func (c Config) Validate() error {
 	}
 	if c.Consumers < 0 || c.Consumers > maxConsumers {
 		return fmt.Errorf("--consumers %d: want 0..%d", c.Consumers, maxConsumers)
+	}
+	if c.MemberTTL < time.Second || c.MemberTTL > 10*time.Minute {
+		return fmt.Errorf("--member-ttl %v: want 1s..10m", c.MemberTTL)
 	}
 	if c.DemoDelay < 0 || c.DemoDelay > time.Minute {
 		return fmt.Errorf("--demo-delay %v: want 0..1m", c.DemoDelay)
@@ -116,6 +124,7 @@ func flagSet(c *Config) *flag.FlagSet {
 	fs.StringVar(&c.ConfigFile, "config", c.ConfigFile, "JSON `file` of settings named as these flags")
 	fs.BoolVar(&c.Demo, "demo", c.Demo, "host the demo agents: echo (replies with the text it got) and worker (replies after --demo-delay)")
 	fs.DurationVar(&c.DemoDelay, "demo-delay", c.DemoDelay, "how long the demo worker agent works on a message")
+	fs.DurationVar(&c.MemberTTL, "member-ttl", c.MemberTTL, "how long a consumer that stopped heartbeating keeps its groups (the same on every agentd)")
 	fs.IntVar(&c.Consumers, "consumers", c.Consumers, "consumers `n` of the agents this agentd hosts while no scaler sets a target (then its share of the target)")
 	return fs
 }

@@ -87,6 +87,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"bad log level", []string{"--log-level", "loud"}, nil, `--log-level "loud"`},
 		{"replicas", []string{"--replicas", "9"}, nil, "--replicas 9"},
 		{"consumers", []string{"--consumers", "-1"}, nil, "--consumers -1"},
+		{"member TTL", []string{"--member-ttl", "10ms"}, nil, "--member-ttl 10ms"},
 		{"bad env value", nil, map[string]string{"AGENTD_NATS_PORT": "x"}, "AGENTD_NATS_PORT="},
 		{"missing config file", []string{"--config", "/nonexistent/agentd.json"}, nil, "--config: open /nonexistent/agentd.json"},
 		{"invalid config file", []string{"--config", bad}, nil, "not a JSON object"},

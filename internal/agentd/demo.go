@@ -49,7 +49,7 @@ func (d *Daemon) startDemo(ctx context.Context, nc *nats.Conn) (stop func(contex
 	if err != nil {
 		return nil, err
 	}
-	pool, err := newConsumerPool(bus, js, d.log, d.reg, d.cfg.Consumers)
+	pool, err := newConsumerPool(bus, js, d.log, d.reg, d.cfg.Consumers, agentbus.ServeMemberTTL(d.cfg.MemberTTL))
 	if err != nil {
 		return nil, err
 	}
