@@ -4,16 +4,20 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/a2abus/a2abus/internal/sysinfo"
 )
 
 // buildAgentd compiles this command into a test directory.
@@ -31,7 +35,15 @@ func buildAgentd(t *testing.T) string {
 // it becomes ready, and SIGTERM makes it exit 0.
 func TestProcessLifecycle(t *testing.T) {
 	bin := buildAgentd(t)
-	cmd := exec.Command(bin, "--http", "127.0.0.1:0", "--nats-port", "0", "--log-format", "json")
+	args := []string{"--http", "127.0.0.1:0", "--nats-port", "0", "--log-format", "json"}
+	// Bound to one CPU, where the platform can bind.
+	cpus, affinityErr := sysinfo.AffinityCPUs()
+	bindTo := ""
+	if affinityErr == nil {
+		bindTo = strconv.Itoa(cpus[len(cpus)-1])
+		args = append(args, "--cpus", bindTo)
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "AGENTD_DATA="+t.TempDir())
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -81,6 +93,21 @@ func TestProcessLifecycle(t *testing.T) {
 		t.Fatalf("/readyz = %d", resp.StatusCode)
 	}
 	t.Logf("ready after %v", time.Since(start).Round(time.Millisecond))
+	if bindTo != "" { // every thread of the process is bound, the embedded server's too
+		tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", cmd.Process.Pid))
+		if err != nil || len(tasks) == 0 {
+			t.Fatalf("threads of agentd: %v %v", tasks, err)
+		}
+		for _, task := range tasks {
+			status, err := os.ReadFile(task)
+			if err != nil {
+				continue // the thread ended
+			}
+			if !strings.Contains(string(status), "Cpus_allowed_list:\t"+bindTo+"\n") {
+				t.Errorf("%s is not bound to CPU %s", task, bindTo)
+			}
+		}
+	}
 
 	stopped := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"github.com/a2abus/a2abus/agentbus"
+	"github.com/a2abus/a2abus/internal/sysinfo"
 	"io"
 	"net"
 	"os"
@@ -36,6 +37,10 @@ type Config struct {
 	// MemberTTL is how long a consumer that stopped heartbeating keeps its
 	// groups; every consumer of a bus must use the same.
 	MemberTTL time.Duration
+	// CPUs ("0-3,8") or NUMANode (-1: none) bind the agentd process to
+	// those CPUs, where the platform supports it.
+	CPUs     string
+	NUMANode int
 }
 
 // DefaultConfig returns the defaults: the embedded server on 127.0.0.1:4222
@@ -52,6 +57,7 @@ func DefaultConfig() Config {
 		DemoDelay:       100 * time.Millisecond,
 		Consumers:       1,
 		MemberTTL:       agentbus.DefaultMemberTTL,
+		NUMANode:        -1,
 	}
 }
 
@@ -85,6 +91,17 @@ func (c Config) Validate() error {
 	}
 	if c.MemberTTL < time.Second || c.MemberTTL > 10*time.Minute {
 		return fmt.Errorf("--member-ttl %v: want 1s..10m", c.MemberTTL)
+	}
+	if c.CPUs != "" {
+		if _, err := sysinfo.ParseCPUList(c.CPUs); err != nil {
+			return fmt.Errorf("--cpus %q: want a CPU list such as 0-3,8", c.CPUs)
+		}
+		if c.NUMANode >= 0 {
+			return errors.New("--cpus and --numa-node: give one of them")
+		}
+	}
+	if c.NUMANode < -1 {
+		return fmt.Errorf("--numa-node %d: want a node number, or -1 for none", c.NUMANode)
 	}
 	if c.DemoDelay < 0 || c.DemoDelay > time.Minute {
 		return fmt.Errorf("--demo-delay %v: want 0..1m", c.DemoDelay)
@@ -124,6 +141,8 @@ func flagSet(c *Config) *flag.FlagSet {
 	fs.StringVar(&c.ConfigFile, "config", c.ConfigFile, "JSON `file` of settings named as these flags")
 	fs.BoolVar(&c.Demo, "demo", c.Demo, "host the demo agents: echo (replies with the text it got) and worker (replies after --demo-delay)")
 	fs.DurationVar(&c.DemoDelay, "demo-delay", c.DemoDelay, "how long the demo worker agent works on a message")
+	fs.StringVar(&c.CPUs, "cpus", c.CPUs, "bind agentd to these CPUs (`list` such as 0-3,8; Linux only, elsewhere a warning)")
+	fs.IntVar(&c.NUMANode, "numa-node", c.NUMANode, "bind agentd to the CPUs of this NUMA `node` (-1 none; Linux only)")
 	fs.DurationVar(&c.MemberTTL, "member-ttl", c.MemberTTL, "how long a consumer that stopped heartbeating keeps its groups (the same on every agentd)")
 	fs.IntVar(&c.Consumers, "consumers", c.Consumers, "consumers `n` of the agents this agentd hosts while no scaler sets a target (then its share of the target)")
 	return fs

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 
 	"github.com/a2abus/a2abus/internal/codeccmd"
+	"github.com/a2abus/a2abus/internal/sysinfo"
 )
 
 // Exit codes of Main.
@@ -60,11 +61,44 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer, lookup
 		return exitUsage
 	}
 	log := newLogger(cfg, stderr)
+	if err := bindCPUs(cfg, log); err != nil {
+		fmt.Fprintf(stderr, "agentd: %v\n", err)
+		return exitError
+	}
 	if err := run(ctx, cfg, log); err != nil {
 		fmt.Fprintf(stderr, "agentd: %v\n", err)
 		return exitError
 	}
 	return exitOK
+}
+
+// bindCPUs binds the process to --cpus or to the CPUs of --numa-node, if
+// either is set; where the platform cannot, it warns and goes on.
+func bindCPUs(cfg Config, log *slog.Logger) error {
+	var cpus []int
+	var err error
+	switch {
+	case cfg.CPUs != "":
+		cpus, err = sysinfo.ParseCPUList(cfg.CPUs)
+	case cfg.NUMANode >= 0:
+		cpus, err = sysinfo.NUMANodeCPUs(cfg.NUMANode)
+		if err != nil {
+			err = fmt.Errorf("--numa-node %d: %w", cfg.NUMANode, err)
+		}
+	default:
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := sysinfo.BindCPUs(cpus); errors.Is(err, sysinfo.ErrAffinityUnsupported) {
+		log.Warn("CPU binding is not supported here; running unbound", "cpus", cpus)
+		return nil
+	} else if err != nil {
+		return err
+	}
+	log.Info("bound to CPUs", "cpus", cpus)
+	return nil
 }
 
 // run starts a daemon and keeps it until ctx ends or it fails, then shuts
