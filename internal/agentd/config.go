@@ -257,6 +257,7 @@ func usage(w io.Writer) {
        agentd bench placement [--json]
        agentd bench durability [--json] [--msgs N]
        agentd doctor [--json]
+       agentd permissions --agent ID [--groups N] [--nkey KEY]
 
 agentd is the a2abus per-host daemon. With no --nats URL it starts an
 embedded NATS server with JetStream.

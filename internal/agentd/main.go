@@ -38,6 +38,8 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return benchCmd(ctx, args, stdout, stderr)
 	case "doctor":
 		return doctorCmd(args, stdout, stderr)
+	case "permissions":
+		return permissionsCmd(args, stdout, stderr)
 	case "help":
 		usage(stdout)
 		return exitOK
