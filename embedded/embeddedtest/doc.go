@@ -10,7 +10,8 @@
 //	}
 //
 // The servers log errors to the test log; set A2ABUS_TEST_NATS_LOG to debug,
-// info or warn for more.
+// info or warn for more. NewCerts makes a certificate authority, a server
+// (and route) certificate and a client certificate for TLS tests.
 //
 // The helpers take a testing.TB and must be called from the test's
 // goroutine; a TestCluster's methods are safe for concurrent use.
