@@ -34,49 +34,12 @@ func clusterOnLeader(t *testing.T) (c *embeddedtest.TestCluster, nc *nats.Conn, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Right after the meta leader is elected it may not know every peer
-	// yet, and placing an R3 stream fails ("no suitable peers"): retry.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := agentbus.EnsureStreams(testCtx(t, 10*time.Second), js, agentbus.StreamConfig{Replicas: 3})
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ensure streams: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
+	embeddedtest.WaitPlacement(t, nc, 3)
+	if err := agentbus.EnsureStreams(testCtx(t, 10*time.Second), js, agentbus.StreamConfig{Replicas: 3}); err != nil {
+		t.Fatalf("ensure streams: %v", err)
 	}
 	c.WaitStreamLeader(agentbus.DeadLetterStreamName)
 	return c, nc, c.WaitStreamLeader(agentbus.StreamName)
-}
-
-// waitR3Placement waits until the cluster can place a new 3-replica asset
-// (right after a node restarts, the meta leader may still count it
-// offline), by creating and deleting a probe stream.
-func waitR3Placement(t *testing.T, nc *nats.Conn) {
-	t.Helper()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "PROBE_R3", Subjects: []string{"probe.r3"},
-			Replicas: 3, Storage: jetstream.MemoryStorage})
-		if err == nil {
-			err = js.DeleteStream(ctx, "PROBE_R3")
-		}
-		cancel()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the cluster cannot place a 3-replica stream 30 s after the restart: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // connectClusterBus connects a bus over TCP to c, to node first before the
@@ -564,7 +527,7 @@ func TestClusterSendNoLossAcrossLeaderStop(t *testing.T) {
 	// draining takes a few ack waits. Each stored envelope must be handled
 	// exactly once, in each sender's order per agent. (Serve creates the
 	// R3 KV buckets, which needs the restarted node back as a peer.)
-	waitR3Placement(t, nc)
+	embeddedtest.WaitPlacement(t, nc, 3)
 	consumer := connectClusterBus(t, c, newLeader, "consumer")
 	hlog := newHandledLog()
 	for i := range agents {

@@ -13,6 +13,7 @@ import (
 	"github.com/a2abus/a2abus/embedded"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestCluster is a set of embedded servers routed to each other on loopback
@@ -261,4 +262,33 @@ func freePorts(t testing.TB, n int) []int {
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports
+}
+
+// WaitPlacement waits until the servers nc reaches can place a stream of
+// the given replicas, by creating and deleting a probe stream: right after
+// a cluster forms or a node restarts, the meta leader may not know every
+// peer yet and placing a replicated asset fails ("no suitable peers").
+func WaitPlacement(t testing.TB, nc *nats.Conn, replicas int) {
+	t.Helper()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "PROBE_PLACEMENT", Subjects: []string{"probe.placement"},
+			Replicas: replicas, Storage: jetstream.MemoryStorage})
+		if err == nil {
+			err = js.DeleteStream(ctx, "PROBE_PLACEMENT")
+		}
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("embeddedtest: a %d-replica stream cannot be placed after 30 s: %v", replicas, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

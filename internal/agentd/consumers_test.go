@@ -164,16 +164,9 @@ func TestConsumerPoolOnACluster(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	// Right after the meta leader is elected it may not know every peer
-	// yet, and placing an R3 stream fails: retry.
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		err := agentbus.EnsureStreams(ctx, js, agentbus.StreamConfig{Replicas: 3})
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ensure streams: %v", err)
-		}
+	embeddedtest.WaitPlacement(t, nc, 3)
+	if err := agentbus.EnsureStreams(ctx, js, agentbus.StreamConfig{Replicas: 3}); err != nil {
+		t.Fatalf("ensure streams: %v", err)
 	}
 	c.WaitStreamLeader(agentbus.StreamName)
 	bus, err := agentbus.Connect(ctx, agentbus.WithConn(nc), agentbus.WithGroups(16))

@@ -89,25 +89,26 @@ func Latency(ctx context.Context, env Env, c LatencyConfig) (LatencyResult, erro
 
 // coreRequester returns a round trip of core NATS request/reply to a plain
 // subscriber that echoes.
-func coreRequester(ctx context.Context, env Env, bodies [][]byte) (func(int) error, func(), error) {
+func coreRequester(ctx context.Context, env Env, bodies [][]byte) (f func(int) error, closeAll func(), err error) {
+	var closers cleanups
+	defer closers.onError(&err)
 	rnc, err := env.connect("bench-core-responder")
 	if err != nil {
 		return nil, nil, err
 	}
+	closers = append(closers, rnc.Close)
 	if _, err := rnc.Subscribe("bench.echo", func(m *nats.Msg) { _ = m.Respond(m.Data) }); err != nil {
-		rnc.Close()
 		return nil, nil, err
 	}
 	if err := rnc.Flush(); err != nil {
-		rnc.Close()
 		return nil, nil, err
 	}
 	qnc, err := env.connect("bench-core-requester")
 	if err != nil {
-		rnc.Close()
 		return nil, nil, err
 	}
-	f := func(i int) error {
+	closers = append(closers, qnc.Close)
+	f = func(i int) error {
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		if _, err := qnc.RequestWithContext(rctx, "bench.echo", bodies[i%bodyCount]); err != nil {
@@ -115,7 +116,7 @@ func coreRequester(ctx context.Context, env Env, bodies [][]byte) (func(int) err
 		}
 		return nil
 	}
-	return f, func() { qnc.Close(); rnc.Close() }, nil
+	return f, closers.run, nil
 }
 
 // busRequesters serves an echo agent on one bus and returns round trips of
