@@ -395,10 +395,16 @@ func (s *server) handleDirect(gc *groupConsumer, m *nats.Msg) {
 		s.replyError(&env, err)
 		return
 	}
-	s.bus.recv.handled.Add(1)
-	s.handled.Add(1)
+	s.countHandled(gc, 1)
+}
+
+// countHandled counts n envelopes of gc handled: for the bus's metrics,
+// this Serve call's member reports and the group's series.
+func (s *server) countHandled(gc *groupConsumer, n int) {
+	s.bus.recv.handled.Add(uint64(n))
+	s.handled.Add(uint64(n))
 	if gc.handled != nil {
-		gc.handled.Inc()
+		gc.handled.Add(float64(n))
 	}
 }
 
@@ -631,11 +637,7 @@ func (s *server) handleBatch(job *batchJob) {
 		err = msg.DoubleAck(actx)
 		cancel()
 		if err == nil {
-			b.recv.handled.Add(uint64(handled))
-			s.handled.Add(uint64(handled))
-			if c := job.gc.handled; c != nil {
-				c.Add(float64(handled))
-			}
+			s.countHandled(job.gc, handled)
 			return
 		}
 	}
