@@ -77,7 +77,8 @@ type Member struct {
 }
 
 // Members returns the live consumers of the bus (members whose heartbeat
-// has not expired), sorted by ID; none when no consumer ever joined.
+// has not expired), sorted by ID; none when no consumer ever joined. Give
+// ctx a deadline: a read lost to a leader change waits for it.
 func (b *Bus) Members(ctx context.Context) ([]Member, error) {
 	kv, err := b.js[0].KeyValue(ctx, MembersBucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {

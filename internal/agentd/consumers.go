@@ -24,8 +24,12 @@ import (
 // their capacity.
 const HostsBucket = "a2abus_hosts"
 
-// hostTTL is how long an agentd that stopped heartbeating counts as a host.
-const hostTTL = 10 * time.Second
+// hostTTL is how long an agentd that stopped heartbeating counts as a host;
+// one heartbeat's requests take at most heartbeatTimeout.
+const (
+	hostTTL          = 10 * time.Second
+	heartbeatTimeout = 5 * time.Second
+)
 
 // hostInfo is an agentd's value in the hosts bucket.
 type hostInfo struct {
@@ -225,6 +229,9 @@ func (p *consumerPool) openHosts(ctx context.Context) jetstream.KeyValue {
 // heartbeat refreshes this host's key and returns the live hosts, this one
 // included, or an error if it could not read them all.
 func (p *consumerPool) heartbeat(ctx context.Context, kv jetstream.KeyValue) ([]hostInfo, error) {
+	// A request lost in a leader change must not hold the pool's loop.
+	ctx, cancel := context.WithTimeout(ctx, heartbeatTimeout)
+	defer cancel()
 	self := hostInfo{ID: p.id, Capacity: p.capacity, Consumers: len(p.running)}
 	val, _ := json.Marshal(self)
 	if _, err := kv.Put(ctx, p.id, val); err != nil {

@@ -189,7 +189,9 @@ func TestConsumerPoolOnACluster(t *testing.T) {
 	defer func() {
 		stop()
 		<-done
-		if err := p.wait(ctx); err != nil {
+		wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer wcancel()
+		if err := p.wait(wctx); err != nil {
 			t.Error(err)
 		}
 	}()
@@ -197,7 +199,10 @@ func TestConsumerPoolOnACluster(t *testing.T) {
 	waitConsumers := func(n int) {
 		t.Helper()
 		for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
-			ms, err := bus.Members(ctx)
+			// Short reads: one lost to a leader change must not use up the test.
+			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			ms, err := bus.Members(rctx)
+			cancel()
 			if err == nil && len(ms) == n {
 				return
 			}
