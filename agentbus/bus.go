@@ -210,6 +210,20 @@ func (b *Bus) checkStream(ctx context.Context) error {
 // wrap. Do not close it; Close the bus.
 func (b *Bus) Conn() *nats.Conn { return b.conns[0] }
 
+// KeyValue creates or updates the KV bucket cfg describes and returns it,
+// for state kept beside the A2A stream (agent cards, tasks): with
+// cfg.Replicas 0 the bucket has as many replicas as the stream.
+func (b *Bus) KeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	if cfg.Replicas == 0 {
+		cfg.Replicas = b.replicas
+	}
+	kv, err := b.js[0].CreateOrUpdateKeyValue(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("agentbus: bucket %s: %w", cfg.Bucket, err)
+	}
+	return kv, nil
+}
+
 // Groups returns the agent → group assignment the bus sends by.
 func (b *Bus) Groups() *placement.Groups { return b.groups }
 

@@ -1,0 +1,321 @@
+package a2anats_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/a2abus/a2abus/agentbus"
+	"github.com/a2abus/a2abus/agentbus/a2anats"
+	"github.com/a2abus/a2abus/codec"
+	"github.com/a2abus/a2abus/embedded"
+	"github.com/a2abus/a2abus/embedded/embeddedtest"
+	"github.com/a2abus/a2abus/internal/demoagent"
+	"github.com/a2aproject/a2a-go/v2/a2a"
+	"github.com/a2aproject/a2a-go/v2/a2aclient"
+	"github.com/a2aproject/a2a-go/v2/a2asrv"
+)
+
+func testCtx(t *testing.T, d time.Duration) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func connectBus(t *testing.T, srv *embedded.Server) *agentbus.Bus {
+	t.Helper()
+	bus, err := agentbus.Connect(testCtx(t, 30*time.Second),
+		agentbus.WithInProcessServer(srv.NATSServer()),
+		agentbus.WithEnsureStreams(agentbus.StreamConfig{}),
+		agentbus.WithGroups(8),
+		agentbus.WithLogger(embeddedtest.Logger(t)))
+	if err != nil {
+		t.Fatalf("connect bus: %v", err)
+	}
+	t.Cleanup(func() { _ = bus.Close(context.Background()) })
+	return bus
+}
+
+// agents serves the demo agents echo and worker (with delay) over a bus of
+// their own, with the KV task store, and registers their cards. It returns
+// the registry.
+func agents(t *testing.T, srv *embedded.Server, delay time.Duration) *a2anats.Registry {
+	t.Helper()
+	ctx := testCtx(t, 30*time.Second)
+	bus := connectBus(t, srv)
+	tasks, err := a2anats.NewTaskStore(ctx, bus, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := a2anats.NewRegistry(ctx, bus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var servers []*a2anats.Server
+	for id, exec := range map[string]a2asrv.AgentExecutor{"echo": demoagent.Echo{}, "worker": demoagent.Worker{Delay: delay}} {
+		s, err := a2anats.Handle(bus, id, a2asrv.NewHandler(exec, a2asrv.WithTaskStore(tasks)), a2anats.ServerLogger(embeddedtest.Logger(t)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		servers = append(servers, s)
+		if err := reg.Register(ctx, id, demoagent.Card(id, "demo"), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- bus.Serve(sctx, agentbus.ServeMemberTTL(2*time.Second)) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+		for _, s := range servers {
+			cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := s.Close(cctx); err != nil {
+				t.Errorf("close server: %v", err)
+			}
+			ccancel()
+		}
+	})
+	return reg
+}
+
+func client(t *testing.T, bus *agentbus.Bus, reg *a2anats.Registry, agent string, opts ...a2anats.ClientOption) *a2aclient.Client {
+	t.Helper()
+	ctx := testCtx(t, 30*time.Second)
+	card, err := reg.Card(ctx, agent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := a2aclient.NewFromCard(ctx, card, a2anats.WithTransport(bus, opts...))
+	if err != nil {
+		t.Fatalf("client from %s's card: %v", agent, err)
+	}
+	return c
+}
+
+func text(s string) *a2a.SendMessageRequest {
+	return &a2a.SendMessageRequest{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart(s))}
+}
+
+func TestSendMessageBothModes(t *testing.T) {
+	srv := embeddedtest.RunServer(t)
+	reg := agents(t, srv, 0)
+	bus := connectBus(t, srv)
+	for _, mode := range []agentbus.RequestMode{agentbus.Durable, agentbus.Direct} {
+		c := client(t, bus, reg, "echo", a2anats.ClientMode(mode))
+		res, err := c.SendMessage(testCtx(t, 30*time.Second), text("hello"))
+		if err != nil {
+			t.Fatalf("mode %d: %v", mode, err)
+		}
+		msg, ok := res.(*a2a.Message)
+		if !ok || demoagent.Text(msg) != "hello" {
+			t.Fatalf("mode %d: result %#v, want the message \"hello\"", mode, res)
+		}
+	}
+}
+
+func TestTaskLifecycle(t *testing.T) {
+	srv := embeddedtest.RunServer(t)
+	reg := agents(t, srv, 100*time.Millisecond)
+	bus := connectBus(t, srv)
+	c := client(t, bus, reg, "worker")
+	ctx := testCtx(t, 30*time.Second)
+
+	// Streaming: the task, working, the artifact, completed, in order.
+	var kinds []string
+	var taskID a2a.TaskID
+	for ev, err := range c.SendStreamingMessage(ctx, text("job")) {
+		if err != nil {
+			t.Fatalf("stream: %v", err)
+		}
+		switch e := ev.(type) {
+		case *a2a.Task:
+			kinds = append(kinds, "task:"+string(e.Status.State))
+			taskID = e.ID
+		case *a2a.TaskStatusUpdateEvent:
+			kinds = append(kinds, "status:"+string(e.Status.State))
+		case *a2a.TaskArtifactUpdateEvent:
+			kinds = append(kinds, "artifact:"+demoagent.Text(&a2a.Message{Parts: e.Artifact.Parts}))
+		default:
+			kinds = append(kinds, "other")
+		}
+	}
+	want := "task:TASK_STATE_SUBMITTED status:TASK_STATE_WORKING artifact:done: job status:TASK_STATE_COMPLETED"
+	if got := strings.Join(kinds, " "); got != want {
+		t.Fatalf("events %q, want %q", got, want)
+	}
+
+	// GetTask from another client reads the stored task.
+	task, err := client(t, connectBus(t, srv), reg, "worker").GetTask(ctx, &a2a.GetTaskRequest{ID: taskID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if task.Status.State != a2a.TaskStateCompleted || len(task.Artifacts) != 1 {
+		t.Fatalf("task %+v, want completed with one artifact", task)
+	}
+
+	// A completed task cannot be canceled; an unknown one is not found.
+	_, err = c.CancelTask(ctx, &a2a.CancelTaskRequest{ID: taskID})
+	if !errors.Is(err, a2a.ErrTaskNotCancelable) {
+		t.Fatalf("cancel a completed task: %v, want ErrTaskNotCancelable", err)
+	}
+	_, err = c.GetTask(ctx, &a2a.GetTaskRequest{ID: "no-such-task"})
+	if !errors.Is(err, a2a.ErrTaskNotFound) {
+		t.Fatalf("get an unknown task: %v, want ErrTaskNotFound", err)
+	}
+}
+
+func TestCancelRunningTask(t *testing.T) {
+	srv := embeddedtest.RunServer(t)
+	reg := agents(t, srv, time.Minute)
+	bus := connectBus(t, srv)
+	c := client(t, bus, reg, "worker")
+	ctx := testCtx(t, 30*time.Second)
+
+	req := text("long job")
+	req.Config = &a2a.SendMessageConfig{ReturnImmediately: true}
+	res, err := c.SendMessage(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	task, ok := res.(*a2a.Task)
+	if !ok {
+		t.Fatalf("result %T, want a task", res)
+	}
+	// The cancel does not wait behind the running call to the same agent.
+	canceled, err := c.CancelTask(ctx, &a2a.CancelTaskRequest{ID: task.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if canceled.Status.State != a2a.TaskStateCanceled {
+		t.Fatalf("after cancel: %s", canceled.Status.State)
+	}
+	got, err := c.GetTask(ctx, &a2a.GetTaskRequest{ID: task.ID})
+	if err != nil || got.Status.State != a2a.TaskStateCanceled {
+		t.Fatalf("GetTask after cancel: %v, %v", got, err)
+	}
+}
+
+func TestDirectWithoutConsumer(t *testing.T) {
+	srv := embeddedtest.RunServer(t)
+	bus := connectBus(t, srv)
+	c, err := a2anats.NewClient(bus, a2anats.ClientMode(agentbus.Direct))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := c.Transport("nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = tr.SendMessage(testCtx(t, 10*time.Second), nil, text("x"))
+	if !errors.Is(err, agentbus.ErrNoConsumer) {
+		t.Fatalf("direct call with no consumer: %v, want ErrNoConsumer", err)
+	}
+}
+
+// TestBadCalls: envelopes that are not valid calls get the A2A error that
+// says why, never a hang.
+func TestBadCalls(t *testing.T) {
+	srv := embeddedtest.RunServer(t)
+	agents(t, srv, 0)
+	bus := connectBus(t, srv)
+	cases := []struct {
+		name    string
+		kind    string
+		payload any
+		want    error
+	}{
+		{"unknown method", "a2a.Frobnicate", []byte(`{"params":{}}`), a2a.ErrMethodNotFound},
+		{"not JSON", "a2a.SendMessage", []byte(`{"params":`), a2a.ErrParseError},
+		{"bad params", "a2a.GetTask", []byte(`{"params":{"id":7}}`), a2a.ErrInvalidParams},
+		{"no params", "a2a.GetTask", []byte(`{}`), a2a.ErrInvalidParams},
+		{"no payload", "a2a.GetTask", nil, a2a.ErrInvalidRequest},
+		{"not a call", "message", []byte(`{}`), a2a.ErrInvalidRequest},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			// A plain bus request gets the error too, as agentbus.ErrRemote.
+			reply, err := bus.Request(testCtx(t, 30*time.Second), &codec.Envelope{To: "echo", Kind: tc.kind, Payload: tc.payload}, agentbus.Durable)
+			if !errors.Is(err, agentbus.ErrRemote) || reply == nil {
+				t.Fatalf("request: %v, want agentbus.ErrRemote and the error answer", err)
+			}
+			if reply.Kind != a2anats.KindError {
+				t.Fatalf("answer kind %q, want %q", reply.Kind, a2anats.KindError)
+			}
+			if got, want := reply.Headers.Get(a2anats.HeaderCode), wantCode(tc.want); got != want {
+				t.Fatalf("code %s (%s), want %s", got, reply.Headers.Get(a2anats.HeaderError), want)
+			}
+		})
+	}
+}
+
+func wantCode(err error) string {
+	return map[error]string{
+		a2a.ErrParseError: "-32700", a2a.ErrInvalidRequest: "-32600",
+		a2a.ErrMethodNotFound: "-32601", a2a.ErrInvalidParams: "-32602",
+	}[err]
+}
+
+// TestManyConcurrentCalls: calls from many goroutines get their own
+// answers.
+func TestManyConcurrentCalls(t *testing.T) {
+	srv := embeddedtest.RunServer(t)
+	reg := agents(t, srv, 0)
+	bus := connectBus(t, srv)
+	c := client(t, bus, reg, "echo")
+	ctx := testCtx(t, time.Minute)
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range 20 {
+				want := strings.Repeat("x", i) + string(rune('a'+j))
+				res, err := c.SendMessage(ctx, text(want))
+				if err != nil {
+					errs <- err
+					return
+				}
+				if got := demoagent.Text(res.(*a2a.Message)); got != want {
+					errs <- errors.New("answer " + got + " to " + want)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+func TestAgentFromURL(t *testing.T) {
+	for _, tc := range []struct {
+		url, want string
+		ok        bool
+	}{
+		{"nats://localhost:4222/a2a/echo", "echo", true},
+		{a2anats.Interface("w-1", "").URL, "w-1", true},
+		{"http://localhost/a2a/echo", "", false},
+		{"nats://localhost/echo", "", false},
+		{"nats://localhost/a2a/bad.id", "", false},
+		{"nats://localhost/a2a/", "", false},
+		{"::", "", false},
+	} {
+		got, err := a2anats.AgentFromURL(tc.url)
+		if tc.ok != (err == nil) || got != tc.want {
+			t.Errorf("AgentFromURL(%q) = %q, %v", tc.url, got, err)
+		}
+		if err != nil && !errors.Is(err, a2anats.ErrBadURL) {
+			t.Errorf("AgentFromURL(%q): %v does not wrap ErrBadURL", tc.url, err)
+		}
+	}
+}

@@ -1,0 +1,38 @@
+// Package a2anats is an A2A protocol binding over the bus: A2A calls
+// (SendMessage, SendStreamingMessage, GetTask, CancelTask, SubscribeToTask,
+// ...) carried as envelopes to an agent's consumer and answered over core
+// NATS, for the official A2A Go SDK (github.com/a2aproject/a2a-go/v2) on
+// both ends. It also keeps the agents' cards (Registry) and their tasks
+// (TaskStore) in JetStream KV buckets.
+//
+// An agent built with the SDK's a2asrv is served on the bus unchanged:
+//
+//	handler := a2asrv.NewHandler(executor, a2asrv.WithTaskStore(tasks))
+//	srv, err := a2anats.Handle(bus, "weather", handler)
+//	...
+//	err = bus.Serve(ctx)
+//
+// and a Go program using the SDK's a2aclient calls agents on the bus with
+// one option, for any card that lists this binding (ProtocolBinding):
+//
+//	client, err := a2aclient.NewFromCard(ctx, card, a2anats.WithTransport(bus))
+//	res, err := client.SendMessage(ctx, &a2a.SendMessageRequest{Message: msg})
+//
+// On the wire a call is an envelope of Kind "a2a.<Method>" whose payload
+// is JSON: {"service": {<service parameters>}, "params": <the request, as
+// the JSON-RPC binding writes it>}. Its answers go to the call's ReplyTo,
+// numbered by the a2a-seq header: one a2a.result for a unary method, a2a.event
+// answers and an a2a.end for a stream, or an a2a.error with the JSON-RPC
+// error code (a2a-code) and text, so that the caller gets back the same A2A
+// error (task not found, not cancelable, ...) the agent returned. A gap in
+// the numbers fails the call with ErrEventsLost instead of a stream
+// silently missing an event.
+//
+// Durable calls (the default) are stored in the A2A stream: a call waits
+// there while no consumer owns its agent's group. A call is acknowledged
+// once its agent has started it; the task a consumer was running when it
+// died stays in the task store as it last was. Direct calls go over core
+// NATS to the owning consumer.
+//
+// All exported functions and methods are safe for concurrent use.
+package a2anats

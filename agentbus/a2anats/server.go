@@ -1,0 +1,322 @@
+package a2anats
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/a2abus/a2abus/agentbus"
+	"github.com/a2abus/a2abus/codec"
+	"github.com/a2aproject/a2a-go/v2/a2a"
+	"github.com/a2aproject/a2a-go/v2/a2asrv"
+)
+
+// DefaultMaxCalls is how many calls a Server runs at once by default.
+const DefaultMaxCalls = 1024
+
+// Server serves the A2A calls that reach one or more agents over the bus
+// with an a2asrv.RequestHandler: the same handler a2asrv's JSON-RPC, REST
+// and gRPC bindings serve, so an agent built with the A2A SDK is served
+// over the bus unchanged.
+//
+// A call runs in its own goroutine, at most MaxCalls at once: the bus's
+// handler returns once the call has started (so a durable call is
+// acknowledged then), and a long call, a stream, or a cancel aimed at a
+// running task never waits behind another call to the same agent, as with
+// HTTP. When MaxCalls are running the bus's handler waits for one to end:
+// backpressure on the agent's consumer, not an unbounded queue.
+type Server struct {
+	bus     *agentbus.Bus
+	handler a2asrv.RequestHandler
+	log     *slog.Logger
+	slots   chan struct{} // one per running call
+
+	ctx    context.Context // ended by Close: the calls' parent
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+}
+
+// ServerOption configures a Server.
+type ServerOption func(*Server) error
+
+// ServerMaxCalls bounds the calls running at once (default DefaultMaxCalls).
+func ServerMaxCalls(n int) ServerOption {
+	return func(s *Server) error {
+		if n < 1 {
+			return fmt.Errorf("a2anats: max calls %d: want at least 1", n)
+		}
+		s.slots = make(chan struct{}, n)
+		return nil
+	}
+}
+
+// ServerLogger sets the logger of calls that fail in ways no requester
+// can be told of (default slog.Default()).
+func ServerLogger(l *slog.Logger) ServerOption {
+	return func(s *Server) error {
+		if l == nil {
+			return errors.New("a2anats: nil logger")
+		}
+		s.log = l
+		return nil
+	}
+}
+
+// NewServer returns a Server of h's calls, answering over bus.
+func NewServer(bus *agentbus.Bus, h a2asrv.RequestHandler, opts ...ServerOption) (*Server, error) {
+	if bus == nil || h == nil {
+		return nil, errors.New("a2anats: NewServer needs a bus and a request handler")
+	}
+	s := &Server{bus: bus, handler: h, log: slog.Default(), slots: make(chan struct{}, DefaultMaxCalls)}
+	for _, opt := range opts {
+		if err := opt(s); err != nil {
+			return nil, err
+		}
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// Handle serves agentID's A2A calls on bus with h: NewServer and
+// bus.Handle in one call. Close the Server after the bus's Serve ends.
+func Handle(bus *agentbus.Bus, agentID string, h a2asrv.RequestHandler, opts ...ServerOption) (*Server, error) {
+	s, err := NewServer(bus, h, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := bus.Handle(agentID, s.Handle); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// IsCall reports whether env is a call of this binding (its Kind starts
+// with KindPrefix), so that an agent's bus handler can serve A2A calls and
+// other envelopes side by side.
+func IsCall(env *codec.Envelope) bool { return strings.HasPrefix(env.Kind, KindPrefix) }
+
+// Handle is the agentbus.Handler of the Server: it starts env's call and
+// returns. An envelope that is not a call is answered with an invalid
+// request error (or dropped, if it has nobody to answer) and acknowledged:
+// retrying it would not make it one.
+func (s *Server) Handle(ctx context.Context, env *codec.Envelope) error {
+	if env.Expired(time.Now()) {
+		return nil // its requester has given up on it
+	}
+	select {
+	case s.slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.ctx.Done():
+		return fmt.Errorf("a2anats: server closed: call %s to %s not started", env.ID, env.To)
+	}
+	// The handler's env is reused once it returns: the call keeps a copy.
+	call := *env
+	call.Headers = append(codec.Headers(nil), env.Headers...)
+	if b, ok := env.Payload.([]byte); ok {
+		call.Payload = append([]byte(nil), b...)
+	}
+	s.wg.Add(1)
+	go func() {
+		defer func() {
+			<-s.slots
+			s.wg.Done()
+		}()
+		s.serve(&call)
+	}()
+	return nil
+}
+
+// Close stops the Server: no call starts any more, the running ones may
+// end until ctx ends, and are then canceled. Close is idempotent.
+func (s *Server) Close(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("a2anats: calls still running at close: %w", ctx.Err())
+	}
+	s.once.Do(s.cancel)
+	<-done
+	return err
+}
+
+// answerer sends the numbered answers to one call.
+type answerer struct {
+	s   *Server
+	req *codec.Envelope
+	seq int
+}
+
+func (a *answerer) send(kind string, payload []byte, err error) {
+	if a.req.ReplyTo == "" {
+		if err != nil {
+			a.s.log.Warn("A2A call without a requester failed", "call", a.req.ID, "agent", a.req.To, "kind", a.req.Kind, "err", err)
+		}
+		return
+	}
+	a.seq++
+	resp := &codec.Envelope{Kind: kind}
+	resp.Headers.Set(HeaderSeq, strconv.Itoa(a.seq))
+	if err != nil {
+		resp.Headers.Set(HeaderCode, strconv.Itoa(errorCode(err)))
+		resp.Headers.Set(HeaderError, err.Error())
+	}
+	if payload != nil {
+		resp.Payload = payload
+	}
+	// A reply is a core NATS publish: it fails only on a closed
+	// connection, and then nobody can be told.
+	if rerr := a.s.bus.Reply(context.Background(), a.req, resp); rerr != nil {
+		a.s.log.Warn("A2A answer not sent", "call", a.req.ID, "agent", a.req.To, "err", rerr)
+	}
+}
+
+func (a *answerer) fail(err error) { a.send(KindError, nil, err) }
+
+// result answers with v as JSON.
+func (a *answerer) result(v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		a.fail(fmt.Errorf("%w: encode result: %v", a2a.ErrInternalError, err))
+		return
+	}
+	a.send(KindResult, b, nil)
+}
+
+// stream answers with every event of seq and an end, or an error.
+func (a *answerer) stream(seq iter.Seq2[a2a.Event, error]) {
+	for ev, err := range seq {
+		if err != nil {
+			a.fail(err)
+			return
+		}
+		b, err := json.Marshal(a2a.StreamResponse{Event: ev})
+		if err != nil {
+			a.fail(fmt.Errorf("%w: encode event: %v", a2a.ErrInternalError, err))
+			return
+		}
+		a.send(KindEvent, b, nil)
+	}
+	a.send(KindEnd, nil, nil)
+}
+
+// serve runs one call and answers it.
+func (s *Server) serve(env *codec.Envelope) {
+	a := &answerer{s: s, req: env}
+	ctx := s.ctx
+	if env.Deadline > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, time.UnixMilli(env.Deadline))
+		defer cancel()
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("A2A call panicked", "call", env.ID, "agent", env.To, "kind", env.Kind, "panic", r)
+			a.fail(fmt.Errorf("%w: the agent's handler panicked", a2a.ErrInternalError))
+		}
+	}()
+	method, c, err := parseCall(env)
+	if err != nil {
+		a.fail(err)
+		return
+	}
+	ctx, _ = a2asrv.NewCallContext(ctx, a2asrv.NewServiceParams(c.Service))
+	h := s.handler
+	switch method {
+	case MethodSendMessage:
+		unary(a, c.Params, func(req *a2a.SendMessageRequest) (any, error) {
+			res, err := h.SendMessage(ctx, req)
+			if err != nil {
+				return nil, err
+			}
+			return a2a.StreamResponse{Event: res}, nil
+		})
+	case MethodGetTask:
+		unary(a, c.Params, func(req *a2a.GetTaskRequest) (any, error) { return h.GetTask(ctx, req) })
+	case MethodListTasks:
+		unary(a, c.Params, func(req *a2a.ListTasksRequest) (any, error) { return h.ListTasks(ctx, req) })
+	case MethodCancelTask:
+		unary(a, c.Params, func(req *a2a.CancelTaskRequest) (any, error) { return h.CancelTask(ctx, req) })
+	case MethodGetTaskPushConfig:
+		unary(a, c.Params, func(req *a2a.GetTaskPushConfigRequest) (any, error) { return h.GetTaskPushConfig(ctx, req) })
+	case MethodCreateTaskPushConfig:
+		unary(a, c.Params, func(req *a2a.CreateTaskPushConfigRequest) (any, error) { return h.CreateTaskPushConfig(ctx, req) })
+	case MethodListTaskPushConfigs:
+		unary(a, c.Params, func(req *a2a.ListTaskPushConfigRequest) (any, error) { return h.ListTaskPushConfigs(ctx, req) })
+	case MethodDeleteTaskPushConfig:
+		unary(a, c.Params, func(req *a2a.DeleteTaskPushConfigRequest) (any, error) {
+			return struct{}{}, h.DeleteTaskPushConfig(ctx, req)
+		})
+	case MethodGetExtendedAgentCard:
+		unary(a, c.Params, func(req *a2a.GetExtendedAgentCardRequest) (any, error) { return h.GetExtendedAgentCard(ctx, req) })
+	case MethodSendStreamingMessage:
+		var req a2a.SendMessageRequest
+		if decodeParams(a, c.Params, &req) {
+			a.stream(h.SendStreamingMessage(ctx, &req))
+		}
+	case MethodSubscribeToTask:
+		var req a2a.SubscribeToTaskRequest
+		if decodeParams(a, c.Params, &req) {
+			a.stream(h.SubscribeToTask(ctx, &req))
+		}
+	default:
+		a.fail(fmt.Errorf("%w: %q", a2a.ErrMethodNotFound, method))
+	}
+}
+
+// parseCall returns the method and payload of a call envelope, or the A2A
+// error that says why env is not one.
+func parseCall(env *codec.Envelope) (method string, c call, err error) {
+	if !IsCall(env) {
+		return "", c, fmt.Errorf("%w: envelope kind %q is not an A2A call (want %s<method>)", a2a.ErrInvalidRequest, env.Kind, KindPrefix)
+	}
+	raw, err := payloadBytes(env)
+	if err != nil {
+		return "", c, err
+	}
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return "", c, fmt.Errorf("%w: %v", a2a.ErrParseError, err)
+	}
+	return env.Kind[len(KindPrefix):], c, nil
+}
+
+// decodeParams decodes a call's params into req, or answers why not.
+func decodeParams(a *answerer, params json.RawMessage, req any) bool {
+	if len(params) == 0 {
+		a.fail(fmt.Errorf("%w: no params", a2a.ErrInvalidParams))
+		return false
+	}
+	if err := json.Unmarshal(params, req); err != nil {
+		a.fail(fmt.Errorf("%w: %v", a2a.ErrInvalidParams, err))
+		return false
+	}
+	return true
+}
+
+// unary runs a one-answer method.
+func unary[Req any](a *answerer, params json.RawMessage, fn func(*Req) (any, error)) {
+	req := new(Req)
+	if !decodeParams(a, params, req) {
+		return
+	}
+	res, err := fn(req)
+	if err != nil {
+		a.fail(err)
+		return
+	}
+	a.result(res)
+}

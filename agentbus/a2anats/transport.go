@@ -1,0 +1,448 @@
+package a2anats
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/a2abus/a2abus/agentbus"
+	"github.com/a2abus/a2abus/codec"
+	"github.com/a2abus/a2abus/placement"
+	"github.com/a2aproject/a2a-go/v2/a2a"
+	"github.com/a2aproject/a2a-go/v2/a2aclient"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
+)
+
+// ProtocolBinding identifies this binding in an agent card's
+// supportedInterfaces, a URI as the A2A specification asks of custom
+// bindings. The interface's URL is nats://<server>/a2a/<agentID>; a client
+// uses its own bus and reads only the agent ID from it.
+const ProtocolBinding a2a.TransportProtocol = "https://github.com/a2abus/a2abus/a2anats/v1"
+
+// DefaultTimeout bounds a unary call whose context has no deadline, as the
+// A2A SDK's HTTP transports do. Streams are bounded by their context only.
+const DefaultTimeout = 3 * time.Minute
+
+// maxQueued is how many answers may wait for a slow reader of one call;
+// past it the call fails rather than buffer without bound.
+const maxQueued = 256
+
+var (
+	// ErrEventsLost is returned when answers to a call were lost on the
+	// way (a gap in their numbers) or the reader fell maxQueued answers
+	// behind: the stream is cut rather than silently missing events.
+	ErrEventsLost = errors.New("a2anats: answers to the call were lost")
+	// ErrBadURL is returned for an interface URL that names no agent.
+	ErrBadURL = errors.New("a2anats: interface URL names no agent")
+)
+
+// Interface returns the agent card interface of agentID on this binding.
+// server is the NATS server's host:port as clients know it, only for
+// people reading the card; "" writes "localhost".
+func Interface(agentID, server string) *a2a.AgentInterface {
+	if server == "" {
+		server = "localhost"
+	}
+	return a2a.NewAgentInterface("nats://"+server+"/a2a/"+agentID, ProtocolBinding)
+}
+
+// AgentFromURL returns the agent ID an interface URL of this binding names.
+func AgentFromURL(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrBadURL, err)
+	}
+	id, ok := strings.CutPrefix(u.Path, "/a2a/")
+	if !ok || u.Scheme != "nats" {
+		return "", fmt.Errorf("%w: %q: want nats://<server>/a2a/<agentID>", ErrBadURL, raw)
+	}
+	if err := placement.ValidateAgentID(id); err != nil {
+		return "", fmt.Errorf("%w: %q: %v", ErrBadURL, raw, err)
+	}
+	return id, nil
+}
+
+// Client makes A2A calls over a bus: one subscription carries the answers
+// to all its calls. It is safe for concurrent use.
+type Client struct {
+	bus  *agentbus.Bus
+	mode agentbus.RequestMode
+	from string
+
+	once   sync.Once
+	err    error
+	prefix string // answers arrive on prefix.<call ID>
+	sub    *nats.Subscription
+	mu     sync.Mutex
+	calls  map[string]*pending
+}
+
+// ClientOption configures a Client.
+type ClientOption func(*Client) error
+
+// ClientMode chooses how calls travel: agentbus.Durable (the default)
+// stores each call in the A2A stream, so it waits there while no consumer
+// owns the agent's group, as during a hand-over; agentbus.Direct sends it
+// over core NATS to the owning consumer, lowest latency, failing at once
+// with agentbus.ErrNoConsumer when there is none.
+func ClientMode(m agentbus.RequestMode) ClientOption {
+	return func(c *Client) error {
+		if m != agentbus.Durable && m != agentbus.Direct {
+			return fmt.Errorf("a2anats: unknown request mode %d", m)
+		}
+		c.mode = m
+		return nil
+	}
+}
+
+// ClientFrom sets the agent ID calls are sent from (default none).
+func ClientFrom(agentID string) ClientOption {
+	return func(c *Client) error {
+		if err := placement.ValidateAgentID(agentID); err != nil {
+			return fmt.Errorf("a2anats: from: %w", err)
+		}
+		c.from = agentID
+		return nil
+	}
+}
+
+// NewClient returns a Client that calls over bus.
+func NewClient(bus *agentbus.Bus, opts ...ClientOption) (*Client, error) {
+	if bus == nil {
+		return nil, errors.New("a2anats: NewClient needs a bus")
+	}
+	c := &Client{bus: bus}
+	for _, opt := range opts {
+		if err := opt(c); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// WithTransport is the a2aclient factory option that makes a2aclient use
+// this binding over bus, for the agents whose cards list it:
+//
+//	client, err := a2aclient.NewFromCard(ctx, card, a2anats.WithTransport(bus))
+//
+// A bad option makes every transport this factory creates fail with its
+// error.
+func WithTransport(bus *agentbus.Bus, opts ...ClientOption) a2aclient.FactoryOption {
+	c, err := NewClient(bus, opts...)
+	if err != nil {
+		return a2aclient.WithTransport(ProtocolBinding, a2aclient.TransportFactoryFn(
+			func(context.Context, *a2a.AgentCard, *a2a.AgentInterface) (a2aclient.Transport, error) {
+				return nil, err
+			}))
+	}
+	return a2aclient.WithTransport(ProtocolBinding, c)
+}
+
+// Create implements a2aclient.TransportFactory: a transport to the agent
+// iface's URL names.
+func (c *Client) Create(_ context.Context, _ *a2a.AgentCard, iface *a2a.AgentInterface) (a2aclient.Transport, error) {
+	id, err := AgentFromURL(iface.URL)
+	if err != nil {
+		return nil, err
+	}
+	return c.Transport(id)
+}
+
+// Transport returns the a2aclient.Transport to agentID.
+func (c *Client) Transport(agentID string) (a2aclient.Transport, error) {
+	if err := placement.ValidateAgentID(agentID); err != nil {
+		return nil, fmt.Errorf("a2anats: %w", err)
+	}
+	if err := c.init(); err != nil {
+		return nil, err
+	}
+	return &transport{c: c, agent: agentID}, nil
+}
+
+// pending is one call's queue of answers.
+type pending struct {
+	ch   chan *codec.Envelope // size maxQueued; closed on overflow
+	next int                  // the sequence number expected next
+	lost error                // why answers were lost, once they were
+}
+
+// init subscribes to the answers on first use.
+func (c *Client) init() error {
+	c.once.Do(func() {
+		nc := c.bus.Conn()
+		c.prefix = nc.NewInbox()
+		c.calls = map[string]*pending{}
+		c.sub, c.err = nc.Subscribe(c.prefix+".*", c.route)
+		if c.err != nil {
+			c.err = fmt.Errorf("a2anats: subscribe to answers: %w", c.err)
+		}
+	})
+	return c.err
+}
+
+// route hands one answer to its call, in order.
+func (c *Client) route(m *nats.Msg) {
+	id := m.Subject[len(c.prefix)+1:]
+	var env *codec.Envelope
+	if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
+		// No subscriber for a direct call: NATS answers for nobody.
+		env = &codec.Envelope{Kind: KindError}
+		env.Headers.Set(HeaderError, agentbus.ErrNoConsumer.Error())
+		env.Headers.Set(HeaderCode, "-32603")
+		env.Headers.Set("no-responders", "1")
+	} else {
+		env = new(codec.Envelope)
+		if err := c.bus.Codec().DecodeEnvelope(m.Data, env); err != nil {
+			env = &codec.Envelope{Kind: KindError}
+			env.Headers.Set(HeaderError, "undecodable answer: "+err.Error())
+			env.Headers.Set(HeaderCode, "-32006")
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.calls[id]
+	if p == nil || p.lost != nil {
+		return // the call has ended: its requester is gone
+	}
+	if env.Headers.Get("no-responders") == "" {
+		if seq, _ := strconv.Atoi(env.Headers.Get(HeaderSeq)); seq != p.next {
+			p.lost = fmt.Errorf("%w: answer %d arrived when %d was due", ErrEventsLost, seq, p.next)
+			close(p.ch)
+			return
+		}
+		p.next++
+	}
+	select {
+	case p.ch <- env:
+	default:
+		p.lost = fmt.Errorf("%w: the reader fell %d answers behind", ErrEventsLost, maxQueued)
+		close(p.ch)
+	}
+}
+
+// transport is the a2aclient.Transport to one agent.
+type transport struct {
+	c     *Client
+	agent string
+}
+
+var _ a2aclient.Transport = (*transport)(nil)
+
+// call sends one call and returns the queue of its answers and the
+// function that ends it.
+func (t *transport) call(ctx context.Context, method string, svc a2aclient.ServiceParams, params any) (*pending, func(), error) {
+	c := t.c
+	payload, err := encodeCall(svc, params)
+	if err != nil {
+		return nil, nil, err
+	}
+	env := &codec.Envelope{From: c.from, To: t.agent, Kind: KindPrefix + method, Payload: payload}
+	env.ID = nuid.Next()
+	env.ReplyTo = c.prefix + "." + env.ID
+	if d, ok := ctx.Deadline(); ok {
+		env.Deadline = d.UnixMilli()
+	}
+	p := &pending{ch: make(chan *codec.Envelope, maxQueued), next: 1}
+	c.mu.Lock()
+	c.calls[env.ID] = p
+	c.mu.Unlock()
+	end := func() {
+		c.mu.Lock()
+		delete(c.calls, env.ID)
+		c.mu.Unlock()
+	}
+	if err := t.send(ctx, env); err != nil {
+		end()
+		return nil, nil, fmt.Errorf("a2anats: %s to %s: %w", method, t.agent, err)
+	}
+	return p, end, nil
+}
+
+// send sends a call envelope in the client's mode.
+func (t *transport) send(ctx context.Context, env *codec.Envelope) error {
+	b := t.c.bus
+	if t.c.mode == agentbus.Durable {
+		return b.Send(ctx, env)
+	}
+	token, err := b.ConsumerName(b.Groups().Group(env.To))
+	if err != nil {
+		return err
+	}
+	frame, err := b.Codec().EncodeEnvelope(nil, env)
+	if err != nil {
+		return err
+	}
+	return b.Conn().PublishMsg(&nats.Msg{
+		Subject: agentbus.DirectSubjectPrefix + "." + token + "." + env.To,
+		Reply:   env.ReplyTo,
+		Data:    frame,
+	})
+}
+
+// next waits for p's next answer.
+func (t *transport) next(ctx context.Context, p *pending) (*codec.Envelope, error) {
+	select {
+	case env, ok := <-p.ch:
+		if !ok {
+			t.c.mu.Lock()
+			err := p.lost
+			t.c.mu.Unlock()
+			return nil, err
+		}
+		if env.Kind == KindError {
+			if env.Headers.Get("no-responders") != "" {
+				return nil, fmt.Errorf("%w: call to %s", agentbus.ErrNoConsumer, t.agent)
+			}
+			return nil, remoteError(t.agent, env)
+		}
+		return env, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("a2anats: waiting for %s: %w", t.agent, context.Cause(ctx))
+	}
+}
+
+// unary makes a one-answer call and decodes its result into res.
+func unaryCall(ctx context.Context, t *transport, method string, svc a2aclient.ServiceParams, params, res any) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
+		defer cancel()
+	}
+	p, end, err := t.call(ctx, method, svc, params)
+	if err != nil {
+		return err
+	}
+	defer end()
+	env, err := t.next(ctx, p)
+	if err != nil {
+		return err
+	}
+	if env.Kind != KindResult {
+		return fmt.Errorf("%w: %s answered %s with %q", a2a.ErrInvalidAgentResponse, t.agent, method, env.Kind)
+	}
+	raw, err := payloadBytes(env)
+	if err != nil {
+		return fmt.Errorf("%w: %s answered %s: %v", a2a.ErrInvalidAgentResponse, t.agent, method, err)
+	}
+	if err := json.Unmarshal(raw, res); err != nil {
+		return fmt.Errorf("%w: %s answered %s: %v", a2a.ErrInvalidAgentResponse, t.agent, method, err)
+	}
+	return nil
+}
+
+// typedCall makes a one-answer call whose result is a T.
+func typedCall[T any](ctx context.Context, t *transport, method string, svc a2aclient.ServiceParams, params any) (*T, error) {
+	res := new(T)
+	if err := unaryCall(ctx, t, method, svc, params, res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// streamCall makes a streaming call: its events until the end.
+func (t *transport) streamCall(ctx context.Context, method string, svc a2aclient.ServiceParams, params any) iter.Seq2[a2a.Event, error] {
+	return func(yield func(a2a.Event, error) bool) {
+		p, end, err := t.call(ctx, method, svc, params)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		defer end()
+		for {
+			env, err := t.next(ctx, p)
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			switch env.Kind {
+			case KindEnd:
+				return
+			case KindEvent:
+			default:
+				yield(nil, fmt.Errorf("%w: %s answered %s with %q", a2a.ErrInvalidAgentResponse, t.agent, method, env.Kind))
+				return
+			}
+			raw, err := payloadBytes(env)
+			var sr a2a.StreamResponse
+			if err == nil {
+				err = json.Unmarshal(raw, &sr)
+			}
+			if err != nil {
+				yield(nil, fmt.Errorf("%w: %s: event: %v", a2a.ErrInvalidAgentResponse, t.agent, err))
+				return
+			}
+			if !yield(sr.Event, nil) {
+				return
+			}
+		}
+	}
+}
+
+func (t *transport) SendMessage(ctx context.Context, svc a2aclient.ServiceParams, req *a2a.SendMessageRequest) (a2a.SendMessageResult, error) {
+	var sr a2a.StreamResponse
+	if err := unaryCall(ctx, t, MethodSendMessage, svc, req, &sr); err != nil {
+		return nil, err
+	}
+	res, ok := sr.Event.(a2a.SendMessageResult)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s answered SendMessage with a %T", a2a.ErrInvalidAgentResponse, t.agent, sr.Event)
+	}
+	return res, nil
+}
+
+func (t *transport) SendStreamingMessage(ctx context.Context, svc a2aclient.ServiceParams, req *a2a.SendMessageRequest) iter.Seq2[a2a.Event, error] {
+	return t.streamCall(ctx, MethodSendStreamingMessage, svc, req)
+}
+
+func (t *transport) SubscribeToTask(ctx context.Context, svc a2aclient.ServiceParams, req *a2a.SubscribeToTaskRequest) iter.Seq2[a2a.Event, error] {
+	return t.streamCall(ctx, MethodSubscribeToTask, svc, req)
+}
+
+func (t *transport) GetTask(ctx context.Context, svc a2aclient.ServiceParams, req *a2a.GetTaskRequest) (*a2a.Task, error) {
+	return typedCall[a2a.Task](ctx, t, MethodGetTask, svc, req)
+}
+
+func (t *transport) ListTasks(ctx context.Context, svc a2aclient.ServiceParams, req *a2a.ListTasksRequest) (*a2a.ListTasksResponse, error) {
+	return typedCall[a2a.ListTasksResponse](ctx, t, MethodListTasks, svc, req)
+}
+
+func (t *transport) CancelTask(ctx context.Context, svc a2aclient.ServiceParams, req *a2a.CancelTaskRequest) (*a2a.Task, error) {
+	return typedCall[a2a.Task](ctx, t, MethodCancelTask, svc, req)
+}
+
+func (t *transport) GetTaskPushConfig(ctx context.Context, svc a2aclient.ServiceParams, req *a2a.GetTaskPushConfigRequest) (*a2a.TaskPushConfig, error) {
+	return typedCall[a2a.TaskPushConfig](ctx, t, MethodGetTaskPushConfig, svc, req)
+}
+
+func (t *transport) ListTaskPushConfigs(ctx context.Context, svc a2aclient.ServiceParams, req *a2a.ListTaskPushConfigRequest) ([]*a2a.TaskPushConfig, error) {
+	res, err := typedCall[[]*a2a.TaskPushConfig](ctx, t, MethodListTaskPushConfigs, svc, req)
+	if err != nil {
+		return nil, err
+	}
+	return *res, nil
+}
+
+func (t *transport) CreateTaskPushConfig(ctx context.Context, svc a2aclient.ServiceParams, req *a2a.CreateTaskPushConfigRequest) (*a2a.TaskPushConfig, error) {
+	return typedCall[a2a.TaskPushConfig](ctx, t, MethodCreateTaskPushConfig, svc, req)
+}
+
+func (t *transport) DeleteTaskPushConfig(ctx context.Context, svc a2aclient.ServiceParams, req *a2a.DeleteTaskPushConfigRequest) error {
+	var res struct{}
+	return unaryCall(ctx, t, MethodDeleteTaskPushConfig, svc, req, &res)
+}
+
+func (t *transport) GetExtendedAgentCard(ctx context.Context, svc a2aclient.ServiceParams, req *a2a.GetExtendedAgentCardRequest) (*a2a.AgentCard, error) {
+	return typedCall[a2a.AgentCard](ctx, t, MethodGetExtendedAgentCard, svc, req)
+}
+
+// Destroy implements a2aclient.Transport; the Client's subscription lives
+// as long as its bus.
+func (t *transport) Destroy() error { return nil }

@@ -1,0 +1,143 @@
+package a2anats
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/a2abus/a2abus/codec"
+	"github.com/a2aproject/a2a-go/v2/a2a"
+)
+
+// The A2A methods a call envelope can carry: its Kind is KindPrefix and
+// the method's name, as the JSON-RPC binding spells it.
+const (
+	MethodSendMessage          = "SendMessage"
+	MethodSendStreamingMessage = "SendStreamingMessage"
+	MethodGetTask              = "GetTask"
+	MethodListTasks            = "ListTasks"
+	MethodCancelTask           = "CancelTask"
+	MethodSubscribeToTask      = "SubscribeToTask"
+	MethodGetTaskPushConfig    = "GetTaskPushNotificationConfig"
+	MethodCreateTaskPushConfig = "CreateTaskPushNotificationConfig"
+	MethodListTaskPushConfigs  = "ListTaskPushNotificationConfigs"
+	MethodDeleteTaskPushConfig = "DeleteTaskPushNotificationConfig"
+	MethodGetExtendedAgentCard = "GetExtendedAgentCard"
+)
+
+// Envelope kinds of the binding. A call's Kind is KindPrefix+method; the
+// answers to a call carry its ID as their CorrelationID and one of the
+// other kinds.
+const (
+	KindPrefix = "a2a."
+	// KindResult is the one answer of a unary method: its JSON result.
+	KindResult = "a2a.result"
+	// KindEvent is one event of a streaming method, an a2a.StreamResponse.
+	KindEvent = "a2a.event"
+	// KindEnd ends a stream of events.
+	KindEnd = "a2a.end"
+	// KindError ends a call with an error (HeaderError, HeaderCode).
+	KindError = "a2a.error"
+)
+
+// Headers of the binding's answers.
+const (
+	// HeaderSeq numbers the answers to one call from 1, so that a
+	// requester sees a gap (a reply lost on the way) instead of a stream
+	// silently missing an event.
+	HeaderSeq = "a2a-seq"
+	// HeaderCode is the JSON-RPC error code of a KindError answer, so
+	// that the requester gets back the same A2A error (task not found,
+	// not cancelable, ...) the agent returned.
+	HeaderCode = "a2a-code"
+	// HeaderError is the error's text (agentbus.HeaderError).
+	HeaderError = "error"
+)
+
+// call is a KindPrefix envelope's payload: the request as the JSON-RPC
+// binding writes its params, and the caller's service parameters (A2A's
+// transport-independent headers, such as A2A-Version and A2A-Extensions).
+type call struct {
+	Service map[string][]string `json:"service,omitempty"`
+	Params  json.RawMessage     `json:"params"`
+}
+
+// encodeCall returns the payload of a call of params.
+func encodeCall(service map[string][]string, params any) ([]byte, error) {
+	p, err := json.Marshal(params)
+	if err != nil {
+		return nil, fmt.Errorf("a2anats: encode request: %w", err)
+	}
+	return json.Marshal(call{Service: service, Params: p})
+}
+
+// payloadBytes returns env's payload as bytes: the binding writes JSON as
+// a msgpack bin (or str, from other writers).
+func payloadBytes(env *codec.Envelope) ([]byte, error) {
+	switch p := env.Payload.(type) {
+	case []byte:
+		return p, nil
+	case string:
+		return []byte(p), nil
+	case nil:
+		return nil, fmt.Errorf("%w: no payload", a2a.ErrInvalidRequest)
+	default:
+		return nil, fmt.Errorf("%w: payload is a %T, want JSON bytes", a2a.ErrInvalidRequest, p)
+	}
+}
+
+// errorCodes are the JSON-RPC codes of the A2A errors, as the A2A
+// specification numbers them (section 8).
+var errorCodes = []struct {
+	code int
+	err  error
+}{
+	{-32700, a2a.ErrParseError},
+	{-32600, a2a.ErrInvalidRequest},
+	{-32601, a2a.ErrMethodNotFound},
+	{-32602, a2a.ErrInvalidParams},
+	{-32603, a2a.ErrInternalError},
+	{-32000, a2a.ErrServerError},
+	{-32001, a2a.ErrTaskNotFound},
+	{-32002, a2a.ErrTaskNotCancelable},
+	{-32003, a2a.ErrPushNotificationNotSupported},
+	{-32004, a2a.ErrUnsupportedOperation},
+	{-32005, a2a.ErrUnsupportedContentType},
+	{-32006, a2a.ErrInvalidAgentResponse},
+	{-32007, a2a.ErrExtendedCardNotConfigured},
+	{-32008, a2a.ErrExtensionSupportRequired},
+	{-32009, a2a.ErrVersionNotSupported},
+	{-31401, a2a.ErrUnauthenticated},
+	{-31403, a2a.ErrUnauthorized},
+}
+
+// errorCode returns the JSON-RPC code of err: that of the first A2A error
+// it wraps, else internal error.
+func errorCode(err error) int {
+	for _, c := range errorCodes {
+		if errors.Is(err, c.err) {
+			return c.code
+		}
+	}
+	return -32603
+}
+
+// remoteError rebuilds the error an agent returned from an error answer:
+// an *a2a.Error wrapping the A2A error of its code, with the agent's text.
+func remoteError(agentID string, env *codec.Envelope) error {
+	text := env.Headers.Get(HeaderError)
+	sentinel := a2a.ErrInternalError
+	if code, err := strconv.Atoi(env.Headers.Get(HeaderCode)); err == nil {
+		for _, c := range errorCodes {
+			if c.code == code {
+				sentinel = c.err
+				break
+			}
+		}
+	}
+	if text == "" {
+		text = sentinel.Error()
+	}
+	return &a2a.Error{Err: sentinel, Message: text, Details: map[string]any{"agent": agentID}}
+}
