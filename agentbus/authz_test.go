@@ -180,3 +180,332 @@ func TestAgentPermissions(t *testing.T) {
 			alice.violations.has("$JS.API.STREAM.MSG.GET."+agentbus.StreamName)
 	})
 }
+
+// roleUser is a user of the given permissions.
+func roleUser(name string, p agentbus.Permissions) *server.User {
+	return &server.User{Username: name, Password: name + "-secret", Permissions: &server.Permissions{
+		Publish:   &server.SubjectPermission{Allow: p.Publish},
+		Subscribe: &server.SubjectPermission{Allow: p.Subscribe},
+	}}
+}
+
+// roleServer runs a server whose users are admin (no limits), agentd
+// (DaemonPermissions) and scalerd (ScalerPermissions).
+func roleServer(t *testing.T) *embedded.Server {
+	t.Helper()
+	users := []*server.User{
+		{Username: "admin", Password: "admin-secret"},
+		roleUser("agentd", agentbus.DaemonPermissions()),
+		roleUser("scalerd", agentbus.ScalerPermissions()),
+	}
+	return embeddedtest.RunServer(t, embedded.WithServerOptions(func(o *server.Options) { o.Users = users }))
+}
+
+// roleConn connects as user, reporting its permission violations to v.
+func roleConn(t *testing.T, srv *embedded.Server, user string, v *violations, opts ...nats.Option) *nats.Conn {
+	t.Helper()
+	return embeddedtest.Connect(t, srv, append([]nats.Option{nats.UserInfo(user, user+"-secret"), nats.ErrorHandler(v.handler)}, opts...)...)
+}
+
+// none fails the test if v holds any violation: what a role must be able
+// to do was done without being refused anything, even what a client
+// shrugs off (a watch's consumer it could not delete).
+func (v *violations) none(t *testing.T, role string) {
+	t.Helper()
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if len(v.errs) > 0 {
+		t.Errorf("%s's role was refused what it needs: %v", role, v.errs)
+	}
+}
+
+// wait waits until v holds a violation of each subject, failing the test
+// with those it does not after 30 s.
+func (v *violations) wait(t *testing.T, role string, subjects ...string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var missing []string
+		for _, s := range subjects {
+			if !v.has(s) {
+				missing = append(missing, s)
+			}
+		}
+		if len(missing) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			v.mu.Lock()
+			defer v.mu.Unlock()
+			t.Fatalf("%s was not refused %v; its violations: %q", role, missing, v.errs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// refusals runs each check at once with a short deadline; each must fail.
+func refusals(t *testing.T, ctx context.Context, role string, checks map[string]func(context.Context) error) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for what, check := range checks {
+		wg.Go(func() {
+			c, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			if err := check(c); err == nil {
+				t.Errorf("%s could %s", role, what)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// seen reports whether the watch sends a target of n consumers before it
+// ends.
+func seen(targets <-chan *agentbus.ScaleTarget, n int) bool {
+	for target := range targets {
+		if target != nil && target.Consumers == n {
+			return true
+		}
+	}
+	return false
+}
+
+// TestDaemonPermissions runs agentd's role on a real server: it creates
+// the streams, serves every group through membership, sends and asks
+// (durable and direct), dead-letters, watches the scale target and uses
+// the hosts, agent card and task buckets, refused nothing; and it cannot
+// delete or purge the streams, delete a consumer, read a message by
+// sequence, create another stream, set the scale target or open the
+// scaler's leader bucket.
+func TestDaemonPermissions(t *testing.T) {
+	srv := roleServer(t)
+	ctx := testCtx(t, 2*time.Minute)
+	v := &violations{}
+	connect := func() *agentbus.Bus {
+		bus, err := agentbus.Connect(ctx, agentbus.WithConn(roleConn(t, srv, "agentd", v)), agentbus.WithGroups(16),
+			agentbus.WithEnsureStreams(agentbus.StreamConfig{}))
+		if err != nil {
+			t.Fatalf("agentd's role provisions the streams and connects: %v", err)
+		}
+		t.Cleanup(func() { _ = bus.Close(context.Background()) })
+		return bus
+	}
+	host, sender := connect(), connect()
+	if err := host.Handle("echo", func(ctx context.Context, env *codec.Envelope) error {
+		return host.Reply(ctx, env, &codec.Envelope{Message: &codec.Message{MessageID: "r-" + env.ID, Role: codec.RoleAgent,
+			Parts: []codec.Part{codec.TextPart("echo " + env.Message.Text())}}})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := host.Handle("broken", func(context.Context, *codec.Envelope) error { return fmt.Errorf("always fails") }); err != nil {
+		t.Fatal(err)
+	}
+	serve(t, host, fastRetries, agentbus.ServeMaxAttempts(2))
+	scale, err := host.WatchScaleTarget(ctx)
+	if err != nil {
+		t.Fatalf("agentd watches the scale target: %v", err)
+	}
+
+	for _, mode := range []agentbus.RequestMode{agentbus.Durable, agentbus.Direct} {
+		var reply *codec.Envelope
+		var err error
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			reply, err = sender.Request(ctx, textEnvelope("gateway", "echo", "", "hi"), mode)
+			if err == nil || time.Now().After(deadline) { // a direct request needs the group served first
+				break
+			}
+		}
+		if err != nil || reply.Message.Text() != "echo hi" {
+			t.Fatalf("request (mode %d): %v %+v", mode, err, reply)
+		}
+	}
+	if err := sender.Send(ctx, textEnvelope("gateway", "broken", "", "doomed")); err != nil {
+		t.Fatal(err)
+	}
+	members, err := host.Members(ctx)
+	if err != nil || len(members) != 1 {
+		t.Errorf("members: %v %v", members, err)
+	}
+	js, _ := jetstream.New(roleConn(t, srv, "agentd", v))
+	for _, bucket := range []string{"a2abus_hosts", "a2abus_agents", "a2abus_tasks"} {
+		kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket, TTL: time.Minute})
+		if err != nil {
+			t.Fatalf("bucket %s: %v", bucket, err)
+		}
+		if _, err := kv.Put(ctx, "k", []byte("v")); err != nil {
+			t.Errorf("put in %s: %v", bucket, err)
+		}
+		if e, err := kv.Get(ctx, "k"); err != nil || string(e.Value()) != "v" {
+			t.Errorf("get from %s: %v", bucket, err)
+		}
+		if keys, err := kv.Keys(ctx); err != nil || len(keys) != 1 {
+			t.Errorf("keys of %s: %v %v", bucket, keys, err)
+		}
+		if err := kv.Delete(ctx, "k"); err != nil {
+			t.Errorf("delete from %s: %v", bucket, err)
+		}
+	}
+
+	admin, err := agentbus.Connect(ctx, agentbus.WithConn(embeddedtest.Connect(t, srv, nats.UserInfo("admin", "admin-secret"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = admin.Close(context.Background()) })
+	if err := admin.SetScaleTarget(ctx, agentbus.ScaleTarget{Consumers: 3, Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if !seen(scale, 3) {
+		t.Fatal("the scale target's watch did not see 3 consumers")
+	}
+	ajs, _ := jetstream.New(admin.Conn())
+	waitFor(t, "the broken agent's message dead-lettered", func() bool {
+		s, err := ajs.Stream(ctx, agentbus.DeadLetterStreamName)
+		return err == nil && s.CachedInfo().State.Msgs == 1
+	})
+	v.none(t, "agentd")
+
+	a2a, err := js.Stream(ctx, agentbus.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	group, _ := host.ConsumerName(0)
+	refusals(t, ctx, "agentd", map[string]func(context.Context) error{
+		"delete the stream":          func(c context.Context) error { return js.DeleteStream(c, agentbus.StreamName) },
+		"delete the dead letters":    func(c context.Context) error { return js.DeleteStream(c, agentbus.DeadLetterStreamName) },
+		"purge the stream":           func(c context.Context) error { return a2a.Purge(c) },
+		"delete a group's consumer":  func(c context.Context) error { return js.DeleteConsumer(c, agentbus.StreamName, group) },
+		"read a message by sequence": func(c context.Context) error { _, err := a2a.GetMsg(c, 1); return err },
+		"set the scale target":       func(c context.Context) error { return sender.SetScaleTarget(c, agentbus.ScaleTarget{Consumers: 9}) },
+		"open the leader bucket":     func(c context.Context) error { _, err := js.KeyValue(c, "a2abus_scaler"); return err },
+		"create another stream": func(c context.Context) error {
+			_, err := js.CreateStream(c, jetstream.StreamConfig{Name: "OTHER", Subjects: []string{"other.>"}})
+			return err
+		},
+		"update the stream's subjects": func(c context.Context) error {
+			cfg := a2a.CachedInfo().Config
+			cfg.Subjects = append(cfg.Subjects, "other.>")
+			_, err := js.UpdateStream(c, cfg)
+			return err
+		},
+	})
+	v.wait(t, "agentd", "$JS.API.STREAM.DELETE."+agentbus.StreamName, "$JS.API.STREAM.DELETE."+agentbus.DeadLetterStreamName,
+		"$JS.API.STREAM.PURGE."+agentbus.StreamName, "$JS.API.CONSUMER.DELETE."+agentbus.StreamName+"."+group,
+		"$JS.API.STREAM.MSG.GET."+agentbus.StreamName, "$KV."+agentbus.ScaleBucket+".consumers",
+		"$JS.API.STREAM.INFO.KV_a2abus_scaler", "$JS.API.STREAM.CREATE.OTHER", "$JS.API.STREAM.UPDATE."+agentbus.StreamName)
+}
+
+// TestScalerPermissions runs scalerd's role on a real server beside a
+// consumer: it reads the stream's and consumers' info and the members,
+// elects itself in its leader bucket and writes and watches the scale
+// target, refused nothing; and it cannot send, ask directly, pull, read a
+// message, delete or purge the stream, write the members bucket or read
+// other connections' inboxes or direct requests.
+func TestScalerPermissions(t *testing.T) {
+	srv := roleServer(t)
+	ctx := testCtx(t, 2*time.Minute)
+	host, err := agentbus.Connect(ctx, agentbus.WithConn(roleConn(t, srv, "agentd", &violations{})), agentbus.WithGroups(16),
+		agentbus.WithEnsureStreams(agentbus.StreamConfig{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = host.Close(context.Background()) })
+	serve(t, host, fastRetries)
+
+	v := &violations{}
+	nc := roleConn(t, srv, "scalerd", v, nats.CustomInboxPrefix(agentbus.ScalerInboxPrefix))
+	// The refused send is retried for the send timeout.
+	bus, err := agentbus.Connect(ctx, agentbus.WithConn(nc), agentbus.WithGroups(16), agentbus.WithSendTimeout(2*time.Second))
+	if err != nil {
+		t.Fatalf("scalerd's role connects: %v", err)
+	}
+	t.Cleanup(func() { _ = bus.Close(context.Background()) })
+	js, _ := jetstream.New(nc)
+	waitFor(t, "scalerd reads the member and its group consumers", func() bool {
+		members, err := bus.Members(ctx)
+		if err != nil || len(members) != 1 {
+			return false
+		}
+		s, err := js.Stream(ctx, agentbus.StreamName)
+		if err != nil {
+			t.Fatalf("stream info: %v", err)
+		}
+		n := 0
+		list := s.ListConsumers(ctx)
+		for range list.Info() {
+			n++
+		}
+		if err := list.Err(); err != nil {
+			t.Fatalf("consumers' info: %v", err)
+		}
+		return n == 16
+	})
+	leader, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "a2abus_scaler", TTL: 5 * time.Second})
+	if err != nil {
+		t.Fatalf("leader bucket: %v", err)
+	}
+	rev, err := leader.Create(ctx, "leader", []byte("me"))
+	if err == nil {
+		rev, err = leader.Update(ctx, "leader", []byte("me"), rev)
+	}
+	if err != nil {
+		t.Fatalf("campaign: %v", err)
+	}
+	w, err := leader.Watch(ctx, "leader", jetstream.UpdatesOnly())
+	if err != nil {
+		t.Fatalf("watch the leader key: %v", err)
+	}
+	if err := leader.Delete(ctx, "leader", jetstream.LastRevision(rev)); err != nil {
+		t.Fatalf("resign: %v", err)
+	}
+	if e := <-w.Updates(); e == nil || e.Operation() != jetstream.KeyValueDelete {
+		t.Errorf("watch saw %v, want the delete", e)
+	}
+	_ = w.Stop()
+	targets, err := bus.WatchScaleTarget(ctx)
+	if err != nil {
+		t.Fatalf("watch the scale target: %v", err)
+	}
+	if err := bus.SetScaleTarget(ctx, agentbus.ScaleTarget{Consumers: 4, Reason: "test", By: "scalerd"}); err != nil {
+		t.Fatalf("set the scale target: %v", err)
+	}
+	if !seen(targets, 4) {
+		t.Fatal("the scale target's watch did not see 4 consumers")
+	}
+	if got, ok, err := host.ScaleTarget(ctx); err != nil || !ok || got.Consumers != 4 {
+		t.Errorf("agentd reads the target %+v %v %v", got, ok, err)
+	}
+	v.none(t, "scalerd")
+
+	a2a, err := js.Stream(ctx, agentbus.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	group, _ := bus.ConsumerName(0)
+	token, _ := bus.Groups().GroupToken(bus.Groups().Group("echo"))
+	members, _ := js.KeyValue(ctx, agentbus.MembersBucket)
+	refusals(t, ctx, "scalerd", map[string]func(context.Context) error{
+		"send": func(c context.Context) error { return bus.Send(c, textEnvelope("scalerd", "echo", "", "hi")) },
+		"ask directly": func(c context.Context) error {
+			_, err := bus.Request(c, textEnvelope("scalerd", "echo", "", "hi"), agentbus.Direct)
+			return err
+		},
+		"delete the stream":          func(c context.Context) error { return js.DeleteStream(c, agentbus.StreamName) },
+		"purge the stream":           func(c context.Context) error { return a2a.Purge(c) },
+		"read a message by sequence": func(c context.Context) error { _, err := a2a.GetMsg(c, 1); return err },
+		"pull a group":               func(c context.Context) error { _, err := js.Consumer(c, agentbus.StreamName, group); return err },
+		"write the members bucket":   func(c context.Context) error { _, err := members.Put(c, "fake", []byte("{}")); return err },
+	})
+	if err := nc.Publish(agentbus.SubjectPrefix+".x.y", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	for _, subject := range []string{"_INBOX.>", agentbus.DirectSubjectPrefix + ".>"} {
+		if _, err := nc.SubscribeSync(subject); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v.wait(t, "scalerd", agentbus.SubjectPrefix+"."+token+".echo", agentbus.DirectSubjectPrefix+"."+token+".echo",
+		"$JS.API.STREAM.DELETE."+agentbus.StreamName, "$JS.API.STREAM.PURGE."+agentbus.StreamName,
+		"$JS.API.STREAM.MSG.GET."+agentbus.StreamName, "$JS.API.CONSUMER.INFO."+agentbus.StreamName+"."+group,
+		"$KV."+agentbus.MembersBucket+".fake", agentbus.SubjectPrefix+".x.y",
+		"_INBOX.>", agentbus.DirectSubjectPrefix+".>")
+}
