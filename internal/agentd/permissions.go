@@ -11,46 +11,77 @@ import (
 	"github.com/a2abus/a2abus/placement"
 )
 
-// permissionsCmd runs "agentd permissions --agent ID [--groups N]
-// [--nkey KEY]": it prints the NATS authorization entry of an agent's own
-// credentials (agentbus.AgentPermissions), to paste into nats.conf.
+const permissionsUsage = "Usage: agentd permissions [--role agent|agentd|scalerd] [--agent ID] [--groups N] [--nkey KEY]"
+
+// permissionsCmd runs "agentd permissions [--role agent|agentd|scalerd]
+// [--agent ID] [--groups N] [--nkey KEY]": it prints the NATS
+// authorization entry of a role's credentials, to paste into nats.conf's
+// authorization users. The roles:
+//   - agent (the default): an agent's own credentials, for --agent ID in a
+//     bus of --groups groups (agentbus.AgentPermissions);
+//   - agentd: the daemon that hosts consumers and the gateway
+//     (agentbus.DaemonPermissions);
+//   - scalerd: the scaler daemon (agentbus.ScalerPermissions).
 func permissionsCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("agentd permissions", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	agent := fs.String("agent", "", "the agent `ID` the credentials are for")
-	groups := fs.Int("groups", placement.DefaultGroups, "the bus's consumer group `count`")
-	nkey := fs.String("nkey", "", "the agent's public `nkey` (U...); without it the entry names a user and password")
-	if err := fs.Parse(args); err != nil || fs.NArg() > 0 || *agent == "" {
-		if err == flag.ErrHelp {
-			fmt.Fprintln(stdout, "Usage: agentd permissions --agent ID [--groups N] [--nkey KEY]")
-			return exitOK
-		}
-		switch {
-		case err != nil:
-		case fs.NArg() > 0:
-			err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
-		default:
-			err = fmt.Errorf("--agent: name the agent")
-		}
+	role := fs.String("role", "agent", "whose credentials: `agent`, agentd or scalerd")
+	agent := fs.String("agent", "", "the agent `ID` the credentials are for (role agent)")
+	groups := fs.Int("groups", placement.DefaultGroups, "the bus's consumer group `count` (role agent)")
+	nkey := fs.String("nkey", "", "the user's public `nkey` (U...); without it the entry names a user and password")
+	usage := func(err error) int {
 		fmt.Fprintf(stderr, "agentd: permissions: %v\n", err)
 		return exitUsage
 	}
-	g, err := placement.NewGroups(*groups)
-	if err != nil {
-		fmt.Fprintf(stderr, "agentd: permissions: --groups %d: %v\n", *groups, err)
-		return exitUsage
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			fmt.Fprintln(stdout, permissionsUsage)
+			return exitOK
+		}
+		return usage(err)
 	}
-	p, err := agentbus.AgentPermissions(g, *agent)
-	if err != nil {
-		fmt.Fprintf(stderr, "agentd: permissions: --agent %q: %v\n", *agent, err)
-		return exitUsage
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	switch {
+	case fs.NArg() > 0:
+		return usage(fmt.Errorf("unexpected argument %q", fs.Arg(0)))
+	case *role != "agent" && *role != "agentd" && *role != "scalerd":
+		return usage(fmt.Errorf("--role %q: want agent, agentd or scalerd", *role))
+	case *role == "agent" && *agent == "":
+		return usage(fmt.Errorf("--agent: name the agent"))
+	case *role != "agent" && (set["agent"] || set["groups"]):
+		return usage(fmt.Errorf("--agent and --groups are for --role agent; %s's permissions do not depend on them", *role))
+	case *nkey != "" && (!strings.HasPrefix(*nkey, "U") || len(*nkey) != 56):
+		return usage(fmt.Errorf("--nkey %q: want a user's public nkey (U and 55 more characters)", *nkey))
 	}
-	if *nkey != "" && (!strings.HasPrefix(*nkey, "U") || len(*nkey) != 56) {
-		fmt.Fprintf(stderr, "agentd: permissions: --nkey %q: want a user's public nkey (U and 55 more characters)\n", *nkey)
-		return exitUsage
+
+	var p agentbus.Permissions
+	var about string
+	user := *role
+	switch *role {
+	case "agentd":
+		p = agentbus.DaemonPermissions()
+		about = "# agentd: provisions the streams, hosts consumers and the A2A gateway; cannot delete or purge a stream, nor set the scale target.\n"
+	case "scalerd":
+		p = agentbus.ScalerPermissions()
+		about = "# scalerd: reads the backlog and the members, elects its leader and writes the scale target; cannot send, pull or read a message, nor delete or purge a stream.\n" +
+			"# Its connection must use the inbox prefix " + agentbus.ScalerInboxPrefix + " (scalerd does).\n"
+	default:
+		g, err := placement.NewGroups(*groups)
+		if err != nil {
+			return usage(fmt.Errorf("--groups %d: %w", *groups, err))
+		}
+		if p, err = agentbus.AgentPermissions(g, *agent); err != nil {
+			return usage(fmt.Errorf("--agent %q: %w", *agent, err))
+		}
+		group, _ := g.GroupToken(g.Group(*agent))
+		user = *agent
+		about = fmt.Sprintf("# Agent %s (group %s of %d): sends to any agent, serves its group, reads nothing else.\n"+
+			"# Its connection must use the inbox prefix %s (nats.CustomInboxPrefix).\n",
+			*agent, group, *groups, agentbus.AgentInboxPrefix(*agent))
 	}
 	// An unquoted $NAME is read from the server's environment.
-	who := fmt.Sprintf("user: %s, password: $%s_PASSWORD", strconv.Quote(*agent), strings.ToUpper(strings.ReplaceAll(*agent, "-", "_")))
+	who := fmt.Sprintf("user: %s, password: $%s_PASSWORD", strconv.Quote(user), strings.ToUpper(strings.ReplaceAll(user, "-", "_")))
 	if *nkey != "" {
 		who = "nkey: " + *nkey
 	}
@@ -61,16 +92,13 @@ func permissionsCmd(args []string, stdout, stderr io.Writer) int {
 		}
 		return strings.Join(q, ", ")
 	}
-	group, _ := g.GroupToken(g.Group(*agent))
-	fmt.Fprintf(stdout, `# Agent %s (group %s of %d): sends to any agent, serves its group, reads nothing else.
-# Its connection must use the inbox prefix %s (nats.CustomInboxPrefix).
-{
+	fmt.Fprintf(stdout, `%s{
   %s
   permissions: {
     publish: { allow: [%s] }
     subscribe: { allow: [%s] }
   }
 }
-`, *agent, group, *groups, agentbus.AgentInboxPrefix(*agent), who, quote(p.Publish), quote(p.Subscribe))
+`, about, who, quote(p.Publish), quote(p.Subscribe))
 	return exitOK
 }
