@@ -1,0 +1,323 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/a2aproject/a2a-go/v2/a2a"
+	"github.com/a2aproject/a2a-go/v2/a2acompat/a2av0"
+	"github.com/a2aproject/a2a-go/v2/a2asrv"
+	"github.com/a2abus/a2abus/agentbus"
+	"github.com/a2abus/a2abus/agentbus/a2anats"
+	"github.com/a2abus/a2abus/codec"
+)
+
+// Prefix is the path the gateway is mounted on.
+const Prefix = "/a2a/"
+
+// MaxBodySize bounds a JSON-RPC request body: the bus's message limit.
+const MaxBodySize = codec.DefaultMaxSize
+
+// DefaultCardTTL is how long a card read from the registry is used before
+// it is read again.
+const DefaultCardTTL = 5 * time.Second
+
+// Config is the gateway's configuration.
+type Config struct {
+	// Token, when set, is the bearer token JSON-RPC requests must carry.
+	Token string
+	// ClientCerts says the HTTP server verifies client certificates
+	// (mutual TLS): requests with a verified one are let in.
+	ClientCerts bool
+	// Mode is how calls travel on the bus (default agentbus.Durable).
+	Mode agentbus.RequestMode
+	// NATSServer is the host:port of the NATS server as clients know it,
+	// written into the bus interface of the cards.
+	NATSServer string
+	// CardTTL is how long a card is cached (default DefaultCardTTL).
+	CardTTL time.Duration
+	// Logger logs what fails where no caller can be told (default
+	// slog.Default()).
+	Logger *slog.Logger
+}
+
+// Gateway serves the A2A endpoints of the registered agents (see the
+// package doc). It is an http.Handler for Prefix.
+type Gateway struct {
+	cfg    Config
+	reg    *a2anats.Registry
+	client *a2anats.Client
+	now    func() time.Time
+
+	mu     sync.Mutex
+	agents map[string]*agent
+}
+
+// agent is what the gateway keeps of one agent.
+type agent struct {
+	card    *a2a.AgentCard
+	fetched time.Time
+	v1, v0  http.Handler // JSON-RPC 1.0 and 0.3
+	cardH   http.Handler
+}
+
+// New returns the gateway of the agents in reg, calling them over bus.
+func New(bus *agentbus.Bus, reg *a2anats.Registry, cfg Config) (*Gateway, error) {
+	if cfg.CardTTL == 0 {
+		cfg.CardTTL = DefaultCardTTL
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	client, err := a2anats.NewClient(bus, a2anats.ClientMode(cfg.Mode))
+	if err != nil {
+		return nil, err
+	}
+	return &Gateway{cfg: cfg, reg: reg, client: client, now: time.Now, agents: map[string]*agent{}}, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rest, ok := strings.CutPrefix(r.URL.Path, Prefix)
+	if !ok {
+		writeError(w, http.StatusNotFound, a2a.ErrMethodNotFound, "no A2A endpoint at "+r.URL.Path)
+		return
+	}
+	id, sub, _ := strings.Cut(rest, "/")
+	if id == "" {
+		g.serveList(w, r)
+		return
+	}
+	switch sub {
+	case "", "v0.3":
+		g.serveRPC(w, r, id, sub == "v0.3")
+	case strings.TrimPrefix(a2asrv.WellKnownAgentCardPath, "/"):
+		ag, ok := g.lookup(w, r, id)
+		if ok {
+			ag.cardH.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), baseKey{}, baseURL(r))))
+		}
+	default:
+		writeError(w, http.StatusNotFound, a2a.ErrMethodNotFound, fmt.Sprintf("no A2A endpoint at %s: want %s<agentID>, %s<agentID>/v0.3 or %s<agentID>%s",
+			r.URL.Path, Prefix, Prefix, Prefix, a2asrv.WellKnownAgentCardPath))
+	}
+}
+
+// baseKey is the context key of the gateway's base URL as the client
+// reached it, for the card producer.
+type baseKey struct{}
+
+func baseURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+// serveList answers GET /a2a/ with the registered agent IDs.
+func (g *Gateway) serveList(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		writeError(w, http.StatusMethodNotAllowed, a2a.ErrInvalidRequest, "GET "+Prefix+" lists the agents; calls go to "+Prefix+"<agentID>")
+		return
+	}
+	ids, err := g.reg.Agents(r.Context())
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, a2a.ErrInternalError, err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"agents": append([]string{}, ids...)})
+}
+
+// serveRPC checks a JSON-RPC request at the edge (who sends it, its size,
+// its agent) and hands it to the SDK's handler.
+func (g *Gateway) serveRPC(w http.ResponseWriter, r *http.Request, id string, v0 bool) {
+	if err := g.authorize(r); err != nil {
+		status := http.StatusUnauthorized
+		if errors.Is(err, a2a.ErrUnauthorized) {
+			status = http.StatusForbidden
+		}
+		writeError(w, status, err, err.Error())
+		return
+	}
+	if r.Method != http.MethodPost {
+		writeError(w, http.StatusMethodNotAllowed, a2a.ErrInvalidRequest, "A2A JSON-RPC calls are POSTed")
+		return
+	}
+	if r.ContentLength > MaxBodySize {
+		writeError(w, http.StatusRequestEntityTooLarge, a2a.ErrInvalidRequest, fmt.Sprintf("request body is %d bytes, limit %d", r.ContentLength, MaxBodySize))
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodySize+1))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, a2a.ErrParseError, "reading the request body: "+err.Error())
+		return
+	}
+	if len(body) > MaxBodySize {
+		writeError(w, http.StatusRequestEntityTooLarge, a2a.ErrInvalidRequest, fmt.Sprintf("request body over the limit of %d bytes", MaxBodySize))
+		return
+	}
+	ag, ok := g.lookup(w, r, id)
+	if !ok {
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	if v0 {
+		ag.v0.ServeHTTP(w, r)
+	} else {
+		ag.v1.ServeHTTP(w, r)
+	}
+}
+
+// authorize lets a request in, or says why not.
+func (g *Gateway) authorize(r *http.Request) error {
+	if g.cfg.Token != "" {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if ok && subtle.ConstantTimeCompare([]byte(got), []byte(g.cfg.Token)) == 1 {
+			return nil
+		}
+		if !g.cfg.ClientCerts {
+			return a2a.NewError(a2a.ErrUnauthenticated, "this gateway wants \"Authorization: Bearer <token>\"")
+		}
+	}
+	if g.cfg.ClientCerts {
+		if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+			return nil
+		}
+		return a2a.NewError(a2a.ErrUnauthenticated, "this gateway wants a verified client certificate")
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err == nil {
+		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+			return nil
+		}
+	}
+	return a2a.NewError(a2a.ErrUnauthorized, "this gateway answers loopback clients only: start agentd with --http-token or --http-client-ca to let others in")
+}
+
+// lookup returns the agent id, or answers that there is none.
+func (g *Gateway) lookup(w http.ResponseWriter, r *http.Request, id string) (*agent, bool) {
+	g.mu.Lock()
+	ag := g.agents[id]
+	g.mu.Unlock()
+	if ag != nil && g.now().Sub(ag.fetched) < g.cfg.CardTTL {
+		return ag, true
+	}
+	card, err := g.reg.Card(r.Context(), id)
+	if errors.Is(err, a2anats.ErrUnknownAgent) {
+		g.mu.Lock()
+		delete(g.agents, id)
+		g.mu.Unlock()
+		writeError(w, http.StatusNotFound, a2a.ErrServerError, fmt.Sprintf("unknown agent %q: no agent card is registered for it", id))
+		return nil, false
+	}
+	if err != nil {
+		if ag != nil {
+			g.cfg.Logger.Warn("agent card not refreshed; using the cached one", "agent", id, "err", err)
+			return ag, true
+		}
+		writeError(w, http.StatusServiceUnavailable, a2a.ErrInternalError, err.Error())
+		return nil, false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if ag == nil {
+		if ag, err = g.newAgent(id); err != nil {
+			writeError(w, http.StatusInternalServerError, a2a.ErrInternalError, err.Error())
+			return nil, false
+		}
+	}
+	ag.card, ag.fetched = card, g.now()
+	g.agents[id] = ag
+	return ag, true
+}
+
+// newAgent builds the handlers of one agent.
+func (g *Gateway) newAgent(id string) (*agent, error) {
+	t, err := g.client.Transport(id)
+	if err != nil {
+		return nil, err
+	}
+	h := forward{t: t}
+	panics := a2asrv.WithTransportPanicHandler(func(r any) error {
+		g.cfg.Logger.Error("A2A gateway handler panicked", "agent", id, "panic", r)
+		return a2a.ErrInternalError
+	})
+	ag := &agent{v1: a2asrv.NewJSONRPCHandler(h, panics), v0: a2av0.NewJSONRPCHandler(h, panics)}
+	var producer a2asrv.AgentCardProducer = a2asrv.AgentCardProducerFn(func(ctx context.Context) (*a2a.AgentCard, error) {
+		g.mu.Lock()
+		card := ag.card
+		g.mu.Unlock()
+		base, _ := ctx.Value(baseKey{}).(string)
+		return g.servedCard(id, card, base), nil
+	})
+	if g.cfg.Token == "" {
+		// A card that 0.3 clients read too. The SDK writes its security
+		// schemes in the 0.3 form only, which 1.0 clients cannot parse, so
+		// with a token the card is in the 1.0 form alone.
+		producer = a2av0.NewAgentCardProducer(producer)
+	}
+	ag.cardH = a2asrv.NewAgentCardHandler(producer)
+	return ag, nil
+}
+
+// servedCard is card as this gateway serves it: its interfaces point at
+// the gateway first, then at the bus.
+func (g *Gateway) servedCard(id string, card *a2a.AgentCard, base string) *a2a.AgentCard {
+	c := *card
+	url := base + Prefix + id
+	c.SupportedInterfaces = []*a2a.AgentInterface{
+		a2a.NewAgentInterface(url, a2a.TransportProtocolJSONRPC),
+		{URL: url + "/v0.3", ProtocolBinding: a2a.TransportProtocolJSONRPC, ProtocolVersion: a2av0.Version},
+	}
+	bus := false
+	for _, i := range card.SupportedInterfaces {
+		if i != nil && i.ProtocolBinding == a2anats.ProtocolBinding {
+			c.SupportedInterfaces = append(c.SupportedInterfaces, i)
+			bus = true
+		}
+	}
+	if !bus {
+		c.SupportedInterfaces = append(c.SupportedInterfaces, a2anats.Interface(id, g.cfg.NATSServer))
+	}
+	if g.cfg.Token != "" {
+		c.SecuritySchemes = a2a.NamedSecuritySchemes{"bearer": a2a.HTTPAuthSecurityScheme{Scheme: "Bearer"}}
+		c.SecurityRequirements = a2a.SecurityRequirementsOptions{{"bearer": a2a.SecuritySchemeScopes{}}}
+	}
+	return &c
+}
+
+// writeError answers with a JSON-RPC error object for err's A2A error.
+func writeError(w http.ResponseWriter, status int, err error, message string) {
+	code := -32603
+	for _, c := range []struct {
+		code int
+		err  error
+	}{
+		{-32700, a2a.ErrParseError}, {-32600, a2a.ErrInvalidRequest}, {-32601, a2a.ErrMethodNotFound},
+		{-32000, a2a.ErrServerError}, {-31401, a2a.ErrUnauthenticated}, {-31403, a2a.ErrUnauthorized},
+	} {
+		if errors.Is(err, c.err) {
+			code = c.code
+			break
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"jsonrpc": "2.0", "id": nil,
+		"error": map[string]any{"code": code, "message": message},
+	})
+}
