@@ -9,13 +9,13 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/a2abus/a2abus/agentbus"
+	"github.com/a2abus/a2abus/agentbus/a2anats"
+	"github.com/a2abus/a2abus/placement"
 	"github.com/a2aproject/a2a-go/v2/a2a"
 	"github.com/a2aproject/a2a-go/v2/a2aclient"
 	"github.com/a2aproject/a2a-go/v2/a2aclient/agentcard"
 	"github.com/a2aproject/a2a-go/v2/a2asrv"
-	"github.com/a2abus/a2abus/agentbus"
-	"github.com/a2abus/a2abus/agentbus/a2anats"
-	"github.com/a2abus/a2abus/placement"
 )
 
 // Sidecar is an agent that speaks A2A JSON-RPC over HTTP, joined to the
