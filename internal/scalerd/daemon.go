@@ -318,8 +318,11 @@ func (d *Daemon) run(ctx context.Context) {
 // connect reaches the bus, retrying until it succeeds or ctx ends (nil).
 func (d *Daemon) connect(ctx context.Context) *agentbus.Bus {
 	for attempt := 1; ; attempt++ {
+		// Its own inbox prefix lets its role (agentbus.ScalerPermissions)
+		// read its replies and no one else's.
 		bus, err := agentbus.Connect(ctx, agentbus.WithURL(d.cfg.NATS), agentbus.WithName("scalerd"),
-			agentbus.WithLogger(d.log), agentbus.WithRegisterer(d.reg))
+			agentbus.WithLogger(d.log), agentbus.WithRegisterer(d.reg),
+			agentbus.WithNATSOptions(nats.CustomInboxPrefix(agentbus.ScalerInboxPrefix)))
 		if err == nil {
 			d.conn.Store(bus.Conn())
 			d.log.Info("connected to the bus", "nats", d.cfg.NATS, "groups", bus.Groups().Count())
