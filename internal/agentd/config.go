@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"github.com/a2abus/a2abus/agentbus"
+	"github.com/a2abus/a2abus/internal/gateway"
 	"github.com/a2abus/a2abus/internal/sysinfo"
 	"io"
 	"net"
@@ -26,7 +27,7 @@ type Config struct {
 	NATSHost        string // embedded server's client listener host
 	NATSPort        int    // embedded server's client port; 0 picks a free one, -1 none
 	NATSMonitorPort int    // embedded server's monitoring port; 0 picks a free one, -1 off
-	HTTP            string // address of /healthz, /readyz, /metrics (and later the A2A gateway)
+	HTTP            string // address of the A2A gateway, /healthz, /readyz and /metrics
 	Replicas        int    // stream replicas; 0 chooses 1 on one server, 3 in a cluster
 	LogLevel        string // debug, info, warn or error
 	LogFormat       string // text or json
@@ -41,6 +42,15 @@ type Config struct {
 	// those CPUs, where the platform supports it.
 	CPUs     string
 	NUMANode int
+
+	// The A2A gateway on HTTP. Without a token or client CA it answers
+	// loopback clients only.
+	HTTPToken    string // bearer token A2A calls must carry
+	HTTPTLSCert  string // certificate and key files: serve HTTPS
+	HTTPTLSKey   string
+	HTTPClientCA string // CA file: A2A calls with a client certificate it signed are let in
+	A2AMode      string // how the gateway's calls travel: durable or direct
+	Sidecars     string // AGENT=URL,...: A2A HTTP agents to serve on the bus
 }
 
 // DefaultConfig returns the defaults: the embedded server on 127.0.0.1:4222
@@ -58,6 +68,7 @@ func DefaultConfig() Config {
 		Consumers:       1,
 		MemberTTL:       agentbus.DefaultMemberTTL,
 		NUMANode:        -1,
+		A2AMode:         "durable",
 	}
 }
 
@@ -111,7 +122,35 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("--log-format %q: want text or json", c.LogFormat)
 	}
+	return c.validateGateway()
+}
+
+// validateGateway checks the A2A gateway's settings.
+func (c Config) validateGateway() error {
+	if (c.HTTPTLSCert == "") != (c.HTTPTLSKey == "") {
+		return errors.New("--http-tls-cert and --http-tls-key: give both or neither")
+	}
+	if c.HTTPClientCA != "" && c.HTTPTLSCert == "" {
+		return errors.New("--http-client-ca needs --http-tls-cert and --http-tls-key: client certificates come with TLS")
+	}
+	if _, err := c.requestMode(); err != nil {
+		return err
+	}
+	if _, err := gateway.ParseSidecars(c.Sidecars); err != nil {
+		return fmt.Errorf("--sidecars: %w", err)
+	}
 	return nil
+}
+
+// requestMode returns the bus request mode --a2a-mode names.
+func (c Config) requestMode() (agentbus.RequestMode, error) {
+	switch c.A2AMode {
+	case "durable":
+		return agentbus.Durable, nil
+	case "direct":
+		return agentbus.Direct, nil
+	}
+	return 0, fmt.Errorf("--a2a-mode %q: want durable or direct", c.A2AMode)
 }
 
 // maxConsumers bounds the consumers one agentd runs.
@@ -134,7 +173,13 @@ func flagSet(c *Config) *flag.FlagSet {
 	fs.StringVar(&c.NATSHost, "nats-host", c.NATSHost, "`host` the embedded NATS server listens on for clients")
 	fs.IntVar(&c.NATSPort, "nats-port", c.NATSPort, "client `port` of the embedded NATS server (0 any free port, -1 in-process only)")
 	fs.IntVar(&c.NATSMonitorPort, "nats-monitor-port", c.NATSMonitorPort, "monitoring `port` of the embedded NATS server (0 any free port, -1 off)")
-	fs.StringVar(&c.HTTP, "http", c.HTTP, "`address` of /healthz, /readyz and /metrics")
+	fs.StringVar(&c.HTTP, "http", c.HTTP, "`address` of the A2A gateway (/a2a/<agent>), /healthz, /readyz and /metrics")
+	fs.StringVar(&c.HTTPToken, "http-token", c.HTTPToken, "bearer `token` A2A calls to the gateway must carry (without it or --http-client-ca, loopback clients only)")
+	fs.StringVar(&c.HTTPTLSCert, "http-tls-cert", c.HTTPTLSCert, "certificate `file` (PEM): serve HTTPS")
+	fs.StringVar(&c.HTTPTLSKey, "http-tls-key", c.HTTPTLSKey, "private key `file` (PEM) of --http-tls-cert")
+	fs.StringVar(&c.HTTPClientCA, "http-client-ca", c.HTTPClientCA, "CA `file` (PEM): A2A calls with a client certificate it signed are let in (mutual TLS)")
+	fs.StringVar(&c.A2AMode, "a2a-mode", c.A2AMode, "how the gateway's calls travel on the bus: durable (stored, wait for a consumer) or direct (core NATS)")
+	fs.StringVar(&c.Sidecars, "sidecars", c.Sidecars, "A2A HTTP agents to serve on the bus, as `AGENT=URL`,... (URL: the agent's JSON-RPC endpoint)")
 	fs.IntVar(&c.Replicas, "replicas", c.Replicas, "stream replicas `n` (0: 1 on one server, 3 in a cluster)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: text or json")

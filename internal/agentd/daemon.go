@@ -16,6 +16,7 @@ import (
 	"github.com/a2abus/a2abus"
 	"github.com/a2abus/a2abus/agentbus"
 	"github.com/a2abus/a2abus/embedded"
+	"github.com/a2abus/a2abus/internal/gateway"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,7 +52,9 @@ type Daemon struct {
 	// live is set once the streams are provisioned; the HTTP handlers read it.
 	live atomic.Pointer[busConn]
 
-	stopDemo     func(context.Context) // nil unless --demo
+	stopHosted   func(context.Context) // nil unless --demo or --sidecars
+	gw           atomic.Pointer[gateway.Gateway]
+	gwBus        *agentbus.Bus
 	serveErr     chan error            // size one: the HTTP server's exit
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -84,7 +87,14 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	}
 	d.ln = ln
 	d.hs = &http.Server{Handler: d.handler(), ReadHeaderTimeout: 10 * time.Second}
-	go func() { d.serveErr <- d.hs.Serve(ln) }()
+	if d.cfg.HTTPTLSCert != "" {
+		if d.hs.TLSConfig, err = d.httpTLS(); err != nil {
+			return err
+		}
+		go func() { d.serveErr <- d.hs.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { d.serveErr <- d.hs.Serve(ln) }()
+	}
 
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
@@ -112,10 +122,13 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	if err := agentbus.EnsureStreams(ctx, js, agentbus.StreamConfig{Replicas: replicas}); err != nil {
 		return fmt.Errorf("provision streams: %w", err)
 	}
-	if d.cfg.Demo {
-		if d.stopDemo, err = d.startDemo(ctx, nc); err != nil {
-			return fmt.Errorf("demo agents: %w", err)
+	if d.cfg.Demo || d.cfg.Sidecars != "" {
+		if d.stopHosted, err = d.startHosted(ctx, nc); err != nil {
+			return fmt.Errorf("hosted agents: %w", err)
 		}
+	}
+	if err := d.startGateway(ctx, nc); err != nil {
+		return fmt.Errorf("A2A gateway: %w", err)
 	}
 	d.live.Store(&busConn{nc: nc, js: js})
 	d.log.Info("agentd ready", "http", ln.Addr().String(), "nats", d.NATSURL(),
@@ -262,8 +275,12 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 		}
 	}
 	d.live.Store(nil)
-	if d.stopDemo != nil {
-		d.stopDemo(ctx)
+	d.gw.Store(nil)
+	if d.stopHosted != nil {
+		d.stopHosted(ctx)
+	}
+	if d.gwBus != nil {
+		_ = d.gwBus.Close(ctx)
 	}
 	if d.nc != nil {
 		if err := agentbus.Drain(ctx, d.nc); err != nil {

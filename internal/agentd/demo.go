@@ -2,48 +2,97 @@ package agentd
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"time"
 
+	"github.com/a2aproject/a2a-go/v2/a2asrv"
 	"github.com/a2abus/a2abus/agentbus"
+	"github.com/a2abus/a2abus/agentbus/a2anats"
 	"github.com/a2abus/a2abus/codec"
+	"github.com/a2abus/a2abus/internal/demoagent"
+	"github.com/a2abus/a2abus/internal/gateway"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// startDemo hosts the demo agents on nc: echo replies with the text it got,
-// worker replies after the configured delay. It returns a function that
-// stops serving and waits, until its ctx ends, for the consumers to hand
-// their groups over.
-func (d *Daemon) startDemo(ctx context.Context, nc *nats.Conn) (stop func(context.Context), err error) {
+// sidecarCardTimeout bounds the fetch of a sidecar agent's card at start.
+const sidecarCardTimeout = 5 * time.Second
+
+// startHosted hosts the agents this agentd serves on nc, with its consumer
+// pool: the demo agents (--demo) and the sidecar HTTP agents (--sidecars).
+// The demo agents are A2A SDK agents (echo replies with the text it got,
+// worker runs a task that completes after --demo-delay), served over the
+// bus with the task store in KV; they also answer plain envelopes with a
+// text message, as `agentd send` and the benchmarks use. It returns a
+// function that stops serving and waits, until its ctx ends, for the
+// consumers to hand their groups over and the running calls to end.
+func (d *Daemon) startHosted(ctx context.Context, nc *nats.Conn) (stop func(context.Context), err error) {
+	sidecars, err := gateway.ParseSidecars(d.cfg.Sidecars)
+	if err != nil {
+		return nil, err
+	}
 	bus, err := agentbus.Connect(ctx, agentbus.WithConn(nc), agentbus.WithLogger(d.log), agentbus.WithRegisterer(d.reg))
 	if err != nil {
 		return nil, err
 	}
+	var servers []*a2anats.Server
+	closeAll := func(ctx context.Context) {
+		for _, s := range servers {
+			if err := s.Close(ctx); err != nil {
+				d.log.Warn("stopping A2A calls", "err", err)
+			}
+		}
+		cctx, ccancel := context.WithTimeout(ctx, drainTimeout)
+		defer ccancel()
+		_ = bus.Close(cctx)
+	}
 	defer func() {
 		if err != nil {
-			_ = bus.Close(context.Background())
+			closeAll(context.Background())
 		}
 	}()
-	reply := func(ctx context.Context, req *codec.Envelope, text string) error {
-		return bus.Reply(ctx, req, &codec.Envelope{Kind: "message", Message: &codec.Message{
-			MessageID: "reply-" + req.ID, Role: codec.RoleAgent, Parts: []codec.Part{codec.TextPart(text)},
-		}})
-	}
-	if err := bus.Handle("echo", func(ctx context.Context, env *codec.Envelope) error {
-		return reply(ctx, env, textOf(env))
-	}); err != nil {
+	reg, err := a2anats.NewRegistry(ctx, bus)
+	if err != nil {
 		return nil, err
 	}
-	delay := d.cfg.DemoDelay
-	if err := bus.Handle("worker", func(ctx context.Context, env *codec.Envelope) error {
-		select {
-		case <-time.After(delay):
-		case <-ctx.Done():
-			return ctx.Err()
+	var hosted []string
+	if d.cfg.Demo {
+		tasks, err := a2anats.NewTaskStore(ctx, bus, 0)
+		if err != nil {
+			return nil, err
 		}
-		return reply(ctx, env, "done: "+textOf(env))
-	}); err != nil {
-		return nil, err
+		for _, a := range []struct {
+			id, about string
+			exec      a2asrv.AgentExecutor
+		}{
+			{"echo", "Replies with the text it got.", demoagent.Echo{}},
+			{"worker", fmt.Sprintf("Runs a task that completes after %v with the artifact \"done: <text>\".", d.cfg.DemoDelay), demoagent.Worker{Delay: d.cfg.DemoDelay}},
+		} {
+			s, err := a2anats.NewServer(bus, a2asrv.NewHandler(a.exec, a2asrv.WithTaskStore(tasks)), a2anats.ServerLogger(d.log))
+			if err != nil {
+				return nil, err
+			}
+			servers = append(servers, s)
+			if err := bus.Handle(a.id, d.demoHandler(bus, s, a.id)); err != nil {
+				return nil, err
+			}
+			if err := reg.Register(ctx, a.id, demoagent.Card(a.id, a.about), d.natsHost()); err != nil {
+				return nil, err
+			}
+			hosted = append(hosted, a.id)
+		}
+	}
+	for _, sc := range sidecars {
+		cctx, cancel := context.WithTimeout(ctx, sidecarCardTimeout)
+		s, err := gateway.ServeSidecar(cctx, bus, reg, sc, http.DefaultClient, d.log)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("sidecar %s: %w", sc.ID, err)
+		}
+		servers = append(servers, s)
+		hosted = append(hosted, sc.ID)
+		d.log.Info("serving an A2A HTTP agent on the bus", "agent", sc.ID, "url", sc.URL)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -59,17 +108,38 @@ func (d *Daemon) startDemo(ctx context.Context, nc *nats.Conn) (stop func(contex
 		defer close(done)
 		pool.run(sctx)
 	}()
-	d.log.Info("hosting demo agents", "agents", "echo, worker", "worker_delay", delay, "host", pool.id)
+	d.log.Info("hosting agents", "agents", hosted, "worker_delay", d.cfg.DemoDelay, "host", pool.id)
 	return func(ctx context.Context) {
 		cancel()
 		<-done
 		if err := pool.wait(ctx); err != nil {
 			d.log.Warn("stopping consumers", "err", err)
 		}
-		cctx, ccancel := context.WithTimeout(ctx, drainTimeout)
-		defer ccancel()
-		_ = bus.Close(cctx)
+		closeAll(ctx)
 	}, nil
+}
+
+// demoHandler serves a demo agent's A2A calls with s, and answers a plain
+// envelope with a text message: the text it got from echo, "done: <text>"
+// from worker after its delay.
+func (d *Daemon) demoHandler(bus *agentbus.Bus, s *a2anats.Server, id string) agentbus.Handler {
+	return func(ctx context.Context, env *codec.Envelope) error {
+		if a2anats.IsCall(env) {
+			return s.Handle(ctx, env)
+		}
+		text := textOf(env)
+		if id == "worker" {
+			select {
+			case <-time.After(d.cfg.DemoDelay):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			text = "done: " + text
+		}
+		return bus.Reply(ctx, env, &codec.Envelope{Kind: "message", Message: &codec.Message{
+			MessageID: "reply-" + env.ID, Role: codec.RoleAgent, Parts: []codec.Part{codec.TextPart(text)},
+		}})
+	}
 }
 
 // textOf returns the text of env's A2A message, or "" when it has none.

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/a2abus/a2abus/agentbus"
+	"github.com/a2abus/a2abus/internal/gateway"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -16,6 +17,7 @@ func (d *Daemon) handler() http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", d.readyz)
+	mux.HandleFunc(gateway.Prefix, d.serveA2A)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{
 		ErrorLog:          slogPrinter{d},
 		EnableOpenMetrics: true,
