@@ -55,7 +55,7 @@ type Daemon struct {
 	stopHosted   func(context.Context) // nil unless --demo or --sidecars
 	gw           atomic.Pointer[gateway.Gateway]
 	gwBus        *agentbus.Bus
-	serveErr     chan error            // size one: the HTTP server's exit
+	serveErr     chan error // size one: the HTTP server's exit
 	shutdownOnce sync.Once
 	shutdownErr  error
 }

@@ -6,12 +6,12 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/a2aproject/a2a-go/v2/a2asrv"
 	"github.com/a2abus/a2abus/agentbus"
 	"github.com/a2abus/a2abus/agentbus/a2anats"
 	"github.com/a2abus/a2abus/codec"
 	"github.com/a2abus/a2abus/internal/demoagent"
 	"github.com/a2abus/a2abus/internal/gateway"
+	"github.com/a2aproject/a2a-go/v2/a2asrv"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )

@@ -8,11 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/a2abus/a2abus/embedded/embeddedtest"
+	"github.com/a2abus/a2abus/internal/demoagent"
 	"github.com/a2aproject/a2a-go/v2/a2a"
 	"github.com/a2aproject/a2a-go/v2/a2aclient"
 	"github.com/a2aproject/a2a-go/v2/a2aclient/agentcard"
-	"github.com/a2abus/a2abus/embedded/embeddedtest"
-	"github.com/a2abus/a2abus/internal/demoagent"
 )
 
 // TestGatewayWithDemoAgents: `agentd --demo` serves the demo agents' cards
