@@ -319,3 +319,14 @@ func TestAgentFromURL(t *testing.T) {
 		}
 	}
 }
+
+// TestDaemonRoleCoversBuckets: agentd's narrowed role (agentbus) names
+// this package's buckets, which it cannot import.
+func TestDaemonRoleCoversBuckets(t *testing.T) {
+	perms := strings.Join(agentbus.DaemonPermissions().Publish, " ")
+	for _, b := range []string{a2anats.AgentsBucket, a2anats.TasksBucket} {
+		if !strings.Contains(perms, "$KV."+b+".") || !strings.Contains(perms, "KV_"+b) {
+			t.Errorf("agentd's role does not cover bucket %s: %s", b, perms)
+		}
+	}
+}

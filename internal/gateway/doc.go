@@ -5,15 +5,16 @@
 //
 //	POST /a2a/<agentID>                                  JSON-RPC, A2A 1.0 (SSE for streams)
 //	POST /a2a/<agentID>/v0.3                             JSON-RPC, A2A 0.3 (older clients)
+//	     /a2a/<agentID>/rest/...                         HTTP+JSON, A2A 1.0
 //	GET  /a2a/<agentID>/.well-known/agent-card.json      the agent's card
 //	GET  /a2a/                                           the registered agent IDs
 //
 // built on the A2A Go SDK's own JSON-RPC handlers: each call is carried
 // over the bus (a2anats) to the agent's consumer and back. The card is the
-// registered one with its interfaces pointing at this gateway (JSON-RPC 1.0
-// and 0.3) and at the bus binding.
+// registered one with its interfaces pointing at this gateway (JSON-RPC 1.0,
+// HTTP+JSON, JSON-RPC 0.3) and at the bus binding.
 //
-// Security: with a bearer token the JSON-RPC endpoints want
+// Security: with a bearer token the call endpoints want
 // "Authorization: Bearer <token>"; with client certificates (mutual TLS,
 // set up on the HTTP server) they want a verified one; with neither they
 // answer loopback clients only. Cards are public, as A2A discovery expects;

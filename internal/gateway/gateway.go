@@ -69,6 +69,7 @@ type agent struct {
 	card    *a2a.AgentCard
 	fetched time.Time
 	v1, v0  http.Handler // JSON-RPC 1.0 and 0.3
+	rest    http.Handler // HTTP+JSON 1.0
 	cardH   http.Handler
 }
 
@@ -99,17 +100,21 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.serveList(w, r)
 		return
 	}
-	switch sub {
-	case "", "v0.3":
-		g.serveRPC(w, r, id, sub == "v0.3")
-	case strings.TrimPrefix(a2asrv.WellKnownAgentCardPath, "/"):
+	switch {
+	case sub == "":
+		g.serveCall(w, r, id, func(ag *agent) http.Handler { return ag.v1 })
+	case sub == "v0.3":
+		g.serveCall(w, r, id, func(ag *agent) http.Handler { return ag.v0 })
+	case sub == "rest" || strings.HasPrefix(sub, "rest/"):
+		g.serveCall(w, r, id, func(ag *agent) http.Handler { return ag.rest })
+	case sub == strings.TrimPrefix(a2asrv.WellKnownAgentCardPath, "/"):
 		ag, ok := g.lookup(w, r, id)
 		if ok {
 			ag.cardH.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), baseKey{}, baseURL(r))))
 		}
 	default:
-		writeError(w, http.StatusNotFound, a2a.ErrMethodNotFound, fmt.Sprintf("no A2A endpoint at %s: want %s<agentID>, %s<agentID>/v0.3 or %s<agentID>%s",
-			r.URL.Path, Prefix, Prefix, Prefix, a2asrv.WellKnownAgentCardPath))
+		writeError(w, http.StatusNotFound, a2a.ErrMethodNotFound, fmt.Sprintf("no A2A endpoint at %s: want %s<agentID> (JSON-RPC), %s<agentID>/v0.3, %s<agentID>/rest/... (HTTP+JSON) or %s<agentID>%s",
+			r.URL.Path, Prefix, Prefix, Prefix, Prefix, a2asrv.WellKnownAgentCardPath))
 	}
 }
 
@@ -140,9 +145,9 @@ func (g *Gateway) serveList(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(map[string]any{"agents": append([]string{}, ids...)})
 }
 
-// serveRPC checks a JSON-RPC request at the edge (who sends it, its size,
-// its agent) and hands it to the SDK's handler.
-func (g *Gateway) serveRPC(w http.ResponseWriter, r *http.Request, id string, v0 bool) {
+// serveCall checks a call at the edge (who sends it, its size, its agent)
+// and hands it to the SDK's handler of its binding.
+func (g *Gateway) serveCall(w http.ResponseWriter, r *http.Request, id string, binding func(*agent) http.Handler) {
 	if err := g.authorize(r); err != nil {
 		status := http.StatusUnauthorized
 		if errors.Is(err, a2a.ErrUnauthorized) {
@@ -151,8 +156,8 @@ func (g *Gateway) serveRPC(w http.ResponseWriter, r *http.Request, id string, v0
 		writeError(w, status, err, err.Error())
 		return
 	}
-	if r.Method != http.MethodPost {
-		writeError(w, http.StatusMethodNotAllowed, a2a.ErrInvalidRequest, "A2A JSON-RPC calls are POSTed")
+	if r.Method != http.MethodPost && r.Method != http.MethodGet && r.Method != http.MethodDelete {
+		writeError(w, http.StatusMethodNotAllowed, a2a.ErrInvalidRequest, "A2A calls are POSTed (GET and DELETE for some HTTP+JSON ones)")
 		return
 	}
 	if r.ContentLength > MaxBodySize {
@@ -174,11 +179,7 @@ func (g *Gateway) serveRPC(w http.ResponseWriter, r *http.Request, id string, v0
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
-	if v0 {
-		ag.v0.ServeHTTP(w, r)
-	} else {
-		ag.v1.ServeHTTP(w, r)
-	}
+	binding(ag).ServeHTTP(w, r)
 }
 
 // authorize lets a request in, or says why not.
@@ -255,7 +256,8 @@ func (g *Gateway) newAgent(id string) (*agent, error) {
 		g.cfg.Logger.Error("A2A gateway handler panicked", "agent", id, "panic", r)
 		return a2a.ErrInternalError
 	})
-	ag := &agent{v1: a2asrv.NewJSONRPCHandler(h, panics), v0: a2av0.NewJSONRPCHandler(h, panics)}
+	ag := &agent{v1: a2asrv.NewJSONRPCHandler(h, panics), v0: a2av0.NewJSONRPCHandler(h, panics),
+		rest: http.StripPrefix(Prefix+id+"/rest", a2asrv.NewRESTHandler(h, panics))}
 	var producer a2asrv.AgentCardProducer = a2asrv.AgentCardProducerFn(func(ctx context.Context) (*a2a.AgentCard, error) {
 		g.mu.Lock()
 		card := ag.card
@@ -280,6 +282,7 @@ func (g *Gateway) servedCard(id string, card *a2a.AgentCard, base string) *a2a.A
 	url := base + Prefix + id
 	c.SupportedInterfaces = []*a2a.AgentInterface{
 		a2a.NewAgentInterface(url, a2a.TransportProtocolJSONRPC),
+		a2a.NewAgentInterface(url+"/rest", a2a.TransportProtocolHTTPJSON),
 		{URL: url + "/v0.3", ProtocolBinding: a2a.TransportProtocolJSONRPC, ProtocolVersion: a2av0.Version},
 	}
 	bus := false

@@ -151,6 +151,7 @@ func TestCardPointsAtGatewayAndBus(t *testing.T) {
 	}
 	want := []string{
 		"JSONRPC 1.0 " + hs.URL + "/a2a/echo",
+		"HTTP+JSON 1.0 " + hs.URL + "/a2a/echo/rest",
 		"JSONRPC 0.3 " + hs.URL + "/a2a/echo/v0.3",
 		string(a2anats.ProtocolBinding) + " 1.0 nats://localhost/a2a/echo",
 	}
@@ -324,6 +325,33 @@ func TestTokenAndLoopback(t *testing.T) {
 		if rec.Code != tc.status {
 			t.Fatalf("client %s: HTTP %d %s, want %d", tc.remote, rec.Code, rec.Body, tc.status)
 		}
+	}
+}
+
+// TestHTTPJSONBinding: the SDK client on the HTTP+JSON binding alone.
+func TestHTTPJSONBinding(t *testing.T) {
+	hs := demo(t)
+	ctx := testCtx(t, time.Minute)
+	_, card := sdkClient(t, hs, "worker")
+	c, err := a2aclient.NewFromEndpoints(ctx, []*a2a.AgentInterface{card.SupportedInterfaces[1]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.SendMessage(ctx, text("rest job"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	task, ok := res.(*a2a.Task)
+	if !ok || task.Status.State != a2a.TaskStateCompleted {
+		t.Fatalf("SendMessage over HTTP+JSON: %#v", res)
+	}
+	got, err := c.GetTask(ctx, &a2a.GetTaskRequest{ID: task.ID})
+	if err != nil || got.ID != task.ID {
+		t.Fatalf("GetTask over HTTP+JSON: %+v, %v", got, err)
+	}
+	_, err = c.GetTask(ctx, &a2a.GetTaskRequest{ID: "no-such-task"})
+	if !errors.Is(err, a2a.ErrTaskNotFound) {
+		t.Fatalf("GetTask of an unknown task over HTTP+JSON: %v", err)
 	}
 }
 
