@@ -1,0 +1,427 @@
+package faults
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/a2abus/a2abus/embedded"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Cluster is n embedded NATS servers with clustered JetStream on loopback,
+// every route and every client connection passing through a Proxy so that
+// a node can be cut off from its peers, and clients from their servers.
+//
+// Each ordered pair of nodes (i, j) has its own route proxy, the only way
+// node i reaches node j: node i's configured routes are its proxies to the
+// others. A server also connects to the routes its peers gossip about; each
+// node advertises a closed port, so such an implicit route fails at once
+// and every route stays on a proxy. Isolate(i) cuts node i's proxies both
+// ways.
+//
+// A node keeps its name, ports and store directory across Stop and
+// Restart. Clients connect to the client proxies (ClientURLs): CutClients
+// drops every client connection at once, a reconnect storm.
+//
+// The methods are safe for concurrent use.
+type Cluster struct {
+	name string
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	nodes   []*node
+	routes  map[[2]int]*Proxy // [from, to] -> proxy from's routes dial to reach to
+	clients []*Proxy          // per node, in front of its client port
+	advert  string            // a closed port every node advertises for routes
+}
+
+type node struct {
+	name       string
+	storeDir   string
+	clientPort int
+	routePort  int
+	srv        *embedded.Server // nil while stopped
+}
+
+// StartTimeout bounds how long StartCluster, Restart and the waits wait
+// for servers and leaders.
+const StartTimeout = 30 * time.Second
+
+// StartCluster starts n servers (n >= 1) storing under dir (one directory
+// per node) and waits until the JetStream meta group has a leader every
+// node follows. Servers log through log (nil discards).
+func StartCluster(ctx context.Context, n int, dir string, log *slog.Logger) (*Cluster, error) {
+	if n < 1 {
+		return nil, fmt.Errorf("faults: cluster size %d, want at least 1", n)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ports, err := freePorts(2*n + 1)
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{
+		name:   "a2abus-faults",
+		log:    log,
+		routes: map[[2]int]*Proxy{},
+		advert: fmt.Sprintf("127.0.0.1:%d", ports[2*n]),
+	}
+	for i := range n {
+		nd := &node{
+			name:       fmt.Sprintf("n%d", i+1),
+			storeDir:   filepath.Join(dir, fmt.Sprintf("n%d", i+1)),
+			clientPort: ports[2*i],
+			routePort:  ports[2*i+1],
+		}
+		if err := os.MkdirAll(nd.storeDir, 0o750); err != nil {
+			return nil, err
+		}
+		c.nodes = append(c.nodes, nd)
+	}
+	fail := func(err error) (*Cluster, error) {
+		_ = c.Close(context.Background())
+		return nil, err
+	}
+	for i, nd := range c.nodes {
+		p, err := NewProxy("127.0.0.1:0", fmt.Sprintf("127.0.0.1:%d", nd.clientPort))
+		if err != nil {
+			return fail(err)
+		}
+		c.clients = append(c.clients, p)
+		for j, peer := range c.nodes {
+			if i == j {
+				continue
+			}
+			p, err := NewProxy("127.0.0.1:0", fmt.Sprintf("127.0.0.1:%d", peer.routePort))
+			if err != nil {
+				return fail(err)
+			}
+			c.routes[[2]int{i, j}] = p
+		}
+	}
+	all := make([]int, n)
+	for i := range all {
+		all[i] = i
+	}
+	if err := c.start(ctx, all...); err != nil {
+		return fail(err)
+	}
+	if _, err := c.WaitMetaLeader(ctx); err != nil {
+		return fail(err)
+	}
+	return c, nil
+}
+
+// start starts the given stopped nodes together: a clustered server
+// becomes ready only once it reaches enough of its peers.
+func (c *Cluster) start(ctx context.Context, idx ...int) error {
+	errs := make([]error, len(idx))
+	var wg sync.WaitGroup
+	for k, i := range idx {
+		wg.Go(func() { errs[k] = c.startOne(ctx, i) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (c *Cluster) startOne(ctx context.Context, i int) error {
+	c.mu.Lock()
+	nd := c.nodes[i]
+	var routes []*url.URL
+	for j := range c.nodes {
+		if j != i {
+			routes = append(routes, &url.URL{Scheme: "nats-route", Host: c.routes[[2]int{i, j}].Addr()})
+		}
+	}
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, StartTimeout)
+	defer cancel()
+	srv, err := embedded.Start(ctx,
+		embedded.WithServerName(nd.name),
+		embedded.WithStoreDir(nd.storeDir),
+		embedded.WithPort(nd.clientPort),
+		embedded.WithLogger(c.log.With("server", nd.name)),
+		embedded.WithCluster(embedded.Cluster{Name: c.name, Port: nd.routePort, Routes: routes}),
+		embedded.WithServerOptions(func(o *server.Options) {
+			o.Cluster.Advertise = c.advert
+		}),
+	)
+	if err != nil {
+		return fmt.Errorf("faults: start node %s: %w", nd.name, err)
+	}
+	c.mu.Lock()
+	nd.srv = srv
+	c.mu.Unlock()
+	return nil
+}
+
+// Size returns the number of nodes, running or stopped.
+func (c *Cluster) Size() int { return len(c.nodes) }
+
+// Name returns node i's server name.
+func (c *Cluster) Name(i int) string { return c.nodes[i].name }
+
+// Server returns node i's server, or nil while it is stopped.
+func (c *Cluster) Server(i int) *embedded.Server {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodes[i].srv
+}
+
+// Running reports whether node i is running.
+func (c *Cluster) Running(i int) bool { return c.Server(i) != nil }
+
+// ClientURLs returns the client proxies' URLs, node first's before the
+// others, joined with commas as nats.Connect takes them. Give clients
+// nats.DontRandomize to make them start on node first.
+func (c *Cluster) ClientURLs(first int) string {
+	urls := []string{"nats://" + c.clients[first].Addr()}
+	for i, p := range c.clients {
+		if i != first {
+			urls = append(urls, "nats://"+p.Addr())
+		}
+	}
+	return strings.Join(urls, ",")
+}
+
+// DirectURLs is ClientURLs without the client proxies: connections that
+// CutClients does not drop.
+func (c *Cluster) DirectURLs(first int) string {
+	urls := []string{fmt.Sprintf("nats://127.0.0.1:%d", c.nodes[first].clientPort)}
+	for i, nd := range c.nodes {
+		if i != first {
+			urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", nd.clientPort))
+		}
+	}
+	return strings.Join(urls, ",")
+}
+
+// Stop shuts node i down and waits until it has stopped. Its store is kept
+// for Restart.
+func (c *Cluster) Stop(ctx context.Context, i int) error {
+	c.mu.Lock()
+	srv := c.nodes[i].srv
+	c.nodes[i].srv = nil
+	c.mu.Unlock()
+	if srv == nil {
+		return fmt.Errorf("faults: node %s is already stopped", c.nodes[i].name)
+	}
+	return srv.Shutdown(ctx)
+}
+
+// StopAll stops every running node at once.
+func (c *Cluster) StopAll(ctx context.Context) error {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for i := range c.nodes {
+		if !c.Running(i) {
+			continue
+		}
+		wg.Go(func() {
+			if err := c.Stop(ctx, i); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Restart starts the given stopped nodes again (all stopped nodes when none
+// are given), with their old names, ports and stores, and waits until the
+// meta group has a leader every running node follows.
+func (c *Cluster) Restart(ctx context.Context, idx ...int) error {
+	if len(idx) == 0 {
+		for i := range c.nodes {
+			if !c.Running(i) {
+				idx = append(idx, i)
+			}
+		}
+	}
+	for _, i := range idx {
+		if c.Running(i) {
+			return fmt.Errorf("faults: node %s is running", c.nodes[i].name)
+		}
+	}
+	if err := c.start(ctx, idx...); err != nil {
+		return err
+	}
+	_, err := c.WaitMetaLeader(ctx)
+	return err
+}
+
+// Isolate cuts node i off from every peer: the route proxies to it and
+// from it refuse connections until Heal. Its clients stay connected to it.
+func (c *Cluster) Isolate(i int) {
+	for k, p := range c.routes {
+		if k[0] == i || k[1] == i {
+			p.Cut()
+		}
+	}
+}
+
+// Heal restores node i's routes.
+func (c *Cluster) Heal(i int) {
+	for k, p := range c.routes {
+		if k[0] == i || k[1] == i {
+			p.Restore()
+		}
+	}
+}
+
+// CutClients drops every client connection to every node and refuses new
+// ones until RestoreClients.
+func (c *Cluster) CutClients() {
+	for _, p := range c.clients {
+		p.Cut()
+	}
+}
+
+// RestoreClients lets clients connect again.
+func (c *Cluster) RestoreClients() {
+	for _, p := range c.clients {
+		p.Restore()
+	}
+}
+
+// StreamLeader returns the index of the running node that leads stream in
+// the default account, or -1 when none does right now.
+func (c *Cluster) StreamLeader(stream string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, nd := range c.nodes {
+		if nd.srv != nil && nd.srv.NATSServer().JetStreamIsStreamLeader(server.DEFAULT_GLOBAL_ACCOUNT, stream) {
+			return i
+		}
+	}
+	return -1
+}
+
+// WaitStreamLeader waits until a running node leads stream and returns its
+// index.
+func (c *Cluster) WaitStreamLeader(ctx context.Context, stream string) (int, error) {
+	return c.waitFor(ctx, "leader of stream "+stream, func(ns *server.Server) bool {
+		return ns.JetStreamIsStreamLeader(server.DEFAULT_GLOBAL_ACCOUNT, stream)
+	}, nil)
+}
+
+// WaitMetaLeader waits until a running node leads the JetStream meta group
+// and every running node is current with it, and returns the leader's
+// index.
+func (c *Cluster) WaitMetaLeader(ctx context.Context) (int, error) {
+	return c.waitFor(ctx, "JetStream meta leader", func(ns *server.Server) bool {
+		return ns.JetStreamIsLeader()
+	}, func(ns *server.Server) bool {
+		return ns.JetStreamIsCurrent()
+	})
+}
+
+func (c *Cluster) waitFor(ctx context.Context, what string, isLeader, current func(*server.Server) bool) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, StartTimeout)
+	defer cancel()
+	for {
+		leader, ok := -1, true
+		c.mu.Lock()
+		for i, nd := range c.nodes {
+			if nd.srv == nil {
+				continue
+			}
+			ns := nd.srv.NATSServer()
+			if isLeader(ns) {
+				leader = i
+			}
+			if current != nil && !current(ns) {
+				ok = false
+			}
+		}
+		c.mu.Unlock()
+		if leader >= 0 && ok {
+			return leader, nil
+		}
+		select {
+		case <-ctx.Done():
+			return -1, fmt.Errorf("faults: no %s: %w", what, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// WaitPlacement waits until the servers nc reaches can place a stream of
+// the given replicas, by creating and deleting a probe stream: right after
+// a node restarts, the meta leader may not know every peer yet and placing
+// a replicated asset (a consumer, a KV bucket) fails.
+func WaitPlacement(ctx context.Context, nc *nats.Conn, replicas int) error {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, StartTimeout)
+	defer cancel()
+	for {
+		actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := js.CreateStream(actx, jetstream.StreamConfig{Name: "PROBE_PLACEMENT", Subjects: []string{"probe.placement"},
+			Replicas: replicas, Storage: jetstream.MemoryStorage})
+		if err == nil {
+			err = js.DeleteStream(actx, "PROBE_PLACEMENT")
+		}
+		acancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("faults: a %d-replica stream cannot be placed: %w", replicas, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// Close stops every running node and closes the proxies.
+func (c *Cluster) Close(ctx context.Context) error {
+	err := c.StopAll(ctx)
+	for _, p := range c.routes {
+		_ = p.Close()
+	}
+	for _, p := range c.clients {
+		_ = p.Close()
+	}
+	return err
+}
+
+// freePorts finds n distinct free TCP ports on loopback. Another process
+// could take one before it is used; on loopback that is rare.
+func freePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			_ = l.Close()
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("faults: find a free port: %w", err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
