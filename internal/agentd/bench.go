@@ -16,7 +16,7 @@ import (
 // benchCmd runs "agentd bench SCENARIO [flags]".
 func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprintln(stderr, "agentd: bench: name a scenario: throughput, latency, e2e, placement or durability")
+		fmt.Fprintln(stderr, "agentd: bench: name a scenario: throughput, latency, e2e, a2a, placement or durability")
 		return exitUsage
 	}
 	scenario, args := args[0], args[1:]
@@ -30,8 +30,10 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.IntVar(&tc.Destinations, "destinations", 64, "destination agents")
 	senders := fs.String("senders", "1,4", "sender counts to run, comma-separated (throughput)")
 	var lc bench.LatencyConfig
-	fs.IntVar(&lc.Requests, "requests", 2000, "sequential round trips per party (latency)")
-	parties := fs.String("parties", "", "run only these of bus, raw_js and core, comma-separated (default all)")
+	fs.IntVar(&lc.Requests, "requests", 2000, "sequential round trips per party (latency); requests per party from --clients clients (a2a, default 8000)")
+	var ac bench.A2AConfig
+	fs.IntVar(&ac.Clients, "clients", 64, "concurrent a2a-go clients per party (a2a)")
+	parties := fs.String("parties", "", "run only these parties, comma-separated (default all): bus, raw_js, core; for a2a nats_durable, nats_direct, http, gateway, gateway_direct")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `file`")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
@@ -55,6 +57,19 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	switch scenario {
 	case "throughput", "latency", "e2e":
+	case "a2a":
+		if explicit(fs, "requests") {
+			ac.Requests = lc.Requests
+		}
+		if ac.Clients < 1 || ac.Requests < 0 || explicit(fs, "requests") && ac.Requests == 0 {
+			fmt.Fprintln(stderr, "agentd: bench a2a: --clients and --requests want positive counts")
+			return exitUsage
+		}
+		ac.MsgSize, ac.Parties, tc.Parties = tc.MsgSize, tc.Parties, nil
+		if err := ac.Validate(); err != nil {
+			fmt.Fprintf(stderr, "agentd: %v\n", err)
+			return exitUsage
+		}
 	case "placement": // pure computation: no server
 		res, err := bench.Placement(ctx, bench.PlacementConfig{})
 		if err == nil {
@@ -90,7 +105,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		return exitOK
 	default:
-		fmt.Fprintf(stderr, "agentd: bench: unknown scenario %q (want throughput, latency, e2e, placement or durability)\n", scenario)
+		fmt.Fprintf(stderr, "agentd: bench: unknown scenario %q (want throughput, latency, e2e, a2a, placement or durability)\n", scenario)
 		return exitUsage
 	}
 	lc.MsgSize = tc.MsgSize
@@ -139,6 +154,11 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		var res bench.E2EResult
 		if res, err = bench.E2E(ctx, env, tc); err == nil {
 			err = bench.WriteE2E(stdout, res, *asJSON)
+		}
+	case "a2a":
+		var res bench.A2AResult
+		if res, err = bench.A2A(ctx, env, ac); err == nil {
+			err = bench.WriteA2A(stdout, res, *asJSON)
 		}
 	case "latency":
 		var res bench.LatencyResult
