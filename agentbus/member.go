@@ -254,6 +254,10 @@ func (m *membership) reconcile(ctx context.Context) error {
 		// Refresh the lease; losing it means another member took the group
 		// (we stalled past the TTL): stop at once.
 		rev, err := m.leases.Update(ctx, groupKey(g), []byte(m.id), l.rev)
+		if err != nil && ctx.Err() != nil {
+			// Serve is ending: leave hands the groups over.
+			return ctx.Err()
+		}
 		if err != nil {
 			m.s.bus.cfg.log.Warn("lost the lease of a group", "member", m.id, "group", g, "err", err)
 			m.release(g, l, false)
