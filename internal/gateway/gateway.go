@@ -71,6 +71,8 @@ type agent struct {
 	v1, v0  http.Handler // JSON-RPC 1.0 and 0.3
 	rest    http.Handler // HTTP+JSON 1.0
 	cardH   http.Handler
+
+	refreshing bool // a request is reading the card from the registry
 }
 
 // New returns the gateway of the agents in reg, calling them over bus.
@@ -212,10 +214,23 @@ func (g *Gateway) authorize(r *http.Request) error {
 func (g *Gateway) lookup(w http.ResponseWriter, r *http.Request, id string) (*agent, bool) {
 	g.mu.Lock()
 	ag := g.agents[id]
-	g.mu.Unlock()
-	if ag != nil && g.now().Sub(ag.fetched) < g.cfg.CardTTL {
+	if ag != nil && (ag.refreshing || g.now().Sub(ag.fetched) < g.cfg.CardTTL) {
+		// Fresh, or another request is reading the card again: this one
+		// goes on with the card it has.
+		g.mu.Unlock()
 		return ag, true
 	}
+	if ag != nil {
+		ag.refreshing = true
+	}
+	g.mu.Unlock()
+	defer func() {
+		if ag != nil {
+			g.mu.Lock()
+			ag.refreshing = false
+			g.mu.Unlock()
+		}
+	}()
 	card, err := g.reg.Card(r.Context(), id)
 	if errors.Is(err, a2anats.ErrUnknownAgent) {
 		g.mu.Lock()

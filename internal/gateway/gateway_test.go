@@ -370,3 +370,43 @@ func TestListAgents(t *testing.T) {
 		t.Fatalf("agents %v", got.Agents)
 	}
 }
+
+// TestCardRefreshUnderLoad: cards expiring while calls run (a TTL of a
+// millisecond) are read again without a race, and a removed agent becomes
+// unknown.
+func TestCardRefreshUnderLoad(t *testing.T) {
+	srv := embeddedtest.RunServer(t)
+	host(t, srv, map[string]a2asrv.AgentExecutor{"echo": demoagent.Echo{}})
+	hs := startGateway(t, srv, gateway.Config{CardTTL: time.Millisecond})
+	c, _ := sdkClient(t, hs, "echo")
+	ctx := testCtx(t, time.Minute)
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			for range 25 {
+				if _, err := c.SendMessage(ctx, text("x")); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg, err := a2anats.NewRegistry(ctx, connectBus(t, srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Remove(ctx, "echo"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond) // past the TTL
+	status, r, raw := post(t, hs.URL+"/a2a/echo", `{"jsonrpc":"2.0","id":1,"method":"GetTask","params":{"id":"t"}}`)
+	if status != http.StatusNotFound || r.Error == nil || r.Error.Code != -32000 {
+		t.Fatalf("removed agent: HTTP %d %s", status, raw)
+	}
+}
