@@ -106,12 +106,18 @@ func TestNodeCutOff(t *testing.T) {
 	r.publish(r.publisher("pub-other", other), "pub-other", faults.PublisherConfig{Pause: 20 * time.Millisecond})
 	r.waitHandled("before the cut", 300)
 	r.c.Isolate(leader)
+	waitFor(t, "the cut-off node to lose every route", func() bool {
+		return r.c.Server(leader).NATSServer().NumRoutes() == 0
+	})
 	waitFor(t, "a stream leader on the majority side", func() bool {
 		l := r.c.StreamLeader(agentbus.StreamName)
 		return l >= 0 && l != leader
 	})
 	r.waitHandled("with the node cut off", 300)
 	r.c.Heal(leader)
+	waitFor(t, "the healed node's routes", func() bool {
+		return r.c.Server(leader).NATSServer().NumRoutes() > 0
+	})
 	r.waitHandled("after healing", 300)
 	r.finish("the cut-off consumer's batches and acks are redelivered (at least once)")
 }
