@@ -231,10 +231,10 @@ func TestBadCalls(t *testing.T) {
 		payload any
 		want    error
 	}{
-		{"unknown method", "a2a.Frobnicate", []byte(`{"params":{}}`), a2a.ErrMethodNotFound},
-		{"not JSON", "a2a.SendMessage", []byte(`{"params":`), a2a.ErrParseError},
-		{"bad params", "a2a.GetTask", []byte(`{"params":{"id":7}}`), a2a.ErrInvalidParams},
-		{"no params", "a2a.GetTask", []byte(`{}`), a2a.ErrInvalidParams},
+		{"unknown method", "a2a.Frobnicate", []byte(`{}`), a2a.ErrMethodNotFound},
+		{"not JSON", "a2a.SendMessage", []byte(`{"message":`), a2a.ErrParseError},
+		{"bad params", "a2a.GetTask", []byte(`{"id":7}`), a2a.ErrInvalidParams},
+		{"no params", "a2a.GetTask", []byte{}, a2a.ErrInvalidParams},
 		{"no payload", "a2a.GetTask", nil, a2a.ErrInvalidRequest},
 		{"not a call", "message", []byte(`{}`), a2a.ErrInvalidRequest},
 	}

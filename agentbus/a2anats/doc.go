@@ -19,13 +19,16 @@
 //	res, err := client.SendMessage(ctx, &a2a.SendMessageRequest{Message: msg})
 //
 // On the wire a call is an envelope of Kind "a2a.<Method>" whose payload
-// is JSON: {"service": {<service parameters>}, "params": <the request, as
-// the JSON-RPC binding writes it>}. Its answers go to the call's ReplyTo,
-// numbered by the a2a-seq header: one a2a.result for a unary method, a2a.event
-// answers and an a2a.end for a stream, or an a2a.error with the JSON-RPC
-// error code (a2a-code) and text, so that the caller gets back the same A2A
-// error (task not found, not cancelable, ...) the agent returned. A gap in
-// the numbers fails the call with ErrEventsLost instead of a stream
+// is the request as JSON, as the JSON-RPC binding writes its params, with
+// the caller's service parameters (A2A-Version, A2A-Extensions, ...) as
+// "svc:<name>" headers. Its answers go to the call's ReplyTo, numbered by
+// the a2a-seq header: one a2a.result for a unary method, a2a.event answers
+// and an a2a.end for a stream, or an a2a.error with the JSON-RPC error code
+// (a2a-code) and text, so that the caller gets back the same A2A error
+// (task not found, not cancelable, ...) the agent returned. An event, and
+// SendMessage's result, is the bare A2A object as JSON, its type in the
+// a2a-event header (message, task, statusUpdate or artifactUpdate). A gap
+// in the numbers fails the call with ErrEventsLost instead of a stream
 // silently missing an event.
 //
 // Durable calls (the default) are stored in the A2A stream: a call waits

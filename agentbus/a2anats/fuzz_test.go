@@ -3,6 +3,7 @@ package a2anats
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/a2abus/a2abus/codec"
@@ -13,13 +14,15 @@ import (
 // rejected with an A2A error; the params of every method decode or fail
 // cleanly. Never a panic.
 func FuzzParseCall(f *testing.F) {
-	f.Add("a2a.SendMessage", []byte(`{"params":{"message":{"messageId":"m","role":"ROLE_USER","parts":[{"text":"hi"}]}}}`))
-	f.Add("a2a.GetTask", []byte(`{"service":{"A2A-Version":["1.0"]},"params":{"id":"t"}}`))
-	f.Add("a2a.SubscribeToTask", []byte(`{"params":{"id":"t"}}`))
-	f.Add("message", []byte(`{}`))
-	f.Add("a2a.", []byte(`{"params":null}`))
-	f.Fuzz(func(t *testing.T, kind string, payload []byte) {
-		method, c, err := parseCall(&codec.Envelope{Kind: kind, Payload: payload})
+	f.Add("a2a.SendMessage", []byte(`{"message":{"messageId":"m","role":"ROLE_USER","parts":[{"text":"hi"}]}}`), "1.0")
+	f.Add("a2a.GetTask", []byte(`{"id":"t"}`), "1.0\nx")
+	f.Add("a2a.SubscribeToTask", []byte(`{"id":"t"}`), "")
+	f.Add("message", []byte(`{}`), "")
+	f.Add("a2a.", []byte(`null`), "")
+	f.Fuzz(func(t *testing.T, kind string, payload []byte, version string) {
+		env := &codec.Envelope{Kind: kind, Payload: payload}
+		env.Headers.Set(HeaderServicePrefix+"a2a-version", version)
+		method, params, err := parseCall(env)
 		if err != nil {
 			if errorCode(err) == -32603 {
 				t.Fatalf("parse error %v maps to internal error, want a request error", err)
@@ -29,13 +32,16 @@ func FuzzParseCall(f *testing.F) {
 		if kind != KindPrefix+method {
 			t.Fatalf("method %q from kind %q", method, kind)
 		}
+		if svc := service(env.Headers); strings.Join(svc["a2a-version"], "\n") != version {
+			t.Fatalf("service params %v from version %q", svc, version)
+		}
 		for _, req := range []any{
 			new(a2a.SendMessageRequest), new(a2a.GetTaskRequest), new(a2a.ListTasksRequest),
 			new(a2a.CancelTaskRequest), new(a2a.SubscribeToTaskRequest), new(a2a.GetTaskPushConfigRequest),
 			new(a2a.CreateTaskPushConfigRequest), new(a2a.ListTaskPushConfigRequest),
 			new(a2a.DeleteTaskPushConfigRequest), new(a2a.GetExtendedAgentCardRequest),
 		} {
-			_ = json.Unmarshal(c.Params, req)
+			_ = json.Unmarshal(params, req)
 		}
 	})
 }
@@ -43,13 +49,15 @@ func FuzzParseCall(f *testing.F) {
 // FuzzAnswer: any answer payload decodes into an event or result, or fails
 // with an error; an error answer always rebuilds an A2A error.
 func FuzzAnswer(f *testing.F) {
-	f.Add([]byte(`{"message":{"messageId":"m","role":"ROLE_AGENT","parts":[{"text":"hi"}]}}`), "-32001")
-	f.Add([]byte(`{"statusUpdate":{"taskId":"t","contextId":"c","status":{"state":"TASK_STATE_WORKING"}}}`), "x")
+	f.Add([]byte(`{"messageId":"m","role":"ROLE_AGENT","parts":[{"text":"hi"}]}`), "-32001")
+	f.Add([]byte(`{"taskId":"t","contextId":"c","status":{"state":"TASK_STATE_WORKING"}}`), "x")
 	f.Add([]byte(`{}`), "")
 	f.Fuzz(func(t *testing.T, payload []byte, code string) {
-		var sr a2a.StreamResponse
-		if err := json.Unmarshal(payload, &sr); err == nil && sr.Event == nil {
-			t.Fatalf("%q decoded into no event without an error", payload)
+		for _, kind := range []string{"message", "task", "statusUpdate", "artifactUpdate", code} {
+			ev, err := decodeEvent(kind, payload)
+			if err == nil && ev == nil {
+				t.Fatalf("%q decoded into no event without an error", payload)
+			}
 		}
 		env := &codec.Envelope{Kind: KindError, Payload: payload}
 		env.Headers.Set(HeaderCode, code)

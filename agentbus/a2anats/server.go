@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"log/slog"
 	"strconv"
@@ -38,11 +39,20 @@ type Server struct {
 	log     *slog.Logger
 	slots   chan struct{} // one per running call
 
+	// Calls run on worker goroutines that wait a while for the next call
+	// when done, so that a busy agent does not start a goroutine (and grow
+	// its stack) per call.
+	work    chan *codec.Envelope // unbuffered: taken by an idle worker
+	calls   sync.WaitGroup       // running calls
+	workers sync.WaitGroup
+
 	ctx    context.Context // ended by Close: the calls' parent
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
 	once   sync.Once
 }
+
+// workerIdle is how long a worker waits for another call before it ends.
+const workerIdle = 10 * time.Second
 
 // ServerOption configures a Server.
 type ServerOption func(*Server) error
@@ -75,7 +85,7 @@ func NewServer(bus *agentbus.Bus, h a2asrv.RequestHandler, opts ...ServerOption)
 	if bus == nil || h == nil {
 		return nil, errors.New("a2anats: NewServer needs a bus and a request handler")
 	}
-	s := &Server{bus: bus, handler: h, log: slog.Default(), slots: make(chan struct{}, DefaultMaxCalls)}
+	s := &Server{bus: bus, handler: h, log: slog.Default(), slots: make(chan struct{}, DefaultMaxCalls), work: make(chan *codec.Envelope)}
 	for _, opt := range opts {
 		if err := opt(s); err != nil {
 			return nil, err
@@ -124,15 +134,35 @@ func (s *Server) Handle(ctx context.Context, env *codec.Envelope) error {
 	if b, ok := env.Payload.([]byte); ok {
 		call.Payload = append([]byte(nil), b...)
 	}
-	s.wg.Add(1)
-	go func() {
-		defer func() {
-			<-s.slots
-			s.wg.Done()
-		}()
-		s.serve(&call)
-	}()
+	s.calls.Add(1)
+	select {
+	case s.work <- &call:
+	default:
+		s.workers.Add(1)
+		go s.worker(&call)
+	}
 	return nil
+}
+
+// worker serves call, then the calls it is handed until it has waited
+// workerIdle for one or the Server closes.
+func (s *Server) worker(call *codec.Envelope) {
+	defer s.workers.Done()
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		s.serve(call)
+		<-s.slots
+		s.calls.Done()
+		idle.Reset(workerIdle)
+		select {
+		case call = <-s.work:
+		case <-idle.C:
+			return
+		case <-s.ctx.Done():
+			return
+		}
+	}
 }
 
 // Close stops the Server: no call starts any more, the running ones may
@@ -140,7 +170,7 @@ func (s *Server) Handle(ctx context.Context, env *codec.Envelope) error {
 func (s *Server) Close(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
-		s.wg.Wait()
+		s.calls.Wait()
 		close(done)
 	}()
 	var err error
@@ -151,14 +181,16 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	s.once.Do(s.cancel)
 	<-done
+	s.workers.Wait()
 	return err
 }
 
 // answerer sends the numbered answers to one call.
 type answerer struct {
-	s   *Server
-	req *codec.Envelope
-	seq int
+	s         *Server
+	req       *codec.Envelope
+	seq       int
+	eventName string // HeaderEvent of the answer being sent
 }
 
 func (a *answerer) send(kind string, payload []byte, err error) {
@@ -174,6 +206,9 @@ func (a *answerer) send(kind string, payload []byte, err error) {
 	if err != nil {
 		resp.Headers.Set(HeaderCode, strconv.Itoa(errorCode(err)))
 		resp.Headers.Set(HeaderError, err.Error())
+	}
+	if a.eventName != "" {
+		resp.Headers.Set(HeaderEvent, a.eventName)
 	}
 	if payload != nil {
 		resp.Payload = payload
@@ -197,6 +232,23 @@ func (a *answerer) result(v any) {
 	a.send(KindResult, b, nil)
 }
 
+// event answers with ev as an answer of kind, or fails the call.
+func (a *answerer) event(kind string, ev a2a.Event) bool {
+	name, err := eventKind(ev)
+	var b []byte
+	if err == nil {
+		b, err = json.Marshal(ev)
+	}
+	if err != nil {
+		a.fail(fmt.Errorf("%w: encode event: %v", a2a.ErrInternalError, err))
+		return false
+	}
+	a.eventName = name
+	a.send(kind, b, nil)
+	a.eventName = ""
+	return true
+}
+
 // stream answers with every event of seq and an end, or an error.
 func (a *answerer) stream(seq iter.Seq2[a2a.Event, error]) {
 	for ev, err := range seq {
@@ -204,12 +256,9 @@ func (a *answerer) stream(seq iter.Seq2[a2a.Event, error]) {
 			a.fail(err)
 			return
 		}
-		b, err := json.Marshal(a2a.StreamResponse{Event: ev})
-		if err != nil {
-			a.fail(fmt.Errorf("%w: encode event: %v", a2a.ErrInternalError, err))
+		if !a.event(KindEvent, ev) {
 			return
 		}
-		a.send(KindEvent, b, nil)
 	}
 	a.send(KindEnd, nil, nil)
 }
@@ -229,48 +278,50 @@ func (s *Server) serve(env *codec.Envelope) {
 			a.fail(fmt.Errorf("%w: the agent's handler panicked", a2a.ErrInternalError))
 		}
 	}()
-	method, c, err := parseCall(env)
+	method, params, err := parseCall(env)
 	if err != nil {
 		a.fail(err)
 		return
 	}
-	ctx, _ = a2asrv.NewCallContext(ctx, a2asrv.NewServiceParams(c.Service))
+	ctx, _ = a2asrv.NewCallContext(ctx, a2asrv.NewServiceParams(service(env.Headers)))
 	h := s.handler
 	switch method {
 	case MethodSendMessage:
-		unary(a, c.Params, func(req *a2a.SendMessageRequest) (any, error) {
-			res, err := h.SendMessage(ctx, req)
+		var req a2a.SendMessageRequest
+		if decodeParams(a, params, &req) {
+			res, err := h.SendMessage(ctx, &req)
 			if err != nil {
-				return nil, err
+				a.fail(err)
+				return
 			}
-			return a2a.StreamResponse{Event: res}, nil
-		})
+			a.event(KindResult, res)
+		}
 	case MethodGetTask:
-		unary(a, c.Params, func(req *a2a.GetTaskRequest) (any, error) { return h.GetTask(ctx, req) })
+		unary(a, params, func(req *a2a.GetTaskRequest) (any, error) { return h.GetTask(ctx, req) })
 	case MethodListTasks:
-		unary(a, c.Params, func(req *a2a.ListTasksRequest) (any, error) { return h.ListTasks(ctx, req) })
+		unary(a, params, func(req *a2a.ListTasksRequest) (any, error) { return h.ListTasks(ctx, req) })
 	case MethodCancelTask:
-		unary(a, c.Params, func(req *a2a.CancelTaskRequest) (any, error) { return h.CancelTask(ctx, req) })
+		unary(a, params, func(req *a2a.CancelTaskRequest) (any, error) { return h.CancelTask(ctx, req) })
 	case MethodGetTaskPushConfig:
-		unary(a, c.Params, func(req *a2a.GetTaskPushConfigRequest) (any, error) { return h.GetTaskPushConfig(ctx, req) })
+		unary(a, params, func(req *a2a.GetTaskPushConfigRequest) (any, error) { return h.GetTaskPushConfig(ctx, req) })
 	case MethodCreateTaskPushConfig:
-		unary(a, c.Params, func(req *a2a.CreateTaskPushConfigRequest) (any, error) { return h.CreateTaskPushConfig(ctx, req) })
+		unary(a, params, func(req *a2a.CreateTaskPushConfigRequest) (any, error) { return h.CreateTaskPushConfig(ctx, req) })
 	case MethodListTaskPushConfigs:
-		unary(a, c.Params, func(req *a2a.ListTaskPushConfigRequest) (any, error) { return h.ListTaskPushConfigs(ctx, req) })
+		unary(a, params, func(req *a2a.ListTaskPushConfigRequest) (any, error) { return h.ListTaskPushConfigs(ctx, req) })
 	case MethodDeleteTaskPushConfig:
-		unary(a, c.Params, func(req *a2a.DeleteTaskPushConfigRequest) (any, error) {
+		unary(a, params, func(req *a2a.DeleteTaskPushConfigRequest) (any, error) {
 			return struct{}{}, h.DeleteTaskPushConfig(ctx, req)
 		})
 	case MethodGetExtendedAgentCard:
-		unary(a, c.Params, func(req *a2a.GetExtendedAgentCardRequest) (any, error) { return h.GetExtendedAgentCard(ctx, req) })
+		unary(a, params, func(req *a2a.GetExtendedAgentCardRequest) (any, error) { return h.GetExtendedAgentCard(ctx, req) })
 	case MethodSendStreamingMessage:
 		var req a2a.SendMessageRequest
-		if decodeParams(a, c.Params, &req) {
+		if decodeParams(a, params, &req) {
 			a.stream(h.SendStreamingMessage(ctx, &req))
 		}
 	case MethodSubscribeToTask:
 		var req a2a.SubscribeToTaskRequest
-		if decodeParams(a, c.Params, &req) {
+		if decodeParams(a, params, &req) {
 			a.stream(h.SubscribeToTask(ctx, &req))
 		}
 	default:
@@ -278,20 +329,17 @@ func (s *Server) serve(env *codec.Envelope) {
 	}
 }
 
-// parseCall returns the method and payload of a call envelope, or the A2A
+// parseCall returns the method and params of a call envelope, or the A2A
 // error that says why env is not one.
-func parseCall(env *codec.Envelope) (method string, c call, err error) {
+func parseCall(env *codec.Envelope) (method string, params json.RawMessage, err error) {
 	if !IsCall(env) {
-		return "", c, fmt.Errorf("%w: envelope kind %q is not an A2A call (want %s<method>)", a2a.ErrInvalidRequest, env.Kind, KindPrefix)
+		return "", nil, fmt.Errorf("%w: envelope kind %q is not an A2A call (want %s<method>)", a2a.ErrInvalidRequest, env.Kind, KindPrefix)
 	}
 	raw, err := payloadBytes(env)
 	if err != nil {
-		return "", c, err
+		return "", nil, err
 	}
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return "", c, fmt.Errorf("%w: %v", a2a.ErrParseError, err)
-	}
-	return env.Kind[len(KindPrefix):], c, nil
+	return env.Kind[len(KindPrefix):], raw, nil
 }
 
 // decodeParams decodes a call's params into req, or answers why not.
@@ -301,7 +349,12 @@ func decodeParams(a *answerer, params json.RawMessage, req any) bool {
 		return false
 	}
 	if err := json.Unmarshal(params, req); err != nil {
-		a.fail(fmt.Errorf("%w: %v", a2a.ErrInvalidParams, err))
+		var syntax *json.SyntaxError
+		if errors.As(err, &syntax) || errors.Is(err, io.ErrUnexpectedEOF) {
+			a.fail(fmt.Errorf("%w: %v", a2a.ErrParseError, err))
+		} else {
+			a.fail(fmt.Errorf("%w: %v", a2a.ErrInvalidParams, err))
+		}
 		return false
 	}
 	return true

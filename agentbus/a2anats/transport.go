@@ -240,11 +240,12 @@ var _ a2aclient.Transport = (*transport)(nil)
 // function that ends it.
 func (t *transport) call(ctx context.Context, method string, svc a2aclient.ServiceParams, params any) (*pending, func(), error) {
 	c := t.c
-	payload, err := encodeCall(svc, params)
+	payload, err := json.Marshal(params)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("a2anats: encode %s request: %w", method, err)
 	}
 	env := &codec.Envelope{From: c.from, To: t.agent, Kind: KindPrefix + method, Payload: payload}
+	setService(&env.Headers, svc)
 	env.ID = nuid.Next()
 	env.ReplyTo = c.prefix + "." + env.ID
 	if d, ok := ctx.Deadline(); ok {
@@ -309,8 +310,8 @@ func (t *transport) next(ctx context.Context, p *pending) (*codec.Envelope, erro
 	}
 }
 
-// unary makes a one-answer call and decodes its result into res.
-func unaryCall(ctx context.Context, t *transport, method string, svc a2aclient.ServiceParams, params, res any) error {
+// answerOf makes a one-answer call and hands its result answer to decode.
+func answerOf(ctx context.Context, t *transport, method string, svc a2aclient.ServiceParams, params any, decode func(*codec.Envelope) error) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
@@ -328,14 +329,30 @@ func unaryCall(ctx context.Context, t *transport, method string, svc a2aclient.S
 	if env.Kind != KindResult {
 		return fmt.Errorf("%w: %s answered %s with %q", a2a.ErrInvalidAgentResponse, t.agent, method, env.Kind)
 	}
-	raw, err := payloadBytes(env)
-	if err != nil {
-		return fmt.Errorf("%w: %s answered %s: %v", a2a.ErrInvalidAgentResponse, t.agent, method, err)
-	}
-	if err := json.Unmarshal(raw, res); err != nil {
+	if err := decode(env); err != nil {
 		return fmt.Errorf("%w: %s answered %s: %v", a2a.ErrInvalidAgentResponse, t.agent, method, err)
 	}
 	return nil
+}
+
+// unaryCall makes a one-answer call and decodes its JSON result into res.
+func unaryCall(ctx context.Context, t *transport, method string, svc a2aclient.ServiceParams, params, res any) error {
+	return answerOf(ctx, t, method, svc, params, func(env *codec.Envelope) error {
+		raw, err := payloadBytes(env)
+		if err != nil {
+			return err
+		}
+		return json.Unmarshal(raw, res)
+	})
+}
+
+// answerEvent decodes the event an answer carries.
+func answerEvent(env *codec.Envelope) (a2a.Event, error) {
+	raw, err := payloadBytes(env)
+	if err != nil {
+		return nil, err
+	}
+	return decodeEvent(env.Headers.Get(HeaderEvent), raw)
 }
 
 // typedCall makes a one-answer call whose result is a T.
@@ -370,16 +387,12 @@ func (t *transport) streamCall(ctx context.Context, method string, svc a2aclient
 				yield(nil, fmt.Errorf("%w: %s answered %s with %q", a2a.ErrInvalidAgentResponse, t.agent, method, env.Kind))
 				return
 			}
-			raw, err := payloadBytes(env)
-			var sr a2a.StreamResponse
-			if err == nil {
-				err = json.Unmarshal(raw, &sr)
-			}
+			ev, err := answerEvent(env)
 			if err != nil {
 				yield(nil, fmt.Errorf("%w: %s: event: %v", a2a.ErrInvalidAgentResponse, t.agent, err))
 				return
 			}
-			if !yield(sr.Event, nil) {
+			if !yield(ev, nil) {
 				return
 			}
 		}
@@ -387,13 +400,20 @@ func (t *transport) streamCall(ctx context.Context, method string, svc a2aclient
 }
 
 func (t *transport) SendMessage(ctx context.Context, svc a2aclient.ServiceParams, req *a2a.SendMessageRequest) (a2a.SendMessageResult, error) {
-	var sr a2a.StreamResponse
-	if err := unaryCall(ctx, t, MethodSendMessage, svc, req, &sr); err != nil {
+	var res a2a.SendMessageResult
+	err := answerOf(ctx, t, MethodSendMessage, svc, req, func(env *codec.Envelope) error {
+		ev, err := answerEvent(env)
+		if err != nil {
+			return err
+		}
+		var ok bool
+		if res, ok = ev.(a2a.SendMessageResult); !ok {
+			return fmt.Errorf("a %T", ev)
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
-	}
-	res, ok := sr.Event.(a2a.SendMessageResult)
-	if !ok {
-		return nil, fmt.Errorf("%w: %s answered SendMessage with a %T", a2a.ErrInvalidAgentResponse, t.agent, sr.Event)
 	}
 	return res, nil
 }

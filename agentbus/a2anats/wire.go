@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/a2abus/a2abus/codec"
 	"github.com/a2aproject/a2a-go/v2/a2a"
@@ -33,7 +34,8 @@ const (
 	KindPrefix = "a2a."
 	// KindResult is the one answer of a unary method: its JSON result.
 	KindResult = "a2a.result"
-	// KindEvent is one event of a streaming method, an a2a.StreamResponse.
+	// KindEvent is one event of a streaming method (its type in
+	// HeaderEvent).
 	KindEvent = "a2a.event"
 	// KindEnd ends a stream of events.
 	KindEnd = "a2a.end"
@@ -55,21 +57,72 @@ const (
 	HeaderError = "error"
 )
 
-// call is a KindPrefix envelope's payload: the request as the JSON-RPC
-// binding writes its params, and the caller's service parameters (A2A's
-// transport-independent headers, such as A2A-Version and A2A-Extensions).
-type call struct {
-	Service map[string][]string `json:"service,omitempty"`
-	Params  json.RawMessage     `json:"params"`
+// HeaderServicePrefix starts the headers that carry a call's service
+// parameters (A2A's transport-independent headers, such as A2A-Version
+// and A2A-Extensions): "svc:<lowercased name>", the values joined by
+// newlines.
+const HeaderServicePrefix = "svc:"
+
+// HeaderEvent names the type of the A2A object an a2a.event or a2a.result
+// answer of SendMessage carries, as a StreamResponse names it: message,
+// task, statusUpdate or artifactUpdate.
+const HeaderEvent = "a2a-event"
+
+// setService writes the service parameters svc into h.
+func setService(h *codec.Headers, svc map[string][]string) {
+	for k, v := range svc {
+		h.Set(HeaderServicePrefix+strings.ToLower(k), strings.Join(v, "\n"))
+	}
 }
 
-// encodeCall returns the payload of a call of params.
-func encodeCall(service map[string][]string, params any) ([]byte, error) {
-	p, err := json.Marshal(params)
-	if err != nil {
-		return nil, fmt.Errorf("a2anats: encode request: %w", err)
+// service reads the service parameters of a call's headers.
+func service(h codec.Headers) map[string][]string {
+	var svc map[string][]string
+	for _, kv := range h {
+		if k, ok := strings.CutPrefix(kv.Key, HeaderServicePrefix); ok {
+			if svc == nil {
+				svc = map[string][]string{}
+			}
+			svc[k] = strings.Split(kv.Value, "\n")
+		}
 	}
-	return json.Marshal(call{Service: service, Params: p})
+	return svc
+}
+
+// eventKind returns the StreamResponse name of ev's type.
+func eventKind(ev a2a.Event) (string, error) {
+	switch ev.(type) {
+	case *a2a.Message:
+		return "message", nil
+	case *a2a.Task:
+		return "task", nil
+	case *a2a.TaskStatusUpdateEvent:
+		return "statusUpdate", nil
+	case *a2a.TaskArtifactUpdateEvent:
+		return "artifactUpdate", nil
+	}
+	return "", fmt.Errorf("%w: unknown event type %T", a2a.ErrInternalError, ev)
+}
+
+// decodeEvent decodes the JSON of an event of the type kind names.
+func decodeEvent(kind string, raw []byte) (a2a.Event, error) {
+	var ev a2a.Event
+	switch kind {
+	case "message":
+		ev = new(a2a.Message)
+	case "task":
+		ev = new(a2a.Task)
+	case "statusUpdate":
+		ev = new(a2a.TaskStatusUpdateEvent)
+	case "artifactUpdate":
+		ev = new(a2a.TaskArtifactUpdateEvent)
+	default:
+		return nil, fmt.Errorf("unknown event type %q", kind)
+	}
+	if err := json.Unmarshal(raw, ev); err != nil {
+		return nil, err
+	}
+	return ev, nil
 }
 
 // payloadBytes returns env's payload as bytes: the binding writes JSON as
