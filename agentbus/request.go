@@ -19,6 +19,12 @@ const (
 	// core NATS: lowest latency, at most once, not ordered with the agent's
 	// stored messages, and failing at once when no consumer owns the group.
 	Direct
+	// Auto requests go direct when a consumer owns the agent's group and
+	// are stored like Durable ones when none does (NATS answers a direct
+	// request nobody received at once, so it is never handled twice): the
+	// latency of Direct, and a request that waits for a consumer during a
+	// hand-over or a scale step instead of failing.
+	Auto
 )
 
 // RequestMode chooses how Request carries a request.
@@ -55,8 +61,14 @@ type replies struct {
 // blocks nobody. When ctx ends first Request returns ctx's error; a durable
 // request may still be handled later.
 func (b *Bus) Request(ctx context.Context, env *codec.Envelope, mode RequestMode) (*codec.Envelope, error) {
-	if mode == Direct {
+	switch mode {
+	case Direct:
 		return b.requestDirect(ctx, env)
+	case Auto:
+		reply, err := b.requestDirect(ctx, env)
+		if !errors.Is(err, ErrNoConsumer) {
+			return reply, err
+		}
 	}
 	if err := b.replies.init(b); err != nil {
 		return nil, err

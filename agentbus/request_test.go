@@ -10,6 +10,7 @@ import (
 	"github.com/a2abus/a2abus/agentbus"
 	"github.com/a2abus/a2abus/codec"
 	"github.com/a2abus/a2abus/embedded/embeddedtest"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // echoBus serves an "echo" agent that replies with the text it got, and a
@@ -109,5 +110,51 @@ func TestReplyToDepartedRequester(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("the handler never got to reply")
+	}
+}
+
+// TestRequestAuto: with no consumer an Auto request is stored and waits
+// for one; with a consumer it goes direct and is not stored.
+func TestRequestAuto(t *testing.T) {
+	srv := embeddedtest.RunServer(t)
+	client := connectBus(t, srv, agentbus.WithGroups(8))
+	ctx := testCtx(t, time.Minute)
+	js, _ := jetstream.New(embeddedtest.Connect(t, srv))
+	lastSeq := func() uint64 {
+		s, err := js.Stream(ctx, agentbus.StreamName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.CachedInfo().State.LastSeq
+	}
+
+	got := make(chan error, 1)
+	go func() {
+		reply, err := client.Request(ctx, textEnvelope("asker", "echo", "", "stored"), agentbus.Auto)
+		if err == nil && reply.Message.Text() != "echo: stored" {
+			err = errors.New("reply " + reply.Message.Text())
+		}
+		got <- err
+	}()
+	waitFor(t, "the request to be stored", func() bool { return lastSeq() == 1 })
+
+	server := connectBus(t, srv, agentbus.WithGroups(8))
+	if err := server.Handle("echo", func(ctx context.Context, env *codec.Envelope) error {
+		return server.Reply(ctx, env, &codec.Envelope{Kind: "message", Message: &codec.Message{MessageID: "r-" + env.ID,
+			Role: codec.RoleAgent, Parts: []codec.Part{codec.TextPart("echo: " + env.Message.Text())}}})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	serve(t, server, agentbus.ServeMemberTTL(2*time.Second))
+	if err := <-got; err != nil {
+		t.Fatalf("the stored Auto request: %v", err)
+	}
+
+	reply, err := client.Request(ctx, textEnvelope("asker", "echo", "", "direct"), agentbus.Auto)
+	if err != nil || reply.Message.Text() != "echo: direct" {
+		t.Fatalf("Auto request with a consumer: %v, %v", reply, err)
+	}
+	if n := lastSeq(); n != 1 {
+		t.Fatalf("stream's last sequence %d after an Auto request with a consumer, want 1: it was stored", n)
 	}
 }

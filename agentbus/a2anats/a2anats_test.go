@@ -17,6 +17,7 @@ import (
 	"github.com/a2aproject/a2a-go/v2/a2a"
 	"github.com/a2aproject/a2a-go/v2/a2aclient"
 	"github.com/a2aproject/a2a-go/v2/a2asrv"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 func testCtx(t *testing.T, d time.Duration) context.Context {
@@ -328,5 +329,51 @@ func TestDaemonRoleCoversBuckets(t *testing.T) {
 		if !strings.Contains(perms, "$KV."+b+".") || !strings.Contains(perms, "KV_"+b) {
 			t.Errorf("agentd's role does not cover bucket %s: %s", b, perms)
 		}
+	}
+}
+
+// TestAutoWaitsForConsumer: an Auto call nobody receives is stored and
+// answered once a consumer comes; with a consumer it goes direct.
+func TestAutoWaitsForConsumer(t *testing.T) {
+	srv := embeddedtest.RunServer(t)
+	bus := connectBus(t, srv)
+	ctx := testCtx(t, time.Minute)
+	c, err := a2anats.NewClient(bus, a2anats.ClientMode(agentbus.Auto))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := c.Transport("echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := jetstream.New(embeddedtest.Connect(t, srv))
+	lastSeq := func() uint64 {
+		s, err := js.Stream(ctx, agentbus.StreamName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.CachedInfo().State.LastSeq
+	}
+	got := make(chan error, 1)
+	go func() {
+		res, err := tr.SendMessage(ctx, nil, text("later"))
+		if err == nil && demoagent.Text(res.(*a2a.Message)) != "later" {
+			err = errors.New("wrong answer")
+		}
+		got <- err
+	}()
+	for lastSeq() != 1 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	agents(t, srv, 0)
+	if err := <-got; err != nil {
+		t.Fatalf("stored Auto call: %v", err)
+	}
+	res, err := tr.SendMessage(ctx, nil, text("now"))
+	if err != nil || demoagent.Text(res.(*a2a.Message)) != "now" {
+		t.Fatalf("Auto call with a consumer: %v, %v", res, err)
+	}
+	if n := lastSeq(); n != 1 {
+		t.Fatalf("stream's last sequence %d, want 1: the call with a consumer was stored", n)
 	}
 }

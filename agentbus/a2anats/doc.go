@@ -31,11 +31,12 @@
 // in the numbers fails the call with ErrEventsLost instead of a stream
 // silently missing an event.
 //
-// Durable calls (the default) are stored in the A2A stream: a call waits
-// there while no consumer owns its agent's group. A call is acknowledged
-// once its agent has started it; the task a consumer was running when it
-// died stays in the task store as it last was. Direct calls go over core
-// NATS to the owning consumer.
+// Calls go over core NATS to the consumer that owns the agent's group, and
+// are stored in the A2A stream when none does, to wait there for one
+// (agentbus.Auto, the default; ClientMode chooses Durable or Direct
+// instead). A stored call is acknowledged once its agent has started it;
+// the task a consumer was running when it died stays in the task store as
+// it last was.
 //
 // All exported functions and methods are safe for concurrent use.
 package a2anats

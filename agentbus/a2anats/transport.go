@@ -88,14 +88,15 @@ type Client struct {
 // ClientOption configures a Client.
 type ClientOption func(*Client) error
 
-// ClientMode chooses how calls travel: agentbus.Durable (the default)
-// stores each call in the A2A stream, so it waits there while no consumer
-// owns the agent's group, as during a hand-over; agentbus.Direct sends it
-// over core NATS to the owning consumer, lowest latency, failing at once
-// with agentbus.ErrNoConsumer when there is none.
+// ClientMode chooses how calls travel: agentbus.Auto (the default) sends
+// each call over core NATS to the consumer that owns the agent's group and,
+// when NATS answers that nobody received it, stores it in the A2A stream,
+// where it waits for a consumer (a hand-over, a scale step);
+// agentbus.Durable always stores it; agentbus.Direct never does, failing
+// at once with agentbus.ErrNoConsumer when no consumer owns the group.
 func ClientMode(m agentbus.RequestMode) ClientOption {
 	return func(c *Client) error {
-		if m != agentbus.Durable && m != agentbus.Direct {
+		if m != agentbus.Durable && m != agentbus.Direct && m != agentbus.Auto {
 			return fmt.Errorf("a2anats: unknown request mode %d", m)
 		}
 		c.mode = m
@@ -119,7 +120,7 @@ func NewClient(bus *agentbus.Bus, opts ...ClientOption) (*Client, error) {
 	if bus == nil {
 		return nil, errors.New("a2anats: NewClient needs a bus")
 	}
-	c := &Client{bus: bus}
+	c := &Client{bus: bus, mode: agentbus.Auto}
 	for _, opt := range opts {
 		if err := opt(c); err != nil {
 			return nil, err
@@ -172,6 +173,7 @@ type pending struct {
 	ch   chan *codec.Envelope // size maxQueued; closed on overflow
 	next int                  // the sequence number expected next
 	lost error                // why answers were lost, once they were
+	call *codec.Envelope      // the call, while an Auto call may be stored
 }
 
 // init subscribes to the answers on first use.
@@ -252,6 +254,9 @@ func (t *transport) call(ctx context.Context, method string, svc a2aclient.Servi
 		env.Deadline = d.UnixMilli()
 	}
 	p := &pending{ch: make(chan *codec.Envelope, maxQueued), next: 1}
+	if c.mode == agentbus.Auto {
+		p.call = env
+	}
 	c.mu.Lock()
 	c.calls[env.ID] = p
 	c.mu.Unlock()
@@ -273,6 +278,7 @@ func (t *transport) send(ctx context.Context, env *codec.Envelope) error {
 	if t.c.mode == agentbus.Durable {
 		return b.Send(ctx, env)
 	}
+	// Direct, and Auto's first try.
 	token, err := b.ConsumerName(b.Groups().Group(env.To))
 	if err != nil {
 		return err
@@ -300,6 +306,15 @@ func (t *transport) next(ctx context.Context, p *pending) (*codec.Envelope, erro
 		}
 		if env.Kind == KindError {
 			if env.Headers.Get("no-responders") != "" {
+				if p.call != nil {
+					// Auto: nobody received the call; store it, once.
+					call := p.call
+					p.call = nil
+					if err := t.c.bus.Send(ctx, call); err != nil {
+						return nil, fmt.Errorf("a2anats: %s to %s: %w", call.Kind, t.agent, err)
+					}
+					return t.next(ctx, p)
+				}
 				return nil, fmt.Errorf("%w: call to %s", agentbus.ErrNoConsumer, t.agent)
 			}
 			return nil, remoteError(t.agent, env)

@@ -49,7 +49,7 @@ type Config struct {
 	HTTPTLSCert  string // certificate and key files: serve HTTPS
 	HTTPTLSKey   string
 	HTTPClientCA string // CA file: A2A calls with a client certificate it signed are let in
-	A2AMode      string // how the gateway's calls travel: durable or direct
+	A2AMode      string // how the gateway's calls travel: auto, durable or direct
 	Sidecars     string // AGENT=URL,...: A2A HTTP agents to serve on the bus
 }
 
@@ -68,7 +68,7 @@ func DefaultConfig() Config {
 		Consumers:       1,
 		MemberTTL:       agentbus.DefaultMemberTTL,
 		NUMANode:        -1,
-		A2AMode:         "durable",
+		A2AMode:         "auto",
 	}
 }
 
@@ -149,8 +149,10 @@ func (c Config) requestMode() (agentbus.RequestMode, error) {
 		return agentbus.Durable, nil
 	case "direct":
 		return agentbus.Direct, nil
+	case "auto":
+		return agentbus.Auto, nil
 	}
-	return 0, fmt.Errorf("--a2a-mode %q: want durable or direct", c.A2AMode)
+	return 0, fmt.Errorf("--a2a-mode %q: want auto, durable or direct", c.A2AMode)
 }
 
 // maxConsumers bounds the consumers one agentd runs.
@@ -178,7 +180,7 @@ func flagSet(c *Config) *flag.FlagSet {
 	fs.StringVar(&c.HTTPTLSCert, "http-tls-cert", c.HTTPTLSCert, "certificate `file` (PEM): serve HTTPS")
 	fs.StringVar(&c.HTTPTLSKey, "http-tls-key", c.HTTPTLSKey, "private key `file` (PEM) of --http-tls-cert")
 	fs.StringVar(&c.HTTPClientCA, "http-client-ca", c.HTTPClientCA, "CA `file` (PEM): A2A calls with a client certificate it signed are let in (mutual TLS)")
-	fs.StringVar(&c.A2AMode, "a2a-mode", c.A2AMode, "how the gateway's calls travel on the bus: durable (stored, wait for a consumer) or direct (core NATS)")
+	fs.StringVar(&c.A2AMode, "a2a-mode", c.A2AMode, "how the gateway's calls travel on the bus: auto (direct to the agent's consumer, stored when there is none), durable (always stored) or direct (never stored)")
 	fs.StringVar(&c.Sidecars, "sidecars", c.Sidecars, "A2A HTTP agents to serve on the bus, as `AGENT=URL`,... (URL: the agent's JSON-RPC endpoint)")
 	fs.IntVar(&c.Replicas, "replicas", c.Replicas, "stream replicas `n` (0: 1 on one server, 3 in a cluster)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn or error")
@@ -301,8 +303,9 @@ func usage(w io.Writer) {
        agentd bench e2e [--json] [--nats URL] [--msgs N] [--size B] [--destinations N]
        agentd bench placement [--json]
        agentd bench durability [--json] [--msgs N]
+       agentd bench a2a [--json] [--nats URL] [--requests N] [--clients 64] [--size B] [--parties LIST]
        agentd doctor [--json]
-       agentd permissions --agent ID [--groups N] [--nkey KEY]
+       agentd permissions [--role agent|agentd|scalerd] [--agent ID] [--groups N] [--nkey KEY]
 
 agentd is the a2abus per-host daemon. With no --nats URL it starts an
 embedded NATS server with JetStream.

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/a2abus/a2abus/agentbus/a2anats"
 	"github.com/a2abus/a2abus/embedded/embeddedtest"
 	"github.com/a2abus/a2abus/internal/demoagent"
 	"github.com/a2aproject/a2a-go/v2/a2a"
@@ -31,8 +32,13 @@ func TestGatewayWithDemoAgents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if card.SupportedInterfaces[0].URL != base+"echo" || !strings.HasPrefix(card.SupportedInterfaces[2].URL, "nats://127.0.0.1:") {
-		t.Fatalf("interfaces %+v", card.SupportedInterfaces)
+	var urls []string
+	for _, i := range card.SupportedInterfaces {
+		urls = append(urls, string(i.ProtocolBinding)+" "+i.URL)
+	}
+	if got := strings.Join(urls, " "); !strings.HasPrefix(got, "JSONRPC "+base+"echo ") ||
+		!strings.Contains(got, string(a2anats.ProtocolBinding)+" nats://127.0.0.1:") {
+		t.Fatalf("interfaces %s: want the gateway's JSON-RPC endpoint first and the bus with the embedded server's address", got)
 	}
 	echo, err := a2aclient.NewFromCard(ctx, card)
 	if err != nil {

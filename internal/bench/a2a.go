@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"text/tabwriter"
@@ -27,16 +28,20 @@ import (
 )
 
 // The parties of the a2a scenario: the same echo agent reached by the
-// SDK's a2aclient over the bus binding (durable and direct calls), over
-// JSON-RPC HTTP straight to the agent (the anchor), and over JSON-RPC HTTP
-// through the gateway, whose calls travel on the bus (in the gateway's
-// default mode, durable, and in direct mode).
+// SDK's a2aclient over the bus binding (auto calls, the binding's default:
+// direct when a consumer owns the agent, stored when none does; durable
+// calls, always stored; direct calls), over JSON-RPC HTTP straight to the
+// agent (the anchor), and over JSON-RPC HTTP through the gateway, whose
+// calls travel on the bus (in agentd's default mode, auto, and in the
+// durable and direct modes).
 const (
-	A2ANATSDurable   = "nats_durable"
-	A2ANATSDirect    = "nats_direct"
-	A2AHTTP          = "http"
-	A2AGateway       = "gateway"
-	A2AGatewayDirect = "gateway_direct"
+	A2ANATS           = "nats"
+	A2ANATSDurable    = "nats_durable"
+	A2ANATSDirect     = "nats_direct"
+	A2AHTTP           = "http"
+	A2AGateway        = "gateway"
+	A2AGatewayDurable = "gateway_durable"
+	A2AGatewayDirect  = "gateway_direct"
 )
 
 // The phases of the a2a scenario.
@@ -46,7 +51,7 @@ const (
 )
 
 // a2aParties are the parties in the order they are set up and reported.
-var a2aParties = []string{A2ANATSDurable, A2ANATSDirect, A2AHTTP, A2AGateway, A2AGatewayDirect}
+var a2aParties = []string{A2ANATS, A2ANATSDurable, A2ANATSDirect, A2AHTTP, A2AGateway, A2AGatewayDurable, A2AGatewayDirect}
 
 // a2aAgent is the agent ID of the benchmark's echo agent.
 const a2aAgent = "bench-a2a-echo"
@@ -64,8 +69,9 @@ type A2AConfig struct {
 	Sequential int
 	// MsgSize is the bytes of text per message (default 256).
 	MsgSize int
-	// Parties limits the run to some of nats_durable, nats_direct, http,
-	// gateway and gateway_direct (default all), for profiling one of them.
+	// Parties limits the run to some of nats, nats_durable, nats_direct,
+	// http, gateway, gateway_durable and gateway_direct (default all), for
+	// profiling one of them.
 	// A ratio is reported only when both its parties ran.
 	Parties []string
 }
@@ -104,7 +110,7 @@ func (c A2AConfig) Validate() error {
 	}
 	for _, p := range c.Parties {
 		if !slices.Contains(a2aParties, p) {
-			return fmt.Errorf("bench: unknown party %q (want nats_durable, nats_direct, http, gateway or gateway_direct)", p)
+			return fmt.Errorf("bench: unknown party %q (want %s)", p, strings.Join(a2aParties, ", "))
 		}
 	}
 	return nil
@@ -134,44 +140,57 @@ type A2AResult struct {
 	Sequential int `json:"sequential"`
 	MsgSize    int `json:"msg_size"`
 
-	NATSDurableRPS   float64 `json:"nats_durable_rps"`
-	NATSDirectRPS    float64 `json:"nats_direct_rps"`
-	HTTPRPS          float64 `json:"http_rps"`
-	GatewayRPS       float64 `json:"gateway_rps"`
-	GatewayDirectRPS float64 `json:"gateway_direct_rps"`
+	NATSRPS           float64 `json:"nats_rps"`
+	GatewayDurableRPS float64 `json:"gateway_durable_rps"`
+	NATSDurableRPS    float64 `json:"nats_durable_rps"`
+	NATSDirectRPS     float64 `json:"nats_direct_rps"`
+	HTTPRPS           float64 `json:"http_rps"`
+	GatewayRPS        float64 `json:"gateway_rps"`
+	GatewayDirectRPS  float64 `json:"gateway_direct_rps"`
 
-	NATSDurableP50us   float64 `json:"nats_durable_p50_us"`
-	NATSDurableP99us   float64 `json:"nats_durable_p99_us"`
-	NATSDirectP50us    float64 `json:"nats_direct_p50_us"`
-	NATSDirectP99us    float64 `json:"nats_direct_p99_us"`
-	HTTPP50us          float64 `json:"http_p50_us"`
-	HTTPP99us          float64 `json:"http_p99_us"`
-	GatewayP50us       float64 `json:"gateway_p50_us"`
-	GatewayP99us       float64 `json:"gateway_p99_us"`
-	GatewayDirectP50us float64 `json:"gateway_direct_p50_us"`
-	GatewayDirectP99us float64 `json:"gateway_direct_p99_us"`
+	NATSP50us           float64 `json:"nats_p50_us"`
+	NATSP99us           float64 `json:"nats_p99_us"`
+	GatewayDurableP50us float64 `json:"gateway_durable_p50_us"`
+	GatewayDurableP99us float64 `json:"gateway_durable_p99_us"`
+	NATSDurableP50us    float64 `json:"nats_durable_p50_us"`
+	NATSDurableP99us    float64 `json:"nats_durable_p99_us"`
+	NATSDirectP50us     float64 `json:"nats_direct_p50_us"`
+	NATSDirectP99us     float64 `json:"nats_direct_p99_us"`
+	HTTPP50us           float64 `json:"http_p50_us"`
+	HTTPP99us           float64 `json:"http_p99_us"`
+	GatewayP50us        float64 `json:"gateway_p50_us"`
+	GatewayP99us        float64 `json:"gateway_p99_us"`
+	GatewayDirectP50us  float64 `json:"gateway_direct_p50_us"`
+	GatewayDirectP99us  float64 `json:"gateway_direct_p99_us"`
 
-	NATSDurableSeqP50us   float64 `json:"nats_durable_seq_p50_us"`
-	NATSDurableSeqP99us   float64 `json:"nats_durable_seq_p99_us"`
-	NATSDirectSeqP50us    float64 `json:"nats_direct_seq_p50_us"`
-	NATSDirectSeqP99us    float64 `json:"nats_direct_seq_p99_us"`
-	HTTPSeqP50us          float64 `json:"http_seq_p50_us"`
-	HTTPSeqP99us          float64 `json:"http_seq_p99_us"`
-	GatewaySeqP50us       float64 `json:"gateway_seq_p50_us"`
-	GatewaySeqP99us       float64 `json:"gateway_seq_p99_us"`
-	GatewayDirectSeqP50us float64 `json:"gateway_direct_seq_p50_us"`
-	GatewayDirectSeqP99us float64 `json:"gateway_direct_seq_p99_us"`
+	NATSSeqP50us           float64 `json:"nats_seq_p50_us"`
+	NATSSeqP99us           float64 `json:"nats_seq_p99_us"`
+	GatewayDurableSeqP50us float64 `json:"gateway_durable_seq_p50_us"`
+	GatewayDurableSeqP99us float64 `json:"gateway_durable_seq_p99_us"`
+	NATSDurableSeqP50us    float64 `json:"nats_durable_seq_p50_us"`
+	NATSDurableSeqP99us    float64 `json:"nats_durable_seq_p99_us"`
+	NATSDirectSeqP50us     float64 `json:"nats_direct_seq_p50_us"`
+	NATSDirectSeqP99us     float64 `json:"nats_direct_seq_p99_us"`
+	HTTPSeqP50us           float64 `json:"http_seq_p50_us"`
+	HTTPSeqP99us           float64 `json:"http_seq_p99_us"`
+	GatewaySeqP50us        float64 `json:"gateway_seq_p50_us"`
+	GatewaySeqP99us        float64 `json:"gateway_seq_p99_us"`
+	GatewayDirectSeqP50us  float64 `json:"gateway_direct_seq_p50_us"`
+	GatewayDirectSeqP99us  float64 `json:"gateway_direct_seq_p99_us"`
 
-	// The issue's targets: NATS (a2anats' default mode, durable) vs
-	// direct HTTP at Clients clients, ≥ 2 × throughput and ≤ 0.75 × p50;
-	// the gateway (its default mode, durable) vs direct HTTP, one call at
-	// a time, ≤ 2 × p50.
-	NATSVsHTTPThroughput       float64 `json:"nats_vs_http_throughput"`
-	NATSVsHTTPP50              float64 `json:"nats_vs_http_p50"`
-	NATSDirectVsHTTPThroughput float64 `json:"nats_direct_vs_http_throughput"`
-	NATSDirectVsHTTPP50        float64 `json:"nats_direct_vs_http_p50"`
-	GatewayVsDirectHTTPP50     float64 `json:"gateway_vs_direct_http_p50"`
-	// The same at Clients clients, and for the gateway in direct mode.
+	// The issue's targets: NATS (a2anats' default mode, auto) vs direct
+	// HTTP at Clients clients, ≥ 2 × throughput and ≤ 0.75 × p50; the
+	// gateway (agentd's default mode, auto) vs direct HTTP, one call at a
+	// time, ≤ 2 × p50.
+	NATSVsHTTPThroughput   float64 `json:"nats_vs_http_throughput"`
+	NATSVsHTTPP50          float64 `json:"nats_vs_http_p50"`
+	GatewayVsDirectHTTPP50 float64 `json:"gateway_vs_direct_http_p50"`
+	// The same for the other modes, and at Clients clients.
+	NATSDurableVsHTTPThroughput            float64 `json:"nats_durable_vs_http_throughput"`
+	NATSDurableVsHTTPP50                   float64 `json:"nats_durable_vs_http_p50"`
+	GatewayDurableVsDirectHTTPP50          float64 `json:"gateway_durable_vs_direct_http_p50"`
+	NATSDirectVsHTTPThroughput             float64 `json:"nats_direct_vs_http_throughput"`
+	NATSDirectVsHTTPP50                    float64 `json:"nats_direct_vs_http_p50"`
 	GatewayVsDirectHTTPP50Concurrent       float64 `json:"gateway_vs_direct_http_p50_concurrent"`
 	GatewayDirectVsDirectHTTPP50           float64 `json:"gateway_direct_vs_direct_http_p50"`
 	GatewayDirectVsDirectHTTPP50Concurrent float64 `json:"gateway_direct_vs_direct_http_p50_concurrent"`
@@ -294,14 +313,19 @@ func (res *A2AResult) fill(runs, seq map[string]A2ARun) {
 		r, s := runs[party], seq[party]
 		*rps, *p50, *p99, *sp50, *sp99 = r.RPS, r.P50us, r.P99us, s.P50us, s.P99us
 	}
+	set(A2ANATS, &res.NATSRPS, &res.NATSP50us, &res.NATSP99us, &res.NATSSeqP50us, &res.NATSSeqP99us)
+	set(A2AGatewayDurable, &res.GatewayDurableRPS, &res.GatewayDurableP50us, &res.GatewayDurableP99us, &res.GatewayDurableSeqP50us, &res.GatewayDurableSeqP99us)
 	set(A2ANATSDurable, &res.NATSDurableRPS, &res.NATSDurableP50us, &res.NATSDurableP99us, &res.NATSDurableSeqP50us, &res.NATSDurableSeqP99us)
 	set(A2ANATSDirect, &res.NATSDirectRPS, &res.NATSDirectP50us, &res.NATSDirectP99us, &res.NATSDirectSeqP50us, &res.NATSDirectSeqP99us)
 	set(A2AHTTP, &res.HTTPRPS, &res.HTTPP50us, &res.HTTPP99us, &res.HTTPSeqP50us, &res.HTTPSeqP99us)
 	set(A2AGateway, &res.GatewayRPS, &res.GatewayP50us, &res.GatewayP99us, &res.GatewaySeqP50us, &res.GatewaySeqP99us)
 	set(A2AGatewayDirect, &res.GatewayDirectRPS, &res.GatewayDirectP50us, &res.GatewayDirectP99us, &res.GatewayDirectSeqP50us, &res.GatewayDirectSeqP99us)
 
-	res.NATSVsHTTPThroughput = ratio(res.NATSDurableRPS, res.HTTPRPS)
-	res.NATSVsHTTPP50 = ratio(res.NATSDurableP50us, res.HTTPP50us)
+	res.NATSVsHTTPThroughput = ratio(res.NATSRPS, res.HTTPRPS)
+	res.NATSVsHTTPP50 = ratio(res.NATSP50us, res.HTTPP50us)
+	res.NATSDurableVsHTTPThroughput = ratio(res.NATSDurableRPS, res.HTTPRPS)
+	res.NATSDurableVsHTTPP50 = ratio(res.NATSDurableP50us, res.HTTPP50us)
+	res.GatewayDurableVsDirectHTTPP50 = ratio(res.GatewayDurableSeqP50us, res.HTTPSeqP50us)
 	res.NATSDirectVsHTTPThroughput = ratio(res.NATSDirectRPS, res.HTTPRPS)
 	res.NATSDirectVsHTTPP50 = ratio(res.NATSDirectP50us, res.HTTPP50us)
 	res.GatewayVsDirectHTTPP50 = ratio(res.GatewaySeqP50us, res.HTTPSeqP50us)
@@ -385,7 +409,7 @@ func a2aSetUp(ctx context.Context, env Env, c A2AConfig, closers *cleanups) ([]a
 	}
 
 	// a2aclient over the bus binding, from a bus of its own.
-	if want(A2ANATSDurable) || want(A2ANATSDirect) {
+	if want(A2ANATS) || want(A2ANATSDurable) || want(A2ANATSDirect) {
 		clientBus, _, err := a2aBus(ctx, env, "bench-a2a-client", closers)
 		if err != nil {
 			return nil, err
@@ -397,7 +421,7 @@ func a2aSetUp(ctx context.Context, env Env, c A2AConfig, closers *cleanups) ([]a
 		for _, m := range []struct {
 			party string
 			mode  agentbus.RequestMode
-		}{{A2ANATSDurable, agentbus.Durable}, {A2ANATSDirect, agentbus.Direct}} {
+		}{{A2ANATS, agentbus.Auto}, {A2ANATSDurable, agentbus.Durable}, {A2ANATSDirect, agentbus.Direct}} {
 			if !want(m.party) {
 				continue
 			}
@@ -430,7 +454,7 @@ func a2aSetUp(ctx context.Context, env Env, c A2AConfig, closers *cleanups) ([]a
 	for _, g := range []struct {
 		party string
 		mode  agentbus.RequestMode
-	}{{A2AGateway, gateway.Config{}.Mode}, {A2AGatewayDirect, agentbus.Direct}} {
+	}{{A2AGateway, agentbus.Auto}, {A2AGatewayDurable, agentbus.Durable}, {A2AGatewayDirect, agentbus.Direct}} {
 		if !want(g.party) {
 			continue
 		}
@@ -638,11 +662,14 @@ func WriteA2A(w io.Writer, res A2AResult, asJSON bool) error {
 	}
 	fmt.Fprintln(w)
 	err := errors.Join(
-		line("nats (durable) / http throughput", res.NATSVsHTTPThroughput, "≥", targetNATSVsHTTPThroughput),
-		line("nats (durable) / http p50", res.NATSVsHTTPP50, "≤", targetNATSVsHTTPP50),
+		line("nats (auto) / http throughput", res.NATSVsHTTPThroughput, "≥", targetNATSVsHTTPThroughput),
+		line("nats (auto) / http p50", res.NATSVsHTTPP50, "≤", targetNATSVsHTTPP50),
+		line("nats (durable) / http throughput", res.NATSDurableVsHTTPThroughput, "", 0),
+		line("nats (durable) / http p50", res.NATSDurableVsHTTPP50, "", 0),
 		line("nats (direct) / http throughput", res.NATSDirectVsHTTPThroughput, "", 0),
 		line("nats (direct) / http p50", res.NATSDirectVsHTTPP50, "", 0),
-		line("gateway / direct http p50, 1 client", res.GatewayVsDirectHTTPP50, "≤", targetGatewayVsDirectHTTPP50),
+		line("gateway (auto) / direct http p50, 1 client", res.GatewayVsDirectHTTPP50, "≤", targetGatewayVsDirectHTTPP50),
+		line("gateway durable / http p50, 1 client", res.GatewayDurableVsDirectHTTPP50, "", 0),
 		line(fmt.Sprintf("gateway / direct http p50, %d clients", res.Clients), res.GatewayVsDirectHTTPP50Concurrent, "", 0),
 		line("gateway direct / http p50, 1 client", res.GatewayDirectVsDirectHTTPP50, "", 0),
 		line(fmt.Sprintf("gateway direct / http p50, %d clients", res.Clients), res.GatewayDirectVsDirectHTTPP50Concurrent, "", 0),

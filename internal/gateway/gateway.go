@@ -40,7 +40,8 @@ type Config struct {
 	// ClientCerts says the HTTP server verifies client certificates
 	// (mutual TLS): requests with a verified one are let in.
 	ClientCerts bool
-	// Mode is how calls travel on the bus (default agentbus.Durable).
+	// Mode is how calls travel on the bus (see a2anats.ClientMode; the
+	// zero value is agentbus.Durable, agentd's default agentbus.Auto).
 	Mode agentbus.RequestMode
 	// NATSServer is the host:port of the NATS server as clients know it,
 	// written into the bus interface of the cards.
