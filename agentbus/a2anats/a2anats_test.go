@@ -377,3 +377,65 @@ func TestAutoWaitsForConsumer(t *testing.T) {
 		t.Fatalf("stream's last sequence %d, want 1: the call with a consumer was stored", n)
 	}
 }
+
+// TestTaskOutlivesItsConsumer: a task run by one consumer is read and
+// continued by the next one that owns the agent, through the KV store.
+func TestTaskOutlivesItsConsumer(t *testing.T) {
+	srv := embeddedtest.RunServer(t)
+	ctx := testCtx(t, time.Minute)
+	hostWorker := func() (stop func()) {
+		bus := connectBus(t, srv)
+		tasks, err := a2anats.NewTaskStore(ctx, bus, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := a2anats.Handle(bus, "worker", a2asrv.NewHandler(demoagent.Worker{}, a2asrv.WithTaskStore(tasks)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- bus.Serve(sctx, agentbus.ServeMemberTTL(time.Second)) }()
+		return func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+			_ = s.Close(ctx)
+		}
+	}
+	c, err := a2anats.NewClient(connectBus(t, srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := c.Transport("worker")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	stopA := hostWorker()
+	res, err := tr.SendMessage(ctx, nil, text("first"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	task := res.(*a2a.Task)
+	stopA()
+
+	stopB := hostWorker()
+	defer stopB()
+	got, err := tr.GetTask(ctx, nil, &a2a.GetTaskRequest{ID: task.ID})
+	if err != nil {
+		t.Fatalf("GetTask on the next consumer: %v", err)
+	}
+	if got.Status.State != a2a.TaskStateCompleted || len(got.Artifacts) != 1 {
+		t.Fatalf("task on the next consumer: %+v", got)
+	}
+	// A follow-up message to the task is judged there on its stored
+	// state: completed, so refused as such (not as an unknown task).
+	next := text("second")
+	next.Message.TaskID = task.ID
+	_, err = tr.SendMessage(ctx, nil, next)
+	if !errors.Is(err, a2a.ErrInvalidParams) || !strings.Contains(err.Error(), "terminal state") {
+		t.Fatalf("follow-up to a completed task on the next consumer: %v, want invalid params for its terminal state", err)
+	}
+}
