@@ -69,7 +69,7 @@ func (d *Daemon) startHosted(ctx context.Context, nc *nats.Conn) (stop func(cont
 			{"echo", "Replies with the text it got.", demoagent.Echo{}},
 			{"worker", fmt.Sprintf("Runs a task that completes after %v with the artifact \"done: <text>\".", d.cfg.DemoDelay), demoagent.Worker{Delay: d.cfg.DemoDelay}},
 		} {
-			s, err := a2anats.NewServer(bus, a2asrv.NewHandler(a.exec, a2asrv.WithTaskStore(tasks)), a2anats.ServerLogger(d.log))
+			s, err := a2anats.NewServer(bus, a2asrv.NewHandler(a.exec, a2asrv.WithTaskStore(tasks), a2asrv.WithLogger(d.log.With("component", "a2a"))), a2anats.ServerLogger(d.log))
 			if err != nil {
 				return nil, err
 			}
