@@ -118,10 +118,58 @@ func StartCluster(ctx context.Context, n int, dir string, log *slog.Logger) (*Cl
 	if err := c.start(ctx, all...); err != nil {
 		return fail(err)
 	}
+	if err := c.WaitRoutes(ctx); err != nil {
+		return fail(err)
+	}
 	if _, err := c.WaitMetaLeader(ctx); err != nil {
 		return fail(err)
 	}
 	return c, nil
+}
+
+// WaitRoutes waits until every running node has a route to every other
+// running node. Do not call it while a node is isolated.
+func (c *Cluster) WaitRoutes(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, StartTimeout)
+	defer cancel()
+	for {
+		missing := ""
+		c.mu.Lock()
+		running := map[string]bool{}
+		for _, nd := range c.nodes {
+			if nd.srv != nil {
+				running[nd.name] = true
+			}
+		}
+		for _, nd := range c.nodes {
+			if nd.srv == nil || missing != "" {
+				continue
+			}
+			rz, err := nd.srv.NATSServer().Routez(nil)
+			if err != nil {
+				missing = err.Error()
+				continue
+			}
+			peers := map[string]bool{}
+			for _, r := range rz.Routes {
+				peers[r.RemoteName] = true
+			}
+			for name := range running {
+				if name != nd.name && !peers[name] {
+					missing = fmt.Sprintf("%s has no route to %s", nd.name, name)
+				}
+			}
+		}
+		c.mu.Unlock()
+		if missing == "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("faults: routes: %s: %w", missing, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // start starts the given stopped nodes together: a clustered server
@@ -246,7 +294,8 @@ func (c *Cluster) StopAll(ctx context.Context) error {
 
 // Restart starts the given stopped nodes again (all stopped nodes when none
 // are given), with their old names, ports and stores, and waits until the
-// meta group has a leader every running node follows.
+// running nodes are routed to each other and the meta group has a leader
+// every running node follows.
 func (c *Cluster) Restart(ctx context.Context, idx ...int) error {
 	if len(idx) == 0 {
 		for i := range c.nodes {
@@ -261,6 +310,9 @@ func (c *Cluster) Restart(ctx context.Context, idx ...int) error {
 		}
 	}
 	if err := c.start(ctx, idx...); err != nil {
+		return err
+	}
+	if err := c.WaitRoutes(ctx); err != nil {
 		return err
 	}
 	_, err := c.WaitMetaLeader(ctx)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"time"
@@ -29,6 +30,9 @@ type SoakConfig struct {
 	Publishers int
 	// Log receives the servers' and buses' log (default: discarded).
 	Log *slog.Logger
+	// HeapProfile, when set, is a file to write a heap profile to after
+	// the last interval, before the drain: what holds the heap.
+	HeapProfile string
 }
 
 // SoakResult is a soak's outcome: the final counts and the verdicts.
@@ -132,6 +136,11 @@ func Soak(ctx context.Context, cfg SoakConfig, out io.Writer) (SoakResult, error
 			c.Acked, c.Handled, c.Duplicates, c.Lost, s.ledger.Live(), what)
 	}
 
+	if cfg.HeapProfile != "" {
+		if err := writeHeapProfile(cfg.HeapProfile); err != nil {
+			return SoakResult{}, err
+		}
+	}
 	fmt.Fprintf(out, "stopping the load and draining\n")
 	s.stopPublishing()
 	dctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
@@ -358,6 +367,19 @@ func (s *soak) restartAll(ctx context.Context) (string, error) {
 		return "", err
 	}
 	return "restarted every node", nil
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

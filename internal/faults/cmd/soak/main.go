@@ -36,6 +36,7 @@ func run() (bool, error) {
 	flag.DurationVar(&cfg.Interval, "interval", 20*time.Second, "time between report lines; one fault is injected in each")
 	flag.IntVar(&cfg.Publishers, "publishers", 3, "publishing buses")
 	flag.StringVar(&cfg.Dir, "dir", "", "store directory of the nodes (default: a temporary one, removed at the end)")
+	flag.StringVar(&cfg.HeapProfile, "heapprofile", "", "write a heap profile to this file after the last interval (go tool pprof)")
 	verbose := flag.Bool("v", false, "log the servers' and buses' warnings and errors to stderr")
 	flag.Parse()
 	if *verbose {
