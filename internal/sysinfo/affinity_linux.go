@@ -39,21 +39,49 @@ func BindCPUs(cpus []int) (before []int, err error) {
 	if set.Count() == 0 {
 		return before, fmt.Errorf("sysinfo: no CPUs to bind to")
 	}
+	// A thread that an unbound one starts while we bind inherits the old
+	// mask: bind until a pass finds every thread bound.
+	for pass := 0; ; pass++ {
+		changed, err := bindThreads(&set)
+		if err != nil {
+			return before, fmt.Errorf("sysinfo: bind to CPUs %v: %w", cpus, err)
+		}
+		if !changed {
+			break
+		}
+		if pass == maxBindPasses {
+			return before, fmt.Errorf("sysinfo: bind to CPUs %v: threads still starting unbound after %d passes", cpus, pass)
+		}
+	}
+	runtime.GOMAXPROCS(set.Count())
+	return before, nil
+}
+
+// maxBindPasses bounds BindCPUs' passes over the threads.
+const maxBindPasses = 20
+
+// bindThreads binds every thread of the process not bound to set yet, and
+// reports whether there was one.
+func bindThreads(set *unix.CPUSet) (changed bool, err error) {
 	tasks, err := os.ReadDir("/proc/self/task")
 	if err != nil {
-		return before, fmt.Errorf("sysinfo: list threads: %w", err)
+		return false, fmt.Errorf("list threads: %w", err)
 	}
 	for _, t := range tasks {
 		tid, err := strconv.Atoi(t.Name())
 		if err != nil {
 			continue
 		}
-		if err := unix.SchedSetaffinity(tid, &set); err != nil && err != unix.ESRCH { // ESRCH: the thread ended
-			return before, fmt.Errorf("sysinfo: bind thread %d to CPUs %v: %w", tid, cpus, err)
+		var cur unix.CPUSet
+		if err := unix.SchedGetaffinity(tid, &cur); err == nil && cur == *set {
+			continue
 		}
+		if err := unix.SchedSetaffinity(tid, set); err != nil && err != unix.ESRCH { // ESRCH: the thread ended
+			return false, fmt.Errorf("thread %d: %w", tid, err)
+		}
+		changed = true
 	}
-	runtime.GOMAXPROCS(set.Count())
-	return before, nil
+	return changed, nil
 }
 
 // AffinityCPUs returns the CPUs the calling thread may run on.
