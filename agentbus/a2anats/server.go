@@ -37,6 +37,7 @@ type Server struct {
 	bus     *agentbus.Bus
 	handler a2asrv.RequestHandler
 	log     *slog.Logger
+	metrics *Metrics      // nil: not counted
 	slots   chan struct{} // one per running call
 
 	// Calls run on worker goroutines that wait a while for the next call
@@ -191,6 +192,7 @@ type answerer struct {
 	req       *codec.Envelope
 	seq       int
 	eventName string // HeaderEvent of the answer being sent
+	code      string // the call's outcome: "ok" or its JSON-RPC error code
 }
 
 func (a *answerer) send(kind string, payload []byte, err error) {
@@ -204,7 +206,8 @@ func (a *answerer) send(kind string, payload []byte, err error) {
 	resp := &codec.Envelope{Kind: kind}
 	resp.Headers.Set(HeaderSeq, strconv.Itoa(a.seq))
 	if err != nil {
-		resp.Headers.Set(HeaderCode, strconv.Itoa(errorCode(err)))
+		a.code = strconv.Itoa(errorCode(err))
+		resp.Headers.Set(HeaderCode, a.code)
 		resp.Headers.Set(HeaderError, err.Error())
 	}
 	if a.eventName != "" {
@@ -220,7 +223,12 @@ func (a *answerer) send(kind string, payload []byte, err error) {
 	}
 }
 
-func (a *answerer) fail(err error) { a.send(KindError, nil, err) }
+func (a *answerer) fail(err error) {
+	if a.req.ReplyTo == "" {
+		a.code = strconv.Itoa(errorCode(err))
+	}
+	a.send(KindError, nil, err)
+}
 
 // result answers with v as JSON.
 func (a *answerer) result(v any) {
@@ -265,7 +273,9 @@ func (a *answerer) stream(seq iter.Seq2[a2a.Event, error]) {
 
 // serve runs one call and answers it.
 func (s *Server) serve(env *codec.Envelope) {
-	a := &answerer{s: s, req: env}
+	a := &answerer{s: s, req: env, code: "ok"}
+	done := s.metrics.begin(env.To, strings.TrimPrefix(env.Kind, KindPrefix))
+	defer func() { done(a.code) }()
 	ctx := s.ctx
 	if env.Deadline > 0 {
 		var cancel context.CancelFunc

@@ -56,6 +56,10 @@ func (d *Daemon) startHosted(ctx context.Context, nc *nats.Conn) (stop func(cont
 	if err != nil {
 		return nil, err
 	}
+	metrics, err := a2anats.NewMetrics(d.reg)
+	if err != nil {
+		return nil, err
+	}
 	var hosted []string
 	if d.cfg.Demo {
 		tasks, err := a2anats.NewTaskStore(ctx, bus, 0)
@@ -69,7 +73,8 @@ func (d *Daemon) startHosted(ctx context.Context, nc *nats.Conn) (stop func(cont
 			{"echo", "Replies with the text it got.", demoagent.Echo{}},
 			{"worker", fmt.Sprintf("Runs a task that completes after %v with the artifact \"done: <text>\".", d.cfg.DemoDelay), demoagent.Worker{Delay: d.cfg.DemoDelay}},
 		} {
-			s, err := a2anats.NewServer(bus, a2asrv.NewHandler(a.exec, a2asrv.WithTaskStore(tasks), a2asrv.WithLogger(d.log.With("component", "a2a"))), a2anats.ServerLogger(d.log))
+			s, err := a2anats.NewServer(bus, a2asrv.NewHandler(a.exec, a2asrv.WithTaskStore(tasks), a2asrv.WithLogger(d.log.With("component", "a2a"))),
+				a2anats.ServerLogger(d.log), a2anats.ServerMetrics(metrics))
 			if err != nil {
 				return nil, err
 			}
@@ -85,7 +90,7 @@ func (d *Daemon) startHosted(ctx context.Context, nc *nats.Conn) (stop func(cont
 	}
 	for _, sc := range sidecars {
 		cctx, cancel := context.WithTimeout(ctx, sidecarCardTimeout)
-		s, err := gateway.ServeSidecar(cctx, bus, reg, sc, http.DefaultClient, d.log)
+		s, err := gateway.ServeSidecar(cctx, bus, reg, sc, http.DefaultClient, d.log, a2anats.ServerMetrics(metrics))
 		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("sidecar %s: %w", sc.ID, err)

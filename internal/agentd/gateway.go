@@ -39,6 +39,7 @@ func (d *Daemon) startGateway(ctx context.Context, nc *nats.Conn) error {
 		Mode:        mode,
 		NATSServer:  d.natsHost(),
 		Logger:      d.log.With("component", "gateway"),
+		Registerer:  d.reg,
 	})
 	if err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 	"github.com/a2aproject/a2a-go/v2/a2a"
 	"github.com/a2aproject/a2a-go/v2/a2aclient"
 	"github.com/a2aproject/a2a-go/v2/a2aclient/agentcard"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 )
 
 // TestGatewayWithDemoAgents: `agentd --demo` serves the demo agents' cards
@@ -87,6 +88,29 @@ func TestGatewayWithDemoAgents(t *testing.T) {
 	canceled, err := worker.CancelTask(ctx, &a2a.CancelTaskRequest{ID: res.(*a2a.Task).ID})
 	if err != nil || canceled.Status.State != a2a.TaskStateCanceled {
 		t.Fatalf("CancelTask: %+v, %v", canceled, err)
+	}
+	if _, err := worker.GetTask(ctx, &a2a.GetTaskRequest{ID: "no-such-task"}); err == nil {
+		t.Fatal("GetTask of an unknown task did not fail")
+	}
+
+	// The calls are counted where they ran and where they came in.
+	_, body := get(t, d, "/metrics")
+	for _, want := range []string{
+		`a2abus_a2a_calls_total{agent="echo",code="ok",method="SendMessage"} 1`,
+		`a2abus_a2a_calls_total{agent="worker",code="ok",method="SendStreamingMessage"} 1`,
+		`a2abus_a2a_calls_total{agent="worker",code="-32001",method="GetTask"} 1`,
+		`a2abus_a2a_calls_running{agent="worker"}`,
+		`a2abus_gateway_requests_total{binding="card",status="200"} 2`,
+		`a2abus_gateway_requests_total{binding="jsonrpc",status="200"} 6`,
+		`a2abus_gateway_request_seconds_count{binding="jsonrpc"} 6`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	problems, err := promlint.New(strings.NewReader(body)).Lint()
+	if err != nil || len(problems) > 0 {
+		t.Fatalf("promlint: %v %v", problems, err)
 	}
 }
 

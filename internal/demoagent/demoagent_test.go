@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/a2abus/a2abus/internal/demoagent"
 	"github.com/a2aproject/a2a-go/v2/a2a"
 	"github.com/a2aproject/a2a-go/v2/a2asrv"
-	"github.com/a2abus/a2abus/internal/demoagent"
 )
 
 func execCtx(text string) *a2asrv.ExecutorContext {
@@ -58,6 +58,7 @@ func TestWorker(t *testing.T) {
 
 	// Canceled while working: it stops with the context's error.
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	var last error
 	for ev, err := range (demoagent.Worker{Delay: time.Minute}).Execute(ctx, execCtx("long")) {
 		if _, ok := ev.(*a2a.TaskStatusUpdateEvent); ok {

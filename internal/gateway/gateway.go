@@ -21,6 +21,7 @@ import (
 	"github.com/a2aproject/a2a-go/v2/a2a"
 	"github.com/a2aproject/a2a-go/v2/a2acompat/a2av0"
 	"github.com/a2aproject/a2a-go/v2/a2asrv"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Prefix is the path the gateway is mounted on.
@@ -51,6 +52,10 @@ type Config struct {
 	// Logger logs what fails where no caller can be told (default
 	// slog.Default()).
 	Logger *slog.Logger
+	// Registerer, when set, gets the gateway's metrics:
+	// a2abus_gateway_requests_total{binding,status} and
+	// a2abus_gateway_request_seconds{binding}.
+	Registerer prometheus.Registerer
 }
 
 // Gateway serves the A2A endpoints of the registered agents (see the
@@ -60,6 +65,7 @@ type Gateway struct {
 	reg    *a2anats.Registry
 	client *a2anats.Client
 	now    func() time.Time
+	m      *metrics // nil without Config.Registerer
 
 	mu     sync.Mutex
 	agents map[string]*agent
@@ -88,11 +94,43 @@ func New(bus *agentbus.Bus, reg *a2anats.Registry, cfg Config) (*Gateway, error)
 	if err != nil {
 		return nil, err
 	}
-	return &Gateway{cfg: cfg, reg: reg, client: client, now: time.Now, agents: map[string]*agent{}}, nil
+	g := &Gateway{cfg: cfg, reg: reg, client: client, now: time.Now, agents: map[string]*agent{}}
+	if cfg.Registerer != nil {
+		if g.m, err = newMetrics(cfg.Registerer); err != nil {
+			return nil, err
+		}
+	}
+	return g, nil
 }
 
 // ServeHTTP implements http.Handler.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	g.m.observe(binding(r.URL.Path), w, func(w http.ResponseWriter) { g.serve(w, r) })
+}
+
+// binding names the binding a request path is for, as the metrics label.
+func binding(path string) string {
+	rest, ok := strings.CutPrefix(path, Prefix)
+	if !ok {
+		return "other"
+	}
+	id, sub, _ := strings.Cut(rest, "/")
+	switch {
+	case id == "":
+		return "list"
+	case sub == "":
+		return "jsonrpc"
+	case sub == "v0.3":
+		return "jsonrpc_0.3"
+	case sub == "rest" || strings.HasPrefix(sub, "rest/"):
+		return "rest"
+	case sub == strings.TrimPrefix(a2asrv.WellKnownAgentCardPath, "/"):
+		return "card"
+	}
+	return "other"
+}
+
+func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	rest, ok := strings.CutPrefix(r.URL.Path, Prefix)
 	if !ok {
 		writeError(w, http.StatusNotFound, a2a.ErrMethodNotFound, "no A2A endpoint at "+r.URL.Path)

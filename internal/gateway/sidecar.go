@@ -63,8 +63,8 @@ func ParseSidecars(s string) ([]Sidecar, error) {
 // the one the agent serves at its well-known path (first under the
 // endpoint's URL, then at its host's root), or, when it serves none yet, a
 // card naming the endpoint, with a warning. Close the returned Server after
-// the bus's Serve ends.
-func ServeSidecar(ctx context.Context, bus *agentbus.Bus, reg *a2anats.Registry, sc Sidecar, hc *http.Client, log *slog.Logger) (*a2anats.Server, error) {
+// the bus's Serve ends. opts add to the Server's options (its logger is log).
+func ServeSidecar(ctx context.Context, bus *agentbus.Bus, reg *a2anats.Registry, sc Sidecar, hc *http.Client, log *slog.Logger, opts ...a2anats.ServerOption) (*a2anats.Server, error) {
 	if hc == nil {
 		hc = http.DefaultClient
 	}
@@ -81,7 +81,7 @@ func ServeSidecar(ctx context.Context, bus *agentbus.Bus, reg *a2anats.Registry,
 	}
 	t := a2aclient.NewJSONRPCTransport(sc.URL, hc)
 	var h a2asrv.RequestHandler = forward{t: t}
-	srv, err := a2anats.Handle(bus, sc.ID, h, a2anats.ServerLogger(log))
+	srv, err := a2anats.Handle(bus, sc.ID, h, append([]a2anats.ServerOption{a2anats.ServerLogger(log)}, opts...)...)
 	if err != nil {
 		return nil, err
 	}
