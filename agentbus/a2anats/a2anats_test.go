@@ -439,3 +439,47 @@ func TestTaskOutlivesItsConsumer(t *testing.T) {
 		t.Fatalf("follow-up to a completed task on the next consumer: %v, want invalid params for its terminal state", err)
 	}
 }
+
+// TestListTasks: the KV task store lists the tasks newest first, paged
+// and filtered.
+func TestListTasks(t *testing.T) {
+	srv := embeddedtest.RunServer(t)
+	reg := agents(t, srv, 0)
+	c := client(t, connectBus(t, srv), reg, "worker")
+	ctx := testCtx(t, time.Minute)
+	var ids []a2a.TaskID
+	for i := range 3 {
+		res, err := c.SendMessage(ctx, text("job "+string(rune('a'+i))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, res.(*a2a.Task).ID)
+		time.Sleep(2 * time.Millisecond) // distinct update times
+	}
+	page, err := c.ListTasks(ctx, &a2a.ListTasksRequest{PageSize: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page.TotalSize != 3 || len(page.Tasks) != 2 || page.NextPageToken == "" ||
+		page.Tasks[0].ID != ids[2] || page.Tasks[1].ID != ids[1] {
+		t.Fatalf("first page: %d of %d, next %q", len(page.Tasks), page.TotalSize, page.NextPageToken)
+	}
+	rest, err := c.ListTasks(ctx, &a2a.ListTasksRequest{PageSize: 2, PageToken: page.NextPageToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rest.Tasks) != 1 || rest.Tasks[0].ID != ids[0] || rest.NextPageToken != "" {
+		t.Fatalf("second page: %+v", rest)
+	}
+	byContext, err := c.ListTasks(ctx, &a2a.ListTasksRequest{ContextID: page.Tasks[0].ContextID})
+	if err != nil || len(byContext.Tasks) != 1 || byContext.Tasks[0].ID != ids[2] {
+		t.Fatalf("by context: %+v, %v", byContext, err)
+	}
+	working, err := c.ListTasks(ctx, &a2a.ListTasksRequest{Status: a2a.TaskStateWorking})
+	if err != nil || len(working.Tasks) != 0 {
+		t.Fatalf("working tasks: %+v, %v", working, err)
+	}
+	if _, err := c.ListTasks(ctx, &a2a.ListTasksRequest{PageToken: "x"}); !errors.Is(err, a2a.ErrInvalidParams) {
+		t.Fatalf("bad page token: %v", err)
+	}
+}
