@@ -11,6 +11,7 @@ import (
 	"github.com/a2abus/a2abus/internal/sysinfo"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"sort"
 	"strconv"
@@ -45,12 +46,13 @@ type Config struct {
 
 	// The A2A gateway on HTTP. Without a token or client CA it answers
 	// loopback clients only.
-	HTTPToken    string // bearer token A2A calls must carry
-	HTTPTLSCert  string // certificate and key files: serve HTTPS
-	HTTPTLSKey   string
-	HTTPClientCA string // CA file: A2A calls with a client certificate it signed are let in
-	A2AMode      string // how the gateway's calls travel: auto, durable or direct
-	Sidecars     string // AGENT=URL,...: A2A HTTP agents to serve on the bus
+	HTTPToken     string // bearer token A2A calls must carry
+	HTTPTLSCert   string // certificate and key files: serve HTTPS
+	HTTPTLSKey    string
+	HTTPClientCA  string // CA file: A2A calls with a client certificate it signed are let in
+	A2AMode       string // how the gateway's calls travel: auto, durable or direct
+	HTTPPublicURL string // the URL clients reach the gateway at, for the cards; empty: the request's host
+	Sidecars      string // AGENT=URL,...: A2A HTTP agents to serve on the bus
 }
 
 // DefaultConfig returns the defaults: the embedded server on 127.0.0.1:4222
@@ -136,6 +138,12 @@ func (c Config) validateGateway() error {
 	if _, err := c.requestMode(); err != nil {
 		return err
 	}
+	if c.HTTPPublicURL != "" {
+		u, err := url.Parse(c.HTTPPublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("--http-public-url %q: want an http(s) URL such as https://a2a.example.com", c.HTTPPublicURL)
+		}
+	}
 	if _, err := gateway.ParseSidecars(c.Sidecars); err != nil {
 		return fmt.Errorf("--sidecars: %w", err)
 	}
@@ -181,6 +189,7 @@ func flagSet(c *Config) *flag.FlagSet {
 	fs.StringVar(&c.HTTPTLSKey, "http-tls-key", c.HTTPTLSKey, "private key `file` (PEM) of --http-tls-cert")
 	fs.StringVar(&c.HTTPClientCA, "http-client-ca", c.HTTPClientCA, "CA `file` (PEM): A2A calls with a client certificate it signed are let in (mutual TLS)")
 	fs.StringVar(&c.A2AMode, "a2a-mode", c.A2AMode, "how the gateway's calls travel on the bus: auto (direct to the agent's consumer, stored when there is none), durable (always stored) or direct (never stored)")
+	fs.StringVar(&c.HTTPPublicURL, "http-public-url", c.HTTPPublicURL, "`URL` clients reach the gateway at, written into agent cards (default: each request's own scheme and host)")
 	fs.StringVar(&c.Sidecars, "sidecars", c.Sidecars, "A2A HTTP agents to serve on the bus, as `AGENT=URL`,... (URL: the agent's JSON-RPC endpoint)")
 	fs.IntVar(&c.Replicas, "replicas", c.Replicas, "stream replicas `n` (0: 1 on one server, 3 in a cluster)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn or error")

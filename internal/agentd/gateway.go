@@ -40,6 +40,7 @@ func (d *Daemon) startGateway(ctx context.Context, nc *nats.Conn) error {
 		NATSServer:  d.natsHost(),
 		Logger:      d.log.With("component", "gateway"),
 		Registerer:  d.reg,
+		PublicURL:   d.cfg.HTTPPublicURL,
 	})
 	if err != nil {
 		return err

@@ -162,6 +162,7 @@ func TestGatewayConfigErrors(t *testing.T) {
 		{func(c *Config) { c.HTTPClientCA = "ca.pem" }, "--http-client-ca needs"},
 		{func(c *Config) { c.A2AMode = "fast" }, "--a2a-mode"},
 		{func(c *Config) { c.Sidecars = "x=ftp://h/" }, "--sidecars"},
+		{func(c *Config) { c.HTTPPublicURL = "a2a.example.com" }, "--http-public-url"},
 	} {
 		cfg := DefaultConfig()
 		tc.set(&cfg)

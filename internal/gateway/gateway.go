@@ -47,6 +47,10 @@ type Config struct {
 	// NATSServer is the host:port of the NATS server as clients know it,
 	// written into the bus interface of the cards.
 	NATSServer string
+	// PublicURL is the URL clients reach the gateway at (scheme, host and
+	// any path before Prefix), written into the cards; empty uses each
+	// request's own scheme and Host, right unless a proxy rewrites them.
+	PublicURL string
 	// CardTTL is how long a card is cached (default DefaultCardTTL).
 	CardTTL time.Duration
 	// Logger logs what fails where no caller can be told (default
@@ -105,53 +109,57 @@ func New(bus *agentbus.Bus, reg *a2anats.Registry, cfg Config) (*Gateway, error)
 
 // ServeHTTP implements http.Handler.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	g.m.observe(binding(r.URL.Path), w, func(w http.ResponseWriter) { g.serve(w, r) })
+	id, b := route(r.URL.Path)
+	g.m.observe(b, w, func(w http.ResponseWriter) { g.serve(w, r, id, b) })
 }
 
-// binding names the binding a request path is for, as the metrics label.
-func binding(path string) string {
+// The endpoints of the gateway, as route names them (and the metrics'
+// binding label).
+const (
+	routeJSONRPC   = "jsonrpc"
+	routeJSONRPC03 = "jsonrpc_0.3"
+	routeREST      = "rest"
+	routeCard      = "card"
+	routeList      = "list"
+	routeOther     = "other"
+)
+
+// route returns the agent ID and the endpoint a request path names.
+func route(path string) (id, endpoint string) {
 	rest, ok := strings.CutPrefix(path, Prefix)
 	if !ok {
-		return "other"
+		return "", routeOther
 	}
 	id, sub, _ := strings.Cut(rest, "/")
 	switch {
 	case id == "":
-		return "list"
+		return "", routeList
 	case sub == "":
-		return "jsonrpc"
+		return id, routeJSONRPC
 	case sub == "v0.3":
-		return "jsonrpc_0.3"
+		return id, routeJSONRPC03
 	case sub == "rest" || strings.HasPrefix(sub, "rest/"):
-		return "rest"
+		return id, routeREST
 	case sub == strings.TrimPrefix(a2asrv.WellKnownAgentCardPath, "/"):
-		return "card"
+		return id, routeCard
 	}
-	return "other"
+	return id, routeOther
 }
 
-func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
-	rest, ok := strings.CutPrefix(r.URL.Path, Prefix)
-	if !ok {
-		writeError(w, http.StatusNotFound, a2a.ErrMethodNotFound, "no A2A endpoint at "+r.URL.Path)
-		return
-	}
-	id, sub, _ := strings.Cut(rest, "/")
-	if id == "" {
+func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, id, endpoint string) {
+	switch endpoint {
+	case routeList:
 		g.serveList(w, r)
-		return
-	}
-	switch {
-	case sub == "":
+	case routeJSONRPC:
 		g.serveCall(w, r, id, func(ag *agent) http.Handler { return ag.v1 })
-	case sub == "v0.3":
+	case routeJSONRPC03:
 		g.serveCall(w, r, id, func(ag *agent) http.Handler { return ag.v0 })
-	case sub == "rest" || strings.HasPrefix(sub, "rest/"):
+	case routeREST:
 		g.serveCall(w, r, id, func(ag *agent) http.Handler { return ag.rest })
-	case sub == strings.TrimPrefix(a2asrv.WellKnownAgentCardPath, "/"):
+	case routeCard:
 		ag, ok := g.lookup(w, r, id)
 		if ok {
-			ag.cardH.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), baseKey{}, baseURL(r))))
+			ag.cardH.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), baseKey{}, g.baseURL(r))))
 		}
 	default:
 		writeError(w, http.StatusNotFound, a2a.ErrMethodNotFound, fmt.Sprintf("no A2A endpoint at %s: want %s<agentID> (JSON-RPC), %s<agentID>/v0.3, %s<agentID>/rest/... (HTTP+JSON) or %s<agentID>%s",
@@ -163,7 +171,12 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 // reached it, for the card producer.
 type baseKey struct{}
 
-func baseURL(r *http.Request) string {
+// baseURL is the URL clients reach the gateway at: Config.PublicURL, or
+// the request's own scheme and host.
+func (g *Gateway) baseURL(r *http.Request) string {
+	if g.cfg.PublicURL != "" {
+		return strings.TrimSuffix(g.cfg.PublicURL, "/")
+	}
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"

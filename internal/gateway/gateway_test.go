@@ -355,6 +355,16 @@ func TestHTTPJSONBinding(t *testing.T) {
 	}
 }
 
+func TestPublicURL(t *testing.T) {
+	srv := embeddedtest.RunServer(t)
+	host(t, srv, map[string]a2asrv.AgentExecutor{"echo": demoagent.Echo{}})
+	hs := startGateway(t, srv, gateway.Config{PublicURL: "https://a2a.example.com/bus/"})
+	_, card := sdkClient(t, hs, "echo")
+	if got := card.SupportedInterfaces[0].URL; got != "https://a2a.example.com/bus/a2a/echo" {
+		t.Fatalf("card's JSON-RPC URL %s, want the public URL's", got)
+	}
+}
+
 func TestListAgents(t *testing.T) {
 	hs := demo(t)
 	resp, err := http.Get(hs.URL + "/a2a/")
