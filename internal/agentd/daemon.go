@@ -27,8 +27,15 @@ import (
 const (
 	startTimeout    = 30 * time.Second // embedded server start, connect, stream provisioning
 	shutdownTimeout = 4 * time.Second  // SIGTERM to exit, within the 5 s operators expect
-	drainTimeout    = 2 * time.Second
-	readyTimeout    = 2 * time.Second // one /readyz check
+	// httpGrace is how long requests in flight at shutdown may run on
+	// (an SSE stream can run for as long as its task) before their
+	// contexts are canceled; callGrace is the same, at the same time, for
+	// the A2A calls the hosted agents run. The embedded server's own
+	// shutdown takes most of shutdownTimeout.
+	httpGrace    = 500 * time.Millisecond
+	callGrace    = 500 * time.Millisecond
+	drainTimeout = 2 * time.Second
+	readyTimeout = 2 * time.Second // one /readyz check
 )
 
 // busConn is what the HTTP handlers need of a started daemon.
@@ -44,15 +51,20 @@ type Daemon struct {
 	log *slog.Logger
 	reg *prometheus.Registry
 
-	ln  net.Listener
-	hs  *http.Server
-	srv *embedded.Server // nil when connected to --nats
-	nc  *nats.Conn
+	ln net.Listener
+	hs *http.Server
+	// httpCtx is the requests' base context, canceled once httpGrace has
+	// passed in a shutdown.
+	httpCtx    context.Context
+	httpCancel context.CancelFunc
+	srv        *embedded.Server // nil when connected to --nats
+	nc         *nats.Conn
 
 	// live is set once the streams are provisioned; the HTTP handlers read it.
 	live atomic.Pointer[busConn]
 
 	stopHosted   func(context.Context) // nil unless --demo or --sidecars
+	stopCalls    func(context.Context) // the hosted agents' A2A calls; nil unless --demo or --sidecars
 	gw           atomic.Pointer[gateway.Gateway]
 	gwBus        *agentbus.Bus
 	serveErr     chan error // size one: the HTTP server's exit
@@ -86,7 +98,9 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("--http %s: %w", d.cfg.HTTP, unwrapOp(err))
 	}
 	d.ln = ln
-	d.hs = &http.Server{Handler: d.handler(), ReadHeaderTimeout: 10 * time.Second}
+	d.httpCtx, d.httpCancel = context.WithCancel(context.Background())
+	d.hs = &http.Server{Handler: d.handler(), ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return d.httpCtx }}
 	if d.cfg.HTTPTLSCert != "" {
 		if d.hs.TLSConfig, err = d.httpTLS(); err != nil {
 			return err
@@ -123,7 +137,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("provision streams: %w", err)
 	}
 	if d.cfg.Demo || d.cfg.Sidecars != "" {
-		if d.stopHosted, err = d.startHosted(ctx, nc); err != nil {
+		if d.stopHosted, d.stopCalls, err = d.startHosted(ctx, nc); err != nil {
 			return fmt.Errorf("hosted agents: %w", err)
 		}
 	}
@@ -269,11 +283,21 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 
 func (d *Daemon) shutdown(ctx context.Context) error {
 	var errs []error
+	// Requests in flight and the hosted agents' calls get their grace at
+	// the same time.
+	calls := make(chan struct{})
+	go func() {
+		defer close(calls)
+		if d.stopCalls != nil {
+			d.stopCalls(ctx)
+		}
+	}()
 	if d.hs != nil {
-		if err := d.hs.Shutdown(ctx); err != nil {
+		if err := d.shutdownHTTP(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("http: %w", err))
 		}
 	}
+	<-calls
 	d.live.Store(nil)
 	d.gw.Store(nil)
 	if d.stopHosted != nil {
@@ -293,6 +317,28 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// shutdownHTTP stops the HTTP server: requests in flight may end within
+// httpGrace, then their contexts are canceled (an SSE stream gets an error
+// event and ends) and they get httpGrace more before the connections are
+// closed.
+func (d *Daemon) shutdownHTTP(ctx context.Context) error {
+	defer d.httpCancel()
+	gctx, cancel := context.WithTimeout(ctx, httpGrace)
+	err := d.hs.Shutdown(gctx)
+	cancel()
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	d.httpCancel()
+	gctx, cancel = context.WithTimeout(ctx, httpGrace)
+	defer cancel()
+	if err := d.hs.Shutdown(gctx); err != nil {
+		_ = d.hs.Close()
+		return fmt.Errorf("requests still running %v after their contexts were canceled: %w", httpGrace, err)
+	}
+	return nil
 }
 
 // unwrapOp drops the "listen tcp addr:" prefix of a net.OpError, which the

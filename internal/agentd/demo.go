@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/a2abus/a2abus/agentbus"
@@ -26,23 +27,36 @@ const sidecarCardTimeout = 5 * time.Second
 // bus with the task store in KV; they also answer plain envelopes with a
 // text message, as `agentd send` and the benchmarks use. It returns a
 // function that stops serving and waits, until its ctx ends, for the
-// consumers to hand their groups over and the running calls to end.
-func (d *Daemon) startHosted(ctx context.Context, nc *nats.Conn) (stop func(context.Context), err error) {
+// consumers to hand their groups over and the running calls to end, and
+// one that only stops the calls: they may end within callGrace, then they
+// are canceled, and their tasks stay in KV as they last were.
+func (d *Daemon) startHosted(ctx context.Context, nc *nats.Conn) (stop, stopCalls func(context.Context), err error) {
 	sidecars, err := gateway.ParseSidecars(d.cfg.Sidecars)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	bus, err := agentbus.Connect(ctx, agentbus.WithConn(nc), agentbus.WithLogger(d.log), agentbus.WithRegisterer(d.reg))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var servers []*a2anats.Server
-	closeAll := func(ctx context.Context) {
+	stopCalls = func(ctx context.Context) {
+		gctx, cancel := context.WithTimeout(ctx, callGrace)
+		defer cancel()
+		var wg sync.WaitGroup
 		for _, s := range servers {
-			if err := s.Close(ctx); err != nil {
-				d.log.Warn("stopping A2A calls", "err", err)
-			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := s.Close(gctx); err != nil {
+					d.log.Warn("A2A calls canceled at shutdown", "err", err)
+				}
+			}()
 		}
+		wg.Wait()
+	}
+	closeAll := func(ctx context.Context) {
+		stopCalls(ctx)
 		cctx, ccancel := context.WithTimeout(ctx, drainTimeout)
 		defer ccancel()
 		_ = bus.Close(cctx)
@@ -54,17 +68,17 @@ func (d *Daemon) startHosted(ctx context.Context, nc *nats.Conn) (stop func(cont
 	}()
 	reg, err := a2anats.NewRegistry(ctx, bus)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	metrics, err := a2anats.NewMetrics(d.reg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var hosted []string
 	if d.cfg.Demo {
 		tasks, err := a2anats.NewTaskStore(ctx, bus, 0)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, a := range []struct {
 			id, about string
@@ -76,14 +90,14 @@ func (d *Daemon) startHosted(ctx context.Context, nc *nats.Conn) (stop func(cont
 			s, err := a2anats.NewServer(bus, a2asrv.NewHandler(a.exec, a2asrv.WithTaskStore(tasks), a2asrv.WithLogger(d.log.With("component", "a2a"))),
 				a2anats.ServerLogger(d.log), a2anats.ServerMetrics(metrics))
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			servers = append(servers, s)
 			if err := bus.Handle(a.id, d.demoHandler(bus, s, a.id)); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			if err := reg.Register(ctx, a.id, demoagent.Card(a.id, a.about), d.natsHost()); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			hosted = append(hosted, a.id)
 		}
@@ -93,7 +107,7 @@ func (d *Daemon) startHosted(ctx context.Context, nc *nats.Conn) (stop func(cont
 		s, err := gateway.ServeSidecar(cctx, bus, reg, sc, http.DefaultClient, d.log, a2anats.ServerMetrics(metrics))
 		cancel()
 		if err != nil {
-			return nil, fmt.Errorf("sidecar %s: %w", sc.ID, err)
+			return nil, nil, fmt.Errorf("sidecar %s: %w", sc.ID, err)
 		}
 		servers = append(servers, s)
 		hosted = append(hosted, sc.ID)
@@ -101,11 +115,11 @@ func (d *Daemon) startHosted(ctx context.Context, nc *nats.Conn) (stop func(cont
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	pool, err := newConsumerPool(bus, js, d.log, d.reg, d.cfg.Consumers, agentbus.ServeMemberTTL(d.cfg.MemberTTL))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -121,7 +135,7 @@ func (d *Daemon) startHosted(ctx context.Context, nc *nats.Conn) (stop func(cont
 			d.log.Warn("stopping consumers", "err", err)
 		}
 		closeAll(ctx)
-	}, nil
+	}, stopCalls, nil
 }
 
 // demoHandler serves a demo agent's A2A calls with s, and answers a plain

@@ -171,3 +171,53 @@ func TestGatewayConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestShutdownWithStreamOpen: a stream whose task would run for a minute
+// does not hold the shutdown up: it ends with an error after the grace,
+// and the shutdown finishes without one.
+func TestShutdownWithStreamOpen(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Demo = true
+	cfg.DemoDelay = time.Minute
+	d := NewDaemon(cfg, testLogger(t))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := d.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	card, err := agentcard.DefaultResolver.Resolve(ctx, "http://"+d.HTTPAddr()+"/a2a/worker")
+	if err != nil {
+		t.Fatal(err)
+	}
+	worker, err := a2aclient.NewFromCard(ctx, card)
+	if err != nil {
+		t.Fatal(err)
+	}
+	working := make(chan struct{})
+	ended := make(chan error, 1)
+	go func() {
+		var last error
+		for ev, err := range worker.SendStreamingMessage(ctx, &a2a.SendMessageRequest{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart("long"))}) {
+			if st, ok := ev.(*a2a.TaskStatusUpdateEvent); ok && st.Status.State == a2a.TaskStateWorking {
+				close(working)
+			}
+			last = err
+		}
+		ended <- last
+	}()
+	select {
+	case <-working:
+	case err := <-ended:
+		t.Fatalf("stream ended before the task was working: %v", err)
+	}
+	// A budget far above the graces, so that a loaded machine cannot fail
+	// the test; without them the open stream would hold Shutdown to it.
+	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer scancel()
+	if err := d.Shutdown(sctx); err != nil {
+		t.Fatalf("shutdown with a stream open: %v", err)
+	}
+	if err := <-ended; err == nil {
+		t.Fatal("the stream of a task canceled by the shutdown ended without an error")
+	}
+}
