@@ -48,16 +48,16 @@ func agents(t *testing.T, srv *embedded.Server, delay time.Duration) *a2anats.Re
 	t.Helper()
 	ctx := testCtx(t, 30*time.Second)
 	bus := connectBus(t, srv)
-	tasks, err := a2anats.NewTaskStore(ctx, bus, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
 	reg, err := a2anats.NewRegistry(ctx, bus)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var servers []*a2anats.Server
 	for id, exec := range map[string]a2asrv.AgentExecutor{"echo": demoagent.Echo{}, "worker": demoagent.Worker{Delay: delay}} {
+		tasks, err := a2anats.NewTaskStore(ctx, bus, id, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
 		s, err := a2anats.Handle(bus, id, a2asrv.NewHandler(exec, a2asrv.WithTaskStore(tasks)), a2anats.ServerLogger(embeddedtest.Logger(t)))
 		if err != nil {
 			t.Fatal(err)
@@ -159,6 +159,11 @@ func TestTaskLifecycle(t *testing.T) {
 	}
 	if task.Status.State != a2a.TaskStateCompleted || len(task.Artifacts) != 1 {
 		t.Fatalf("task %+v, want completed with one artifact", task)
+	}
+
+	// Another agent does not know the task: each agent has its own tasks.
+	if _, err := client(t, bus, reg, "echo").GetTask(ctx, &a2a.GetTaskRequest{ID: taskID}); !errors.Is(err, a2a.ErrTaskNotFound) {
+		t.Fatalf("echo's GetTask of worker's task: %v, want ErrTaskNotFound", err)
 	}
 
 	// A completed task cannot be canceled; an unknown one is not found.
@@ -385,7 +390,7 @@ func TestTaskOutlivesItsConsumer(t *testing.T) {
 	ctx := testCtx(t, time.Minute)
 	hostWorker := func() (stop func()) {
 		bus := connectBus(t, srv)
-		tasks, err := a2anats.NewTaskStore(ctx, bus, time.Hour)
+		tasks, err := a2anats.NewTaskStore(ctx, bus, "worker", time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,13 +11,15 @@ import (
 	"time"
 
 	"github.com/a2abus/a2abus/agentbus"
+	"github.com/a2abus/a2abus/placement"
 	"github.com/a2aproject/a2a-go/v2/a2a"
 	"github.com/a2aproject/a2a-go/v2/a2asrv"
 	"github.com/a2aproject/a2a-go/v2/a2asrv/taskstore"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// TasksBucket is the KV bucket of TaskStore: one key per task ID.
+// TasksBucket is the KV bucket of TaskStore: one key per task,
+// <agentID>.<taskID>.
 const TasksBucket = "a2abus_tasks"
 
 // DefaultTaskTTL is how long a task is kept after its last update.
@@ -28,10 +30,13 @@ const DefaultTaskTTL = 24 * time.Hour
 // the task: agents move between consumers as consumers come and go. A
 // task's version is its KV revision, so a2asrv's optimistic concurrency
 // (a cancel applied while another process runs the task) works across
-// processes. It is safe for concurrent use.
+// processes. Each agent has a store of its own (the keys start with its
+// ID): GetTask to one agent never finds another's task. It is safe for
+// concurrent use.
 type TaskStore struct {
-	kv  jetstream.KeyValue
-	now func() time.Time
+	kv     jetstream.KeyValue
+	now    func() time.Time
+	prefix string // "<agentID>."
 }
 
 var _ taskstore.Store = (*TaskStore)(nil)
@@ -43,9 +48,12 @@ type storedTask struct {
 	Updated time.Time `json:"updated"`
 }
 
-// NewTaskStore opens the task store of bus, creating its bucket with ttl
-// as its entries' age limit (0 for DefaultTaskTTL).
-func NewTaskStore(ctx context.Context, bus *agentbus.Bus, ttl time.Duration) (*TaskStore, error) {
+// NewTaskStore opens agentID's task store on bus, creating the bucket with
+// ttl as its entries' age limit (0 for DefaultTaskTTL).
+func NewTaskStore(ctx context.Context, bus *agentbus.Bus, agentID string, ttl time.Duration) (*TaskStore, error) {
+	if err := placement.ValidateAgentID(agentID); err != nil {
+		return nil, fmt.Errorf("a2anats: task store: %w", err)
+	}
 	if ttl == 0 {
 		ttl = DefaultTaskTTL
 	}
@@ -58,11 +66,17 @@ func NewTaskStore(ctx context.Context, bus *agentbus.Bus, ttl time.Duration) (*T
 	if err != nil {
 		return nil, err
 	}
-	return &TaskStore{kv: kv, now: time.Now}, nil
+	return &TaskStore{kv: kv, now: time.Now, prefix: agentID + "."}, nil
 }
 
-// taskKey returns the KV key of a task ID. A2A task IDs are UUIDs; an ID
-// a KV key cannot hold is a task that does not exist.
+// key returns the KV key of a task ID in this store, or false for an ID
+// a key cannot hold (such a task does not exist).
+func (s *TaskStore) key(id a2a.TaskID) (string, bool) {
+	k, ok := taskKey(id)
+	return s.prefix + k, ok
+}
+
+// taskKey checks a task ID for a KV key. A2A task IDs are UUIDs.
 func taskKey(id a2a.TaskID) (string, bool) {
 	s := string(id)
 	if s == "" || len(s) > 256 {
@@ -94,7 +108,7 @@ func (s *TaskStore) encode(task *a2a.Task, user string) ([]byte, error) {
 
 // Create implements taskstore.Store.
 func (s *TaskStore) Create(ctx context.Context, task *a2a.Task) (taskstore.TaskVersion, error) {
-	key, ok := taskKey(task.ID)
+	key, ok := s.key(task.ID)
 	if !ok {
 		return taskstore.TaskVersionMissing, fmt.Errorf("%w: task ID %q: want letters, digits, '-' or '_'", a2a.ErrInvalidParams, task.ID)
 	}
@@ -114,7 +128,7 @@ func (s *TaskStore) Create(ctx context.Context, task *a2a.Task) (taskstore.TaskV
 
 // Update implements taskstore.Store.
 func (s *TaskStore) Update(ctx context.Context, req *taskstore.UpdateRequest) (taskstore.TaskVersion, error) {
-	key, ok := taskKey(req.Task.ID)
+	key, ok := s.key(req.Task.ID)
 	if !ok {
 		return taskstore.TaskVersionMissing, a2a.ErrTaskNotFound
 	}
@@ -168,7 +182,7 @@ func decodeTask(e jetstream.KeyValueEntry) (*stored, error) {
 
 // Get implements taskstore.Store.
 func (s *TaskStore) Get(ctx context.Context, id a2a.TaskID) (*taskstore.StoredTask, error) {
-	key, ok := taskKey(id)
+	key, ok := s.key(id)
 	if !ok {
 		return nil, a2a.ErrTaskNotFound
 	}
@@ -199,7 +213,7 @@ func (s *TaskStore) List(ctx context.Context, req *a2a.ListTasksRequest) (*a2a.L
 		}
 		offset = n
 	}
-	lister, err := s.kv.ListKeys(ctx)
+	lister, err := s.kv.ListKeysFiltered(ctx, s.prefix+">")
 	if err != nil {
 		return nil, fmt.Errorf("a2anats: list tasks: %w", err)
 	}

@@ -320,9 +320,9 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 }
 
 // shutdownHTTP stops the HTTP server: requests in flight may end within
-// httpGrace, then their contexts are canceled (an SSE stream gets an error
-// event and ends) and they get httpGrace more before the connections are
-// closed.
+// httpGrace; then the gateway ends its calls with an error (an SSE stream
+// gets it as its last event) and they get httpGrace more; then their
+// contexts are canceled, and after httpGrace more the connections close.
 func (d *Daemon) shutdownHTTP(ctx context.Context) error {
 	defer d.httpCancel()
 	gctx, cancel := context.WithTimeout(ctx, httpGrace)
@@ -330,6 +330,17 @@ func (d *Daemon) shutdownHTTP(ctx context.Context) error {
 	cancel()
 	if err == nil || ctx.Err() != nil {
 		return err
+	}
+	// End the gateway's calls with an error their clients see, then, if
+	// requests still run, cancel their contexts.
+	if gw := d.gw.Load(); gw != nil {
+		gw.Close()
+		gctx, cancel = context.WithTimeout(ctx, httpGrace)
+		err = d.hs.Shutdown(gctx)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
 	}
 	d.httpCancel()
 	gctx, cancel = context.WithTimeout(ctx, httpGrace)

@@ -76,10 +76,6 @@ func (d *Daemon) startHosted(ctx context.Context, nc *nats.Conn) (stop, stopCall
 	}
 	var hosted []string
 	if d.cfg.Demo {
-		tasks, err := a2anats.NewTaskStore(ctx, bus, 0)
-		if err != nil {
-			return nil, nil, err
-		}
 		for _, a := range []struct {
 			id, about string
 			exec      a2asrv.AgentExecutor
@@ -87,6 +83,10 @@ func (d *Daemon) startHosted(ctx context.Context, nc *nats.Conn) (stop, stopCall
 			{"echo", "Replies with the text it got.", demoagent.Echo{}},
 			{"worker", fmt.Sprintf("Runs a task that completes after %v with the artifact \"done: <text>\".", d.cfg.DemoDelay), demoagent.Worker{Delay: d.cfg.DemoDelay}},
 		} {
+			tasks, err := a2anats.NewTaskStore(ctx, bus, a.id, 0)
+			if err != nil {
+				return nil, nil, err
+			}
 			s, err := a2anats.NewServer(bus, a2asrv.NewHandler(a.exec, a2asrv.WithTaskStore(tasks), a2asrv.WithLogger(d.log.With("component", "a2a"))),
 				a2anats.ServerLogger(d.log), a2anats.ServerMetrics(metrics))
 			if err != nil {

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"iter"
 	"strings"
 
@@ -12,12 +13,30 @@ import (
 
 // forward is an a2asrv.RequestHandler that makes each call with an
 // a2aclient.Transport: the SDK's server bindings on one side, any of its
-// client transports on the other.
+// client transports on the other. Its calls end, with ErrClosed, when
+// closing is canceled.
 type forward struct {
-	t a2aclient.Transport
+	t       a2aclient.Transport
+	closing context.Context
 }
 
 var _ a2asrv.RequestHandler = forward{}
+
+// ErrClosed ends the calls in flight when a gateway closes.
+var ErrClosed = errors.New("gateway: closed: agentd is stopping")
+
+// bind returns ctx, canceled with ErrClosed when the gateway closes.
+func (f forward) bind(ctx context.Context) (context.Context, context.CancelFunc) {
+	if f.closing == nil {
+		return ctx, func() {}
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(f.closing, func() { cancel(ErrClosed) })
+	return ctx, func() {
+		stop()
+		cancel(nil)
+	}
+}
 
 // params returns the A2A service parameters of the incoming call (A2A-*
 // headers): other headers, credentials among them, are not passed on.
@@ -38,46 +57,72 @@ func params(ctx context.Context) a2aclient.ServiceParams {
 	return out
 }
 
+// unary makes a one-answer call bound to the gateway's life.
+func unary[Req, Res any](f forward, ctx context.Context, req Req, call func(context.Context, a2aclient.ServiceParams, Req) (Res, error)) (Res, error) {
+	ctx, stop := f.bind(ctx)
+	defer stop()
+	return call(ctx, params(ctx), req)
+}
+
+// stream makes a streaming call bound to the gateway's life.
+func stream[Req any](f forward, ctx context.Context, req Req, call func(context.Context, a2aclient.ServiceParams, Req) iter.Seq2[a2a.Event, error]) iter.Seq2[a2a.Event, error] {
+	return func(yield func(a2a.Event, error) bool) {
+		ctx, stop := f.bind(ctx)
+		defer stop()
+		for ev, err := range call(ctx, params(ctx), req) {
+			if err != nil && context.Cause(ctx) == ErrClosed {
+				err = a2a.NewError(a2a.ErrServerError, ErrClosed.Error())
+			}
+			if !yield(ev, err) {
+				return
+			}
+		}
+	}
+}
+
 func (f forward) GetTask(ctx context.Context, req *a2a.GetTaskRequest) (*a2a.Task, error) {
-	return f.t.GetTask(ctx, params(ctx), req)
+	return unary(f, ctx, req, f.t.GetTask)
 }
 
 func (f forward) ListTasks(ctx context.Context, req *a2a.ListTasksRequest) (*a2a.ListTasksResponse, error) {
-	return f.t.ListTasks(ctx, params(ctx), req)
+	return unary(f, ctx, req, f.t.ListTasks)
 }
 
 func (f forward) CancelTask(ctx context.Context, req *a2a.CancelTaskRequest) (*a2a.Task, error) {
-	return f.t.CancelTask(ctx, params(ctx), req)
+	return unary(f, ctx, req, f.t.CancelTask)
 }
 
 func (f forward) SendMessage(ctx context.Context, req *a2a.SendMessageRequest) (a2a.SendMessageResult, error) {
-	return f.t.SendMessage(ctx, params(ctx), req)
+	return unary(f, ctx, req, f.t.SendMessage)
 }
 
 func (f forward) SubscribeToTask(ctx context.Context, req *a2a.SubscribeToTaskRequest) iter.Seq2[a2a.Event, error] {
-	return f.t.SubscribeToTask(ctx, params(ctx), req)
+	return stream(f, ctx, req, f.t.SubscribeToTask)
 }
 
 func (f forward) SendStreamingMessage(ctx context.Context, req *a2a.SendMessageRequest) iter.Seq2[a2a.Event, error] {
-	return f.t.SendStreamingMessage(ctx, params(ctx), req)
+	return stream(f, ctx, req, f.t.SendStreamingMessage)
 }
 
 func (f forward) GetTaskPushConfig(ctx context.Context, req *a2a.GetTaskPushConfigRequest) (*a2a.TaskPushConfig, error) {
-	return f.t.GetTaskPushConfig(ctx, params(ctx), req)
+	return unary(f, ctx, req, f.t.GetTaskPushConfig)
 }
 
 func (f forward) ListTaskPushConfigs(ctx context.Context, req *a2a.ListTaskPushConfigRequest) ([]*a2a.TaskPushConfig, error) {
-	return f.t.ListTaskPushConfigs(ctx, params(ctx), req)
+	return unary(f, ctx, req, f.t.ListTaskPushConfigs)
 }
 
 func (f forward) CreateTaskPushConfig(ctx context.Context, req *a2a.CreateTaskPushConfigRequest) (*a2a.TaskPushConfig, error) {
-	return f.t.CreateTaskPushConfig(ctx, params(ctx), req)
+	return unary(f, ctx, req, f.t.CreateTaskPushConfig)
 }
 
 func (f forward) DeleteTaskPushConfig(ctx context.Context, req *a2a.DeleteTaskPushConfigRequest) error {
-	return f.t.DeleteTaskPushConfig(ctx, params(ctx), req)
+	_, err := unary(f, ctx, req, func(ctx context.Context, p a2aclient.ServiceParams, req *a2a.DeleteTaskPushConfigRequest) (struct{}, error) {
+		return struct{}{}, f.t.DeleteTaskPushConfig(ctx, p, req)
+	})
+	return err
 }
 
 func (f forward) GetExtendedAgentCard(ctx context.Context, req *a2a.GetExtendedAgentCardRequest) (*a2a.AgentCard, error) {
-	return f.t.GetExtendedAgentCard(ctx, params(ctx), req)
+	return unary(f, ctx, req, f.t.GetExtendedAgentCard)
 }

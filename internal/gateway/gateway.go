@@ -73,6 +73,9 @@ type Gateway struct {
 
 	mu     sync.Mutex
 	agents map[string]*agent
+
+	closing context.Context // canceled by Close
+	close   context.CancelFunc
 }
 
 // agent is what the gateway keeps of one agent.
@@ -99,6 +102,7 @@ func New(bus *agentbus.Bus, reg *a2anats.Registry, cfg Config) (*Gateway, error)
 		return nil, err
 	}
 	g := &Gateway{cfg: cfg, reg: reg, client: client, now: time.Now, agents: map[string]*agent{}}
+	g.closing, g.close = context.WithCancel(context.Background())
 	if cfg.Registerer != nil {
 		if g.m, err = newMetrics(cfg.Registerer); err != nil {
 			return nil, err
@@ -106,6 +110,11 @@ func New(bus *agentbus.Bus, reg *a2anats.Registry, cfg Config) (*Gateway, error)
 	}
 	return g, nil
 }
+
+// Close ends the calls in flight: each gets an error (ErrClosed) its
+// client sees, an SSE stream as its last event. Close is idempotent; the
+// HTTP server's Shutdown then finds no request held up by a stream.
+func (g *Gateway) Close() { g.close() }
 
 // ServeHTTP implements http.Handler.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -318,7 +327,7 @@ func (g *Gateway) newAgent(id string) (*agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := forward{t: t}
+	h := forward{t: t, closing: g.closing}
 	panics := a2asrv.WithTransportPanicHandler(func(r any) error {
 		g.cfg.Logger.Error("A2A gateway handler panicked", "agent", id, "panic", r)
 		return a2a.ErrInternalError

@@ -50,16 +50,16 @@ func host(t *testing.T, srv *embedded.Server, agents map[string]a2asrv.AgentExec
 	t.Helper()
 	ctx := testCtx(t, 30*time.Second)
 	bus := connectBus(t, srv)
-	tasks, err := a2anats.NewTaskStore(ctx, bus, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
 	reg, err := a2anats.NewRegistry(ctx, bus)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var servers []*a2anats.Server
 	for id, exec := range agents {
+		tasks, err := a2anats.NewTaskStore(ctx, bus, id, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
 		s, err := a2anats.Handle(bus, id, a2asrv.NewHandler(exec, a2asrv.WithTaskStore(tasks)), a2anats.ServerLogger(embeddedtest.Logger(t)))
 		if err != nil {
 			t.Fatal(err)

@@ -80,7 +80,7 @@ func ServeSidecar(ctx context.Context, bus *agentbus.Bus, reg *a2anats.Registry,
 		}
 	}
 	t := a2aclient.NewJSONRPCTransport(sc.URL, hc)
-	var h a2asrv.RequestHandler = forward{t: t}
+	var h a2asrv.RequestHandler = forward{t: t} // its calls end with the Server's
 	srv, err := a2anats.Handle(bus, sc.ID, h, append([]a2anats.ServerOption{a2anats.ServerLogger(log)}, opts...)...)
 	if err != nil {
 		return nil, err
