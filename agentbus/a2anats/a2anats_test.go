@@ -10,6 +10,7 @@ import (
 
 	"github.com/a2abus/a2abus/agentbus"
 	"github.com/a2abus/a2abus/agentbus/a2anats"
+	"github.com/a2abus/a2abus/agentbus/a2anats/a2anatstest"
 	"github.com/a2abus/a2abus/codec"
 	"github.com/a2abus/a2abus/embedded"
 	"github.com/a2abus/a2abus/embedded/embeddedtest"
@@ -28,62 +29,13 @@ func testCtx(t *testing.T, d time.Duration) context.Context {
 }
 
 func connectBus(t *testing.T, srv *embedded.Server) *agentbus.Bus {
-	t.Helper()
-	bus, err := agentbus.Connect(testCtx(t, 30*time.Second),
-		agentbus.WithInProcessServer(srv.NATSServer()),
-		agentbus.WithEnsureStreams(agentbus.StreamConfig{}),
-		agentbus.WithGroups(8),
-		agentbus.WithLogger(embeddedtest.Logger(t)))
-	if err != nil {
-		t.Fatalf("connect bus: %v", err)
-	}
-	t.Cleanup(func() { _ = bus.Close(context.Background()) })
-	return bus
+	return a2anatstest.ConnectBus(t, srv)
 }
 
 // agents serves the demo agents echo and worker (with delay) over a bus of
-// their own, with the KV task store, and registers their cards. It returns
-// the registry.
+// their own and returns the registry.
 func agents(t *testing.T, srv *embedded.Server, delay time.Duration) *a2anats.Registry {
-	t.Helper()
-	ctx := testCtx(t, 30*time.Second)
-	bus := connectBus(t, srv)
-	reg, err := a2anats.NewRegistry(ctx, bus)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var servers []*a2anats.Server
-	for id, exec := range map[string]a2asrv.AgentExecutor{"echo": demoagent.Echo{}, "worker": demoagent.Worker{Delay: delay}} {
-		tasks, err := a2anats.NewTaskStore(ctx, bus, id, time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := a2anats.Handle(bus, id, a2asrv.NewHandler(exec, a2asrv.WithTaskStore(tasks)), a2anats.ServerLogger(embeddedtest.Logger(t)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		servers = append(servers, s)
-		if err := reg.Register(ctx, id, demoagent.Card(id, "demo"), ""); err != nil {
-			t.Fatal(err)
-		}
-	}
-	sctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- bus.Serve(sctx, agentbus.ServeMemberTTL(2*time.Second)) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-		for _, s := range servers {
-			cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
-			if err := s.Close(cctx); err != nil {
-				t.Errorf("close server: %v", err)
-			}
-			ccancel()
-		}
-	})
-	return reg
+	return a2anatstest.Host(t, srv, map[string]a2asrv.AgentExecutor{"echo": demoagent.Echo{}, "worker": demoagent.Worker{Delay: delay}})
 }
 
 func client(t *testing.T, bus *agentbus.Bus, reg *a2anats.Registry, agent string, opts ...a2anats.ClientOption) *a2aclient.Client {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/a2abus/a2abus/agentbus/a2anats"
+	"github.com/a2abus/a2abus/agentbus/a2anats/a2anatstest"
 	"github.com/a2abus/a2abus/embedded/embeddedtest"
 	"github.com/a2abus/a2abus/internal/demoagent"
 	"github.com/a2abus/a2abus/internal/gateway"
@@ -62,7 +63,7 @@ func TestSidecarAgent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	serveBus(t, hostBus, s)
+	a2anatstest.Serve(t, hostBus, s)
 
 	// The registry has the agent's own card, pointing at the bus only.
 	got, err := reg.Card(ctx, "planner")

@@ -1,0 +1,103 @@
+// Package a2anatstest runs A2A agents on a real bus for tests: buses on an
+// embedded server, and A2A SDK executors served over the bus with the KV
+// task store and registered, until the test ends.
+//
+// Its functions are safe for concurrent use by parallel tests.
+package a2anatstest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/a2abus/a2abus/agentbus"
+	"github.com/a2abus/a2abus/agentbus/a2anats"
+	"github.com/a2abus/a2abus/embedded"
+	"github.com/a2abus/a2abus/embedded/embeddedtest"
+	"github.com/a2aproject/a2a-go/v2/a2a"
+	"github.com/a2aproject/a2a-go/v2/a2asrv"
+)
+
+// Groups is the group count of the buses ConnectBus makes: few, so that a
+// consumer owns them all quickly.
+const Groups = 8
+
+// ConnectBus connects a bus to srv in-process, provisioning the streams;
+// it is closed when the test ends.
+func ConnectBus(t testing.TB, srv *embedded.Server, opts ...agentbus.Option) *agentbus.Bus {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	bus, err := agentbus.Connect(ctx, append([]agentbus.Option{
+		agentbus.WithInProcessServer(srv.NATSServer()),
+		agentbus.WithEnsureStreams(agentbus.StreamConfig{}),
+		agentbus.WithGroups(Groups),
+		agentbus.WithLogger(embeddedtest.Logger(t)),
+	}, opts...)...)
+	if err != nil {
+		t.Fatalf("connect bus: %v", err)
+	}
+	t.Cleanup(func() { _ = bus.Close(context.Background()) })
+	return bus
+}
+
+// Host serves the executors, keyed by agent ID, on a bus of their own:
+// each with its KV task store, its card registered. It returns the
+// registry.
+func Host(t testing.TB, srv *embedded.Server, agents map[string]a2asrv.AgentExecutor) *a2anats.Registry {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	bus := ConnectBus(t, srv)
+	reg, err := a2anats.NewRegistry(ctx, bus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var servers []*a2anats.Server
+	for id, exec := range agents {
+		tasks, err := a2anats.NewTaskStore(ctx, bus, id, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := a2anats.Handle(bus, id, a2asrv.NewHandler(exec, a2asrv.WithTaskStore(tasks)), a2anats.ServerLogger(embeddedtest.Logger(t)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		servers = append(servers, s)
+		if err := reg.Register(ctx, id, Card(id), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	Serve(t, bus, servers...)
+	return reg
+}
+
+// Card is the card Host registers for agentID.
+func Card(agentID string) *a2a.AgentCard {
+	return &a2a.AgentCard{
+		Name: agentID, Description: "test agent " + agentID, Version: "1",
+		DefaultInputModes: []string{"text/plain"}, DefaultOutputModes: []string{"text/plain"},
+		Capabilities: a2a.AgentCapabilities{Streaming: true},
+	}
+}
+
+// Serve runs bus.Serve until the test ends, then closes the servers.
+func Serve(t testing.TB, bus *agentbus.Bus, servers ...*a2anats.Server) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- bus.Serve(ctx, agentbus.ServeMemberTTL(2*time.Second)) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+		for _, s := range servers {
+			cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := s.Close(cctx); err != nil {
+				t.Errorf("close A2A server: %v", err)
+			}
+			ccancel()
+		}
+	})
+}
