@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -152,11 +153,51 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamConfig
 		return err
 	}
 	for _, want := range cfg.streams() {
-		if err := ensureStream(ctx, js, want, cfg.UpdateLimits); err != nil {
+		if err := ensureStreamRetrying(ctx, js, want, cfg.UpdateLimits); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// streamAttempt bounds one try of EnsureStreams at a stream: a JetStream
+// API request that a cluster electing its meta leader drops gets no answer
+// at all, and would otherwise hold the caller to its whole deadline.
+const streamAttempt = 10 * time.Second
+
+// ensureStreamRetrying runs ensureStream until it succeeds, fails for a
+// reason a retry cannot change (a conflict, a refusal), or ctx ends.
+func ensureStreamRetrying(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig, update bool) error {
+	for {
+		actx, cancel := context.WithTimeout(ctx, streamAttempt)
+		err := ensureStream(actx, js, want, update)
+		cancel()
+		if err == nil || ctx.Err() != nil || !transient(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// transient reports whether err may pass by itself: an unanswered request,
+// no JetStream responder yet, or a cluster still electing or placing.
+func transient(err error) bool {
+	var apiErr *jetstream.APIError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrNoResponders),
+		errors.Is(err, nats.ErrTimeout), errors.Is(err, jetstream.ErrJetStreamNotEnabled):
+		return true
+	case errors.As(err, &apiErr):
+		// 10008: JetStream temporarily unavailable (no meta leader yet);
+		// 10005: no suitable peers for placement (yet); 10023:
+		// insufficient resources (a peer still starting).
+		return apiErr.ErrorCode == 10008 || apiErr.ErrorCode == 10005 || apiErr.ErrorCode == 10023
+	}
+	return false
 }
 
 func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig, update bool) error {

@@ -146,7 +146,8 @@ func (s *TaskStore) Update(ctx context.Context, req *taskstore.UpdateRequest) (t
 	rev, err := s.kv.Update(ctx, key, b, uint64(prev.Version))
 	if err != nil {
 		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) { // R1, R3
 			return taskstore.TaskVersionMissing, taskstore.ErrConcurrentModification
 		}
 		return taskstore.TaskVersionMissing, fmt.Errorf("a2anats: update task %s: %w", req.Task.ID, err)

@@ -1,0 +1,98 @@
+package a2anats_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/a2abus/a2abus/agentbus"
+	"github.com/a2abus/a2abus/agentbus/a2anats"
+	"github.com/a2abus/a2abus/embedded/embeddedtest"
+	"github.com/a2aproject/a2a-go/v2/a2a"
+	"github.com/a2aproject/a2a-go/v2/a2asrv/taskstore"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// TestTaskStoreConcurrentUpdates: of updates racing from one version,
+// exactly one lands and the others get ErrConcurrentModification, on one
+// server and on an R3 cluster (whose KV reports the conflict differently).
+func TestTaskStoreConcurrentUpdates(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		replicas int
+	}{{"R1", 1}, {"R3", 3}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := testCtx(t, time.Minute)
+			var bus *agentbus.Bus
+			if tc.replicas == 1 {
+				bus = connectBus(t, embeddedtest.RunServer(t))
+			} else {
+				c := embeddedtest.Cluster(t, 3)
+				nc := c.Connect()
+				embeddedtest.WaitPlacement(t, nc, 3)
+				js, err := jetstream.New(nc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := agentbus.EnsureStreams(ctx, js, agentbus.StreamConfig{Replicas: 3}); err != nil {
+					t.Fatal(err)
+				}
+				var cerr error
+				bus, cerr = agentbus.Connect(ctx, agentbus.WithURL(c.ClientURLs()), agentbus.WithLogger(embeddedtest.Logger(t)))
+				if cerr != nil {
+					t.Fatal(cerr)
+				}
+				t.Cleanup(func() { _ = bus.Close(context.Background()) })
+			}
+			store, err := a2anats.NewTaskStore(ctx, bus, "worker", time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			task := &a2a.Task{ID: a2a.NewTaskID(), ContextID: "c", Status: a2a.TaskStatus{State: a2a.TaskStateSubmitted}}
+			v, err := store.Create(ctx, task)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := store.Create(ctx, task); !errors.Is(err, taskstore.ErrTaskAlreadyExists) {
+				t.Fatalf("second create: %v", err)
+			}
+			for round := range 5 {
+				var wg sync.WaitGroup
+				var mu sync.Mutex
+				landed, conflicts := 0, 0
+				var next taskstore.TaskVersion
+				for range 8 {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						upd := *task
+						upd.Status.State = a2a.TaskStateWorking
+						nv, err := store.Update(ctx, &taskstore.UpdateRequest{Task: &upd, PrevVersion: v})
+						mu.Lock()
+						defer mu.Unlock()
+						switch {
+						case err == nil:
+							landed++
+							next = nv
+						case errors.Is(err, taskstore.ErrConcurrentModification):
+							conflicts++
+						default:
+							t.Errorf("round %d: update: %v, want nil or ErrConcurrentModification", round, err)
+						}
+					}()
+				}
+				wg.Wait()
+				if landed != 1 || conflicts != 7 {
+					t.Fatalf("round %d: %d updates landed and %d conflicted, want 1 and 7", round, landed, conflicts)
+				}
+				got, err := store.Get(ctx, task.ID)
+				if err != nil || got.Version != next || got.Task.Status.State != a2a.TaskStateWorking {
+					t.Fatalf("round %d: stored %+v, %v; want version %d", round, got, err, next)
+				}
+				v = next
+			}
+		})
+	}
+}
