@@ -188,7 +188,7 @@ func flagSet(c *Config) *flag.FlagSet {
 	fs.StringVar(&c.HTTPTLSCert, "http-tls-cert", c.HTTPTLSCert, "certificate `file` (PEM): serve HTTPS")
 	fs.StringVar(&c.HTTPTLSKey, "http-tls-key", c.HTTPTLSKey, "private key `file` (PEM) of --http-tls-cert")
 	fs.StringVar(&c.HTTPClientCA, "http-client-ca", c.HTTPClientCA, "CA `file` (PEM): A2A calls with a client certificate it signed are let in (mutual TLS)")
-	fs.StringVar(&c.A2AMode, "a2a-mode", c.A2AMode, "how the gateway's calls travel on the bus: auto (direct to the agent's consumer, stored when there is none), durable (always stored) or direct (never stored)")
+	fs.StringVar(&c.A2AMode, "a2a-mode", c.A2AMode, "`mode` of the gateway's calls on the bus: auto (direct to the agent's consumer, stored when there is none), durable (always stored) or direct (never stored)")
 	fs.StringVar(&c.HTTPPublicURL, "http-public-url", c.HTTPPublicURL, "`URL` clients reach the gateway at, written into agent cards (default: each request's own scheme and host)")
 	fs.StringVar(&c.Sidecars, "sidecars", c.Sidecars, "A2A HTTP agents to serve on the bus, as `AGENT=URL`,... (URL: the agent's JSON-RPC endpoint)")
 	fs.IntVar(&c.Replicas, "replicas", c.Replicas, "stream replicas `n` (0: 1 on one server, 3 in a cluster)")
