@@ -26,7 +26,9 @@ func AgentInboxPrefix(agentID string) string { return "_INBOX." + agentID }
 // consumers, not the stream's messages by sequence, not the A2A subjects
 // over core NATS, not other connections' inboxes. It shares its group with
 // the agents that hash to the same group. Serving through membership (Serve
-// without ServeGroups) needs agentd's role (DaemonPermissions).
+// without ServeGroups) needs agentd's role (DaemonPermissions). For A2A
+// (a2anats) it may read every agent's card and write its own, and read,
+// write and list its own tasks; agentd creates those buckets.
 func AgentPermissions(groups *placement.Groups, agentID string) (Permissions, error) {
 	if err := placement.ValidateAgentID(agentID); err != nil {
 		return Permissions{}, fmt.Errorf("agentbus: permissions: %w", err)
@@ -48,6 +50,18 @@ func AgentPermissions(groups *placement.Groups, agentID string) (Permissions, er
 			"$JS.API.CONSUMER.INFO." + consumer,
 			"$JS.API.CONSUMER.MSG.NEXT." + consumer, // pull
 			"$JS.ACK." + consumer + ".>",            // ack
+			// A2A (a2anats): read any agent's card and write its own; read,
+			// write and list its own tasks (keys <agent>.<task>). agentd
+			// creates the buckets.
+			jsAPI + "STREAM.INFO.KV_" + agentsBucket,
+			jsAPI + "DIRECT.GET.KV_" + agentsBucket + ".>",
+			"$KV." + agentsBucket + "." + agentID,
+			jsAPI + "STREAM.INFO.KV_" + tasksBucket,
+			jsAPI + "DIRECT.GET.KV_" + tasksBucket + ".$KV." + tasksBucket + "." + agentID + ".>",
+			jsAPI + "CONSUMER.CREATE.KV_" + tasksBucket + ".*.$KV." + tasksBucket + "." + agentID + ".>",
+			jsAPI + "CONSUMER.DELETE.KV_" + tasksBucket + ".*", // the listing's ordered consumer
+			"$JS.FC.KV_" + tasksBucket + ".>",
+			"$KV." + tasksBucket + "." + agentID + ".>",
 		},
 		Subscribe: []string{
 			AgentInboxPrefix(agentID) + ".>",     // replies, publish acks, pulled messages

@@ -210,14 +210,24 @@ func (b *Bus) checkStream(ctx context.Context) error {
 // wrap. Do not close it; Close the bus.
 func (b *Bus) Conn() *nats.Conn { return b.conns[0] }
 
-// KeyValue creates or updates the KV bucket cfg describes and returns it,
-// for state kept beside the A2A stream (agent cards, tasks): with
-// cfg.Replicas 0 the bucket has as many replicas as the stream.
+// KeyValue opens the KV bucket cfg describes, creating it as cfg says when
+// it does not exist, for state kept beside the A2A stream (agent cards,
+// tasks): with cfg.Replicas 0 the bucket has as many replicas as the
+// stream. An existing bucket is used as it is, so that a connection that
+// may read and write a bucket but not create one (an agent's role) can
+// open it.
 func (b *Bus) KeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	if cfg.Replicas == 0 {
-		cfg.Replicas = b.replicas
+	js := b.js[0]
+	kv, err := js.KeyValue(ctx, cfg.Bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		if cfg.Replicas == 0 {
+			cfg.Replicas = b.replicas
+		}
+		kv, err = js.CreateKeyValue(ctx, cfg)
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			kv, err = js.KeyValue(ctx, cfg.Bucket) // another process made it first
+		}
 	}
-	kv, err := b.js[0].CreateOrUpdateKeyValue(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("agentbus: bucket %s: %w", cfg.Bucket, err)
 	}
