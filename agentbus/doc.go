@@ -23,6 +23,12 @@
 //	bus.Handle("weather", func(ctx context.Context, env *codec.Envelope) error { ... })
 //	err = bus.Serve(ctx) // until ctx ends
 //
+// Request and Reply are A2A's request/reply round trip, in three modes:
+// Durable (stored like any message), Direct (core NATS to the consumer that
+// owns the agent's group) and Auto (direct, stored when no consumer owns
+// the group). The A2A protocol binding over the bus, for the A2A Go SDK, is
+// in the a2anats subpackage.
+//
 // Each Serve call is one consumer: it joins the members bucket, whose
 // heartbeats carry what the scaler reads (Members), and takes the groups
 // that bounded-load rendezvous hashing assigns it. The scaler's wanted
