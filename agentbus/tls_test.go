@@ -82,18 +82,25 @@ func TestTLSClientsAndRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	js, _ := jetstream.New(bus.Conn())
-	s, err := js.Stream(ctx, agentbus.StreamName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info := s.CachedInfo()
-	if info.State.Msgs != 1 || info.Config.Replicas != 3 || info.Cluster == nil || len(info.Cluster.Replicas) != 2 {
-		t.Errorf("stream %+v, cluster %+v: want one message on three replicas", info.State, info.Cluster)
-	}
-	for _, r := range info.Cluster.Replicas {
-		if !r.Current {
-			t.Errorf("replica %s is not current", r.Name)
+	// A follower reports itself current a moment after the write reaches
+	// it: wait for both, for as long as the test may run.
+	var info *jetstream.StreamInfo
+	for {
+		s, err := js.Stream(ctx, agentbus.StreamName)
+		if err != nil {
+			t.Fatal(err)
 		}
+		info = s.CachedInfo()
+		if info.Cluster != nil && len(info.Cluster.Replicas) == 2 && info.Cluster.Replicas[0].Current && info.Cluster.Replicas[1].Current {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("stream %+v, cluster %+v: the replicas never became current", info.State, info.Cluster)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if info.State.Msgs != 1 || info.Config.Replicas != 3 {
+		t.Errorf("stream %+v, config replicas %d: want one message on three replicas", info.State, info.Config.Replicas)
 	}
 
 	for name, opts := range map[string][]agentbus.Option{
