@@ -126,15 +126,10 @@ func (b *Bus) requestDirect(ctx context.Context, env *codec.Envelope) (*codec.En
 	if err := b.validate(env); err != nil {
 		return nil, err
 	}
-	frame, err := b.codec.EncodeEnvelope(nil, env)
-	if err != nil {
-		return nil, fmt.Errorf("agentbus: encode request: %w", err)
-	}
-	token, err := b.groups.GroupToken(b.groups.Group(env.To))
+	subject, frame, err := b.directMsg(env)
 	if err != nil {
 		return nil, err
 	}
-	subject := DirectSubjectPrefix + "." + token + "." + env.To
 	m, err := b.conns[0].RequestWithContext(ctx, subject, frame)
 	if errors.Is(err, nats.ErrNoResponders) {
 		return nil, fmt.Errorf("%w: request to %s", ErrNoConsumer, env.To)
@@ -147,6 +142,40 @@ func (b *Bus) requestDirect(ctx context.Context, env *codec.Envelope) (*codec.En
 		return nil, fmt.Errorf("agentbus: reply from %s: %w", env.To, err)
 	}
 	return &reply, replyErr(env.To, &reply)
+}
+
+// directMsg returns the subject of env's direct request (the group of
+// env.To) and env's frame.
+func (b *Bus) directMsg(env *codec.Envelope) (subject string, frame []byte, err error) {
+	token, err := b.groups.GroupToken(b.groups.Group(env.To))
+	if err != nil {
+		return "", nil, err
+	}
+	frame, err = b.codec.EncodeEnvelope(nil, env)
+	if err != nil {
+		return "", nil, fmt.Errorf("agentbus: encode request: %w", err)
+	}
+	return DirectSubjectPrefix + "." + token + "." + env.To, frame, nil
+}
+
+// SendDirect sends env as a direct request to the consumer that owns
+// env.To's group, over core NATS, with env.ReplyTo as the NATS reply
+// subject, and does not wait: its answers (any number, as the handler
+// sends them with Reply) arrive on the caller's own subscription. When no
+// consumer owns the group, NATS answers on env.ReplyTo at once with an
+// empty message whose Status header is 503 (no responders).
+func (b *Bus) SendDirect(env *codec.Envelope) error {
+	if err := b.validate(env); err != nil {
+		return err
+	}
+	subject, frame, err := b.directMsg(env)
+	if err != nil {
+		return err
+	}
+	if err := b.conns[0].PublishMsg(&nats.Msg{Subject: subject, Reply: env.ReplyTo, Data: frame}); err != nil {
+		return fmt.Errorf("agentbus: direct request %s to %s: %w", env.ID, env.To, err)
+	}
+	return nil
 }
 
 func replyErr(agent string, reply *codec.Envelope) error {

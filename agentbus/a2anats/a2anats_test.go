@@ -28,10 +28,6 @@ func testCtx(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-func connectBus(t *testing.T, srv *embedded.Server) *agentbus.Bus {
-	return a2anatstest.ConnectBus(t, srv)
-}
-
 // agents serves the demo agents echo and worker (with delay) over a bus of
 // their own and returns the registry.
 func agents(t *testing.T, srv *embedded.Server, delay time.Duration) *a2anats.Registry {
@@ -59,7 +55,7 @@ func text(s string) *a2a.SendMessageRequest {
 func TestSendMessageBothModes(t *testing.T) {
 	srv := embeddedtest.RunServer(t)
 	reg := agents(t, srv, 0)
-	bus := connectBus(t, srv)
+	bus := a2anatstest.ConnectBus(t, srv)
 	for _, mode := range []agentbus.RequestMode{agentbus.Durable, agentbus.Direct} {
 		c := client(t, bus, reg, "echo", a2anats.ClientMode(mode))
 		res, err := c.SendMessage(testCtx(t, 30*time.Second), text("hello"))
@@ -76,7 +72,7 @@ func TestSendMessageBothModes(t *testing.T) {
 func TestTaskLifecycle(t *testing.T) {
 	srv := embeddedtest.RunServer(t)
 	reg := agents(t, srv, 100*time.Millisecond)
-	bus := connectBus(t, srv)
+	bus := a2anatstest.ConnectBus(t, srv)
 	c := client(t, bus, reg, "worker")
 	ctx := testCtx(t, 30*time.Second)
 
@@ -105,7 +101,7 @@ func TestTaskLifecycle(t *testing.T) {
 	}
 
 	// GetTask from another client reads the stored task.
-	task, err := client(t, connectBus(t, srv), reg, "worker").GetTask(ctx, &a2a.GetTaskRequest{ID: taskID})
+	task, err := client(t, a2anatstest.ConnectBus(t, srv), reg, "worker").GetTask(ctx, &a2a.GetTaskRequest{ID: taskID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +128,7 @@ func TestTaskLifecycle(t *testing.T) {
 func TestCancelRunningTask(t *testing.T) {
 	srv := embeddedtest.RunServer(t)
 	reg := agents(t, srv, time.Minute)
-	bus := connectBus(t, srv)
+	bus := a2anatstest.ConnectBus(t, srv)
 	c := client(t, bus, reg, "worker")
 	ctx := testCtx(t, 30*time.Second)
 
@@ -162,7 +158,7 @@ func TestCancelRunningTask(t *testing.T) {
 
 func TestDirectWithoutConsumer(t *testing.T) {
 	srv := embeddedtest.RunServer(t)
-	bus := connectBus(t, srv)
+	bus := a2anatstest.ConnectBus(t, srv)
 	c, err := a2anats.NewClient(bus, a2anats.ClientMode(agentbus.Direct))
 	if err != nil {
 		t.Fatal(err)
@@ -182,7 +178,7 @@ func TestDirectWithoutConsumer(t *testing.T) {
 func TestBadCalls(t *testing.T) {
 	srv := embeddedtest.RunServer(t)
 	agents(t, srv, 0)
-	bus := connectBus(t, srv)
+	bus := a2anatstest.ConnectBus(t, srv)
 	cases := []struct {
 		name    string
 		kind    string
@@ -225,7 +221,7 @@ func wantCode(err error) string {
 func TestManyConcurrentCalls(t *testing.T) {
 	srv := embeddedtest.RunServer(t)
 	reg := agents(t, srv, 0)
-	bus := connectBus(t, srv)
+	bus := a2anatstest.ConnectBus(t, srv)
 	c := client(t, bus, reg, "echo")
 	ctx := testCtx(t, time.Minute)
 	var wg sync.WaitGroup
@@ -293,7 +289,7 @@ func TestDaemonRoleCoversBuckets(t *testing.T) {
 // answered once a consumer comes; with a consumer it goes direct.
 func TestAutoWaitsForConsumer(t *testing.T) {
 	srv := embeddedtest.RunServer(t)
-	bus := connectBus(t, srv)
+	bus := a2anatstest.ConnectBus(t, srv)
 	ctx := testCtx(t, time.Minute)
 	c, err := a2anats.NewClient(bus, a2anats.ClientMode(agentbus.Auto))
 	if err != nil {
@@ -341,7 +337,7 @@ func TestTaskOutlivesItsConsumer(t *testing.T) {
 	srv := embeddedtest.RunServer(t)
 	ctx := testCtx(t, time.Minute)
 	hostWorker := func() (stop func()) {
-		bus := connectBus(t, srv)
+		bus := a2anatstest.ConnectBus(t, srv)
 		tasks, err := a2anats.NewTaskStore(ctx, bus, "worker", time.Hour)
 		if err != nil {
 			t.Fatal(err)
@@ -361,7 +357,7 @@ func TestTaskOutlivesItsConsumer(t *testing.T) {
 			_ = s.Close(ctx)
 		}
 	}
-	c, err := a2anats.NewClient(connectBus(t, srv))
+	c, err := a2anats.NewClient(a2anatstest.ConnectBus(t, srv))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -402,7 +398,7 @@ func TestTaskOutlivesItsConsumer(t *testing.T) {
 func TestListTasks(t *testing.T) {
 	srv := embeddedtest.RunServer(t)
 	reg := agents(t, srv, 0)
-	c := client(t, connectBus(t, srv), reg, "worker")
+	c := client(t, a2anatstest.ConnectBus(t, srv), reg, "worker")
 	ctx := testCtx(t, time.Minute)
 	var ids []a2a.TaskID
 	for i := range 3 {

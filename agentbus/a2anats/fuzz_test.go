@@ -25,7 +25,7 @@ func FuzzParseCall(f *testing.F) {
 		env.Headers.Set(HeaderServicePrefix+"a2a-version", version)
 		method, params, err := parseCall(env)
 		if err != nil {
-			if errorCode(err) == -32603 {
+			if ErrorCode(err) == -32603 {
 				t.Fatalf("parse error %v maps to internal error, want a request error", err)
 			}
 			return

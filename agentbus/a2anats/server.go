@@ -206,7 +206,7 @@ func (a *answerer) send(kind string, payload []byte, err error) {
 	resp := &codec.Envelope{Kind: kind}
 	resp.Headers.Set(HeaderSeq, strconv.Itoa(a.seq))
 	if err != nil {
-		a.code = strconv.Itoa(errorCode(err))
+		a.code = strconv.Itoa(ErrorCode(err))
 		resp.Headers.Set(HeaderCode, a.code)
 		resp.Headers.Set(HeaderError, err.Error())
 	}
@@ -225,7 +225,7 @@ func (a *answerer) send(kind string, payload []byte, err error) {
 
 func (a *answerer) fail(err error) {
 	if a.req.ReplyTo == "" {
-		a.code = strconv.Itoa(errorCode(err))
+		a.code = strconv.Itoa(ErrorCode(err))
 	}
 	a.send(KindError, nil, err)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/a2abus/a2abus/agentbus"
 	"github.com/a2abus/a2abus/agentbus/a2anats"
+	"github.com/a2abus/a2abus/agentbus/a2anats/a2anatstest"
 	"github.com/a2abus/a2abus/embedded/embeddedtest"
 	"github.com/a2aproject/a2a-go/v2/a2a"
 	"github.com/a2aproject/a2a-go/v2/a2asrv/taskstore"
@@ -27,7 +28,7 @@ func TestTaskStoreConcurrentUpdates(t *testing.T) {
 			ctx := testCtx(t, time.Minute)
 			var bus *agentbus.Bus
 			if tc.replicas == 1 {
-				bus = connectBus(t, embeddedtest.RunServer(t))
+				bus = a2anatstest.ConnectBus(t, embeddedtest.RunServer(t))
 			} else {
 				c := embeddedtest.Cluster(t, 3)
 				nc := c.Connect()

@@ -170,10 +170,16 @@ func (c *Client) Transport(agentID string) (a2aclient.Transport, error) {
 
 // pending is one call's queue of answers.
 type pending struct {
-	ch   chan *codec.Envelope // size maxQueued; closed on overflow
-	next int                  // the sequence number expected next
-	lost error                // why answers were lost, once they were
-	call *codec.Envelope      // the call, while an Auto call may be stored
+	ch   chan answer     // size maxQueued; closed on overflow
+	next int             // the sequence number expected next
+	lost error           // why answers were lost, once they were
+	call *codec.Envelope // the call, while an Auto call may be stored
+}
+
+// answer is one answer to a call, or NATS saying nobody received it.
+type answer struct {
+	env          *codec.Envelope
+	noResponders bool
 }
 
 // init subscribes to the answers on first use.
@@ -193,19 +199,15 @@ func (c *Client) init() error {
 // route hands one answer to its call, in order.
 func (c *Client) route(m *nats.Msg) {
 	id := m.Subject[len(c.prefix)+1:]
-	var env *codec.Envelope
+	var a answer
 	if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
-		// No subscriber for a direct call: NATS answers for nobody.
-		env = &codec.Envelope{Kind: KindError}
-		env.Headers.Set(HeaderError, agentbus.ErrNoConsumer.Error())
-		env.Headers.Set(HeaderCode, "-32603")
-		env.Headers.Set("no-responders", "1")
+		a.noResponders = true // a direct call nobody received
 	} else {
-		env = new(codec.Envelope)
-		if err := c.bus.Codec().DecodeEnvelope(m.Data, env); err != nil {
-			env = &codec.Envelope{Kind: KindError}
-			env.Headers.Set(HeaderError, "undecodable answer: "+err.Error())
-			env.Headers.Set(HeaderCode, "-32006")
+		a.env = new(codec.Envelope)
+		if err := c.bus.Codec().DecodeEnvelope(m.Data, a.env); err != nil {
+			a.env = &codec.Envelope{Kind: KindError}
+			a.env.Headers.Set(HeaderError, "undecodable answer: "+err.Error())
+			a.env.Headers.Set(HeaderCode, strconv.Itoa(ErrorCode(a2a.ErrInvalidAgentResponse)))
 		}
 	}
 	c.mu.Lock()
@@ -214,8 +216,8 @@ func (c *Client) route(m *nats.Msg) {
 	if p == nil || p.lost != nil {
 		return // the call has ended: its requester is gone
 	}
-	if env.Headers.Get("no-responders") == "" {
-		if seq, _ := strconv.Atoi(env.Headers.Get(HeaderSeq)); seq != p.next {
+	if !a.noResponders {
+		if seq, _ := strconv.Atoi(a.env.Headers.Get(HeaderSeq)); seq != p.next {
 			p.lost = fmt.Errorf("%w: answer %d arrived when %d was due", ErrEventsLost, seq, p.next)
 			close(p.ch)
 			return
@@ -223,7 +225,7 @@ func (c *Client) route(m *nats.Msg) {
 		p.next++
 	}
 	select {
-	case p.ch <- env:
+	case p.ch <- a:
 	default:
 		p.lost = fmt.Errorf("%w: the reader fell %d answers behind", ErrEventsLost, maxQueued)
 		close(p.ch)
@@ -253,7 +255,7 @@ func (t *transport) call(ctx context.Context, method string, svc a2aclient.Servi
 	if d, ok := ctx.Deadline(); ok {
 		env.Deadline = d.UnixMilli()
 	}
-	p := &pending{ch: make(chan *codec.Envelope, maxQueued), next: 1}
+	p := &pending{ch: make(chan answer, maxQueued), next: 1}
 	if c.mode == agentbus.Auto {
 		p.call = env
 	}
@@ -272,54 +274,41 @@ func (t *transport) call(ctx context.Context, method string, svc a2aclient.Servi
 	return p, end, nil
 }
 
-// send sends a call envelope in the client's mode.
+// send sends a call envelope in the client's mode: stored, or direct
+// (Direct, and Auto's first try).
 func (t *transport) send(ctx context.Context, env *codec.Envelope) error {
-	b := t.c.bus
 	if t.c.mode == agentbus.Durable {
-		return b.Send(ctx, env)
+		return t.c.bus.Send(ctx, env)
 	}
-	// Direct, and Auto's first try.
-	token, err := b.ConsumerName(b.Groups().Group(env.To))
-	if err != nil {
-		return err
-	}
-	frame, err := b.Codec().EncodeEnvelope(nil, env)
-	if err != nil {
-		return err
-	}
-	return b.Conn().PublishMsg(&nats.Msg{
-		Subject: agentbus.DirectSubjectPrefix + "." + token + "." + env.To,
-		Reply:   env.ReplyTo,
-		Data:    frame,
-	})
+	return t.c.bus.SendDirect(env)
 }
 
 // next waits for p's next answer.
 func (t *transport) next(ctx context.Context, p *pending) (*codec.Envelope, error) {
 	select {
-	case env, ok := <-p.ch:
+	case a, ok := <-p.ch:
 		if !ok {
 			t.c.mu.Lock()
 			err := p.lost
 			t.c.mu.Unlock()
 			return nil, err
 		}
-		if env.Kind == KindError {
-			if env.Headers.Get("no-responders") != "" {
-				if p.call != nil {
-					// Auto: nobody received the call; store it, once.
-					call := p.call
-					p.call = nil
-					if err := t.c.bus.Send(ctx, call); err != nil {
-						return nil, fmt.Errorf("a2anats: %s to %s: %w", call.Kind, t.agent, err)
-					}
-					return t.next(ctx, p)
-				}
+		if a.noResponders {
+			if p.call == nil {
 				return nil, fmt.Errorf("%w: call to %s", agentbus.ErrNoConsumer, t.agent)
 			}
-			return nil, remoteError(t.agent, env)
+			// Auto: nobody received the call; store it, once.
+			call := p.call
+			p.call = nil
+			if err := t.c.bus.Send(ctx, call); err != nil {
+				return nil, fmt.Errorf("a2anats: %s to %s: %w", call.Kind, t.agent, err)
+			}
+			return t.next(ctx, p)
 		}
-		return env, nil
+		if a.env.Kind == KindError {
+			return nil, remoteError(t.agent, a.env)
+		}
+		return a.env, nil
 	case <-ctx.Done():
 		return nil, fmt.Errorf("a2anats: waiting for %s: %w", t.agent, context.Cause(ctx))
 	}
@@ -350,17 +339,6 @@ func answerOf(ctx context.Context, t *transport, method string, svc a2aclient.Se
 	return nil
 }
 
-// unaryCall makes a one-answer call and decodes its JSON result into res.
-func unaryCall(ctx context.Context, t *transport, method string, svc a2aclient.ServiceParams, params, res any) error {
-	return answerOf(ctx, t, method, svc, params, func(env *codec.Envelope) error {
-		raw, err := payloadBytes(env)
-		if err != nil {
-			return err
-		}
-		return json.Unmarshal(raw, res)
-	})
-}
-
 // answerEvent decodes the event an answer carries.
 func answerEvent(env *codec.Envelope) (a2a.Event, error) {
 	raw, err := payloadBytes(env)
@@ -370,10 +348,17 @@ func answerEvent(env *codec.Envelope) (a2a.Event, error) {
 	return decodeEvent(env.Headers.Get(HeaderEvent), raw)
 }
 
-// typedCall makes a one-answer call whose result is a T.
+// typedCall makes a one-answer call whose JSON result is a T.
 func typedCall[T any](ctx context.Context, t *transport, method string, svc a2aclient.ServiceParams, params any) (*T, error) {
 	res := new(T)
-	if err := unaryCall(ctx, t, method, svc, params, res); err != nil {
+	err := answerOf(ctx, t, method, svc, params, func(env *codec.Envelope) error {
+		raw, err := payloadBytes(env)
+		if err != nil {
+			return err
+		}
+		return json.Unmarshal(raw, res)
+	})
+	if err != nil {
 		return nil, err
 	}
 	return res, nil
@@ -470,8 +455,8 @@ func (t *transport) CreateTaskPushConfig(ctx context.Context, svc a2aclient.Serv
 }
 
 func (t *transport) DeleteTaskPushConfig(ctx context.Context, svc a2aclient.ServiceParams, req *a2a.DeleteTaskPushConfigRequest) error {
-	var res struct{}
-	return unaryCall(ctx, t, MethodDeleteTaskPushConfig, svc, req, &res)
+	_, err := typedCall[struct{}](ctx, t, MethodDeleteTaskPushConfig, svc, req)
+	return err
 }
 
 func (t *transport) GetExtendedAgentCard(ctx context.Context, svc a2aclient.ServiceParams, req *a2a.GetExtendedAgentCardRequest) (*a2a.AgentCard, error) {

@@ -165,9 +165,10 @@ var errorCodes = []struct {
 	{-31403, a2a.ErrUnauthorized},
 }
 
-// errorCode returns the JSON-RPC code of err: that of the first A2A error
-// it wraps, else internal error.
-func errorCode(err error) int {
+// ErrorCode returns the JSON-RPC code of err, as the A2A specification
+// numbers its errors: that of the first A2A error it wraps, else -32603
+// (internal error).
+func ErrorCode(err error) int {
 	for _, c := range errorCodes {
 		if errors.Is(err, c.err) {
 			return c.code

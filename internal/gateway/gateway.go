@@ -380,23 +380,10 @@ func (g *Gateway) servedCard(id string, card *a2a.AgentCard, base string) *a2a.A
 
 // writeError answers with a JSON-RPC error object for err's A2A error.
 func writeError(w http.ResponseWriter, status int, err error, message string) {
-	code := -32603
-	for _, c := range []struct {
-		code int
-		err  error
-	}{
-		{-32700, a2a.ErrParseError}, {-32600, a2a.ErrInvalidRequest}, {-32601, a2a.ErrMethodNotFound},
-		{-32000, a2a.ErrServerError}, {-31401, a2a.ErrUnauthenticated}, {-31403, a2a.ErrUnauthorized},
-	} {
-		if errors.Is(err, c.err) {
-			code = c.code
-			break
-		}
-	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]any{
 		"jsonrpc": "2.0", "id": nil,
-		"error": map[string]any{"code": code, "message": message},
+		"error": map[string]any{"code": a2anats.ErrorCode(err), "message": message},
 	})
 }

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/a2abus/a2abus/agentbus"
 	"github.com/a2abus/a2abus/agentbus/a2anats"
 	"github.com/a2abus/a2abus/agentbus/a2anats/a2anatstest"
 	"github.com/a2abus/a2abus/embedded"
@@ -31,18 +30,10 @@ func testCtx(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-func connectBus(t *testing.T, srv *embedded.Server) *agentbus.Bus {
-	return a2anatstest.ConnectBus(t, srv)
-}
-
-func host(t *testing.T, srv *embedded.Server, agents map[string]a2asrv.AgentExecutor) {
-	a2anatstest.Host(t, srv, agents)
-}
-
 // startGateway serves a gateway over its own bus on an httptest server.
 func startGateway(t *testing.T, srv *embedded.Server, cfg gateway.Config) *httptest.Server {
 	t.Helper()
-	bus := connectBus(t, srv)
+	bus := a2anatstest.ConnectBus(t, srv)
 	reg, err := a2anats.NewRegistry(testCtx(t, 30*time.Second), bus)
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +52,7 @@ func startGateway(t *testing.T, srv *embedded.Server, cfg gateway.Config) *httpt
 
 func demo(t *testing.T) *httptest.Server {
 	srv := embeddedtest.RunServer(t)
-	host(t, srv, map[string]a2asrv.AgentExecutor{
+	a2anatstest.Host(t, srv, map[string]a2asrv.AgentExecutor{
 		"echo": demoagent.Echo{}, "worker": demoagent.Worker{Delay: 50 * time.Millisecond},
 		"slow": demoagent.Worker{Delay: time.Minute},
 	})
@@ -234,7 +225,7 @@ func TestBadRequests(t *testing.T) {
 
 func TestTokenAndLoopback(t *testing.T) {
 	srv := embeddedtest.RunServer(t)
-	host(t, srv, map[string]a2asrv.AgentExecutor{"echo": demoagent.Echo{}})
+	a2anatstest.Host(t, srv, map[string]a2asrv.AgentExecutor{"echo": demoagent.Echo{}})
 	hs := startGateway(t, srv, gateway.Config{Token: "s3cret"})
 	send := `{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"message":{"messageId":"m1","role":"ROLE_USER","parts":[{"text":"hi"}]}}}`
 
@@ -303,7 +294,7 @@ func TestHTTPJSONBinding(t *testing.T) {
 
 func TestPublicURL(t *testing.T) {
 	srv := embeddedtest.RunServer(t)
-	host(t, srv, map[string]a2asrv.AgentExecutor{"echo": demoagent.Echo{}})
+	a2anatstest.Host(t, srv, map[string]a2asrv.AgentExecutor{"echo": demoagent.Echo{}})
 	hs := startGateway(t, srv, gateway.Config{PublicURL: "https://a2a.example.com/bus/"})
 	_, card := sdkClient(t, hs, "echo")
 	if got := card.SupportedInterfaces[0].URL; got != "https://a2a.example.com/bus/a2a/echo" {
@@ -332,7 +323,7 @@ func TestListAgents(t *testing.T) {
 // unknown.
 func TestCardRefreshUnderLoad(t *testing.T) {
 	srv := embeddedtest.RunServer(t)
-	host(t, srv, map[string]a2asrv.AgentExecutor{"echo": demoagent.Echo{}})
+	a2anatstest.Host(t, srv, map[string]a2asrv.AgentExecutor{"echo": demoagent.Echo{}})
 	hs := startGateway(t, srv, gateway.Config{CardTTL: time.Millisecond})
 	c, _ := sdkClient(t, hs, "echo")
 	ctx := testCtx(t, time.Minute)
@@ -353,7 +344,7 @@ func TestCardRefreshUnderLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	reg, err := a2anats.NewRegistry(ctx, connectBus(t, srv))
+	reg, err := a2anats.NewRegistry(ctx, a2anatstest.ConnectBus(t, srv))
 	if err != nil {
 		t.Fatal(err)
 	}

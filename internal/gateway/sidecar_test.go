@@ -50,7 +50,7 @@ func TestSidecarAgent(t *testing.T) {
 	// agentd's side: the sidecar on a consumer bus.
 	srv := embeddedtest.RunServer(t)
 	ctx := testCtx(t, time.Minute)
-	hostBus := connectBus(t, srv)
+	hostBus := a2anatstest.ConnectBus(t, srv)
 	reg, err := a2anats.NewRegistry(ctx, hostBus)
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +75,7 @@ func TestSidecarAgent(t *testing.T) {
 	}
 
 	// Another agent calls it over the bus with the a2a-go client.
-	callerBus := connectBus(t, srv)
+	callerBus := a2anatstest.ConnectBus(t, srv)
 	c, err := a2aclient.NewFromCard(ctx, got, a2anats.WithTransport(callerBus))
 	if err != nil {
 		t.Fatal(err)
