@@ -31,9 +31,13 @@ const ProtocolBinding a2a.TransportProtocol = "https://github.com/a2abus/a2abus/
 // A2A SDK's HTTP transports do. Streams are bounded by their context only.
 const DefaultTimeout = 3 * time.Minute
 
-// maxQueued is how many answers may wait for a slow reader of one call;
-// past it the call fails rather than buffer without bound.
-const maxQueued = 256
+// maxQueued is how many answers may wait for a slow reader of a stream;
+// past it the call fails rather than buffer without bound. A unary call
+// has room for its one answer (after, for Auto, NATS's no-responders).
+const (
+	maxQueued   = 256
+	unaryQueued = 2
+)
 
 var (
 	// ErrEventsLost is returned when answers to a call were lost on the
@@ -170,7 +174,7 @@ func (c *Client) Transport(agentID string) (a2aclient.Transport, error) {
 
 // pending is one call's queue of answers.
 type pending struct {
-	ch   chan answer     // size maxQueued; closed on overflow
+	ch   chan answer     // size maxQueued or unaryQueued; closed on overflow
 	next int             // the sequence number expected next
 	lost error           // why answers were lost, once they were
 	call *codec.Envelope // the call, while an Auto call may be stored
@@ -227,7 +231,7 @@ func (c *Client) route(m *nats.Msg) {
 	select {
 	case p.ch <- a:
 	default:
-		p.lost = fmt.Errorf("%w: the reader fell %d answers behind", ErrEventsLost, maxQueued)
+		p.lost = fmt.Errorf("%w: the reader fell %d answers behind", ErrEventsLost, cap(p.ch))
 		close(p.ch)
 	}
 }
@@ -240,9 +244,9 @@ type transport struct {
 
 var _ a2aclient.Transport = (*transport)(nil)
 
-// call sends one call and returns the queue of its answers and the
-// function that ends it.
-func (t *transport) call(ctx context.Context, method string, svc a2aclient.ServiceParams, params any) (*pending, func(), error) {
+// call sends one call and returns the queue of its answers (room for
+// queued) and the function that ends it.
+func (t *transport) call(ctx context.Context, method string, svc a2aclient.ServiceParams, params any, queued int) (*pending, func(), error) {
 	c := t.c
 	payload, err := json.Marshal(params)
 	if err != nil {
@@ -255,7 +259,7 @@ func (t *transport) call(ctx context.Context, method string, svc a2aclient.Servi
 	if d, ok := ctx.Deadline(); ok {
 		env.Deadline = d.UnixMilli()
 	}
-	p := &pending{ch: make(chan answer, maxQueued), next: 1}
+	p := &pending{ch: make(chan answer, queued), next: 1}
 	if c.mode == agentbus.Auto {
 		p.call = env
 	}
@@ -321,7 +325,7 @@ func answerOf(ctx context.Context, t *transport, method string, svc a2aclient.Se
 		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
 		defer cancel()
 	}
-	p, end, err := t.call(ctx, method, svc, params)
+	p, end, err := t.call(ctx, method, svc, params, unaryQueued)
 	if err != nil {
 		return err
 	}
@@ -367,7 +371,7 @@ func typedCall[T any](ctx context.Context, t *transport, method string, svc a2ac
 // streamCall makes a streaming call: its events until the end.
 func (t *transport) streamCall(ctx context.Context, method string, svc a2aclient.ServiceParams, params any) iter.Seq2[a2a.Event, error] {
 	return func(yield func(a2a.Event, error) bool) {
-		p, end, err := t.call(ctx, method, svc, params)
+		p, end, err := t.call(ctx, method, svc, params, maxQueued)
 		if err != nil {
 			yield(nil, err)
 			return
