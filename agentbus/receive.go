@@ -21,6 +21,9 @@ import (
 // A nil error acknowledges it; an error has it retried, and after
 // MaxAttempts it goes to the dead-letter stream with the error's text. A
 // panic is recovered and treated as an error. ctx ends when Serve stops.
+// env is decoded for this delivery and shares no memory with the frame or
+// other deliveries: the handler may keep it, and its payload, after it
+// returns (a retry passes the same env again).
 type Handler func(ctx context.Context, env *codec.Envelope) error
 
 // Receive-path defaults.

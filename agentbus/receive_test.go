@@ -442,3 +442,40 @@ func TestServeMaxDeliverDeadLetters(t *testing.T) {
 		t.Errorf("dead letter holds %v (%v), want the batch of deadly", envs, err)
 	}
 }
+
+// TestHandlerMayKeepEnvelopes: envelopes stay as delivered after their
+// handler returns, across batches (Handler's promise).
+func TestHandlerMayKeepEnvelopes(t *testing.T) {
+	srv := embeddedtest.RunServer(t)
+	bus := connectBus(t, srv, agentbus.WithGroups(8))
+	var mu sync.Mutex
+	var kept []*codec.Envelope
+	if err := bus.Handle("keeper", func(_ context.Context, env *codec.Envelope) error {
+		mu.Lock()
+		kept = append(kept, env)
+		mu.Unlock()
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	serve(t, bus)
+	ctx := testCtx(t, time.Minute)
+	const n = 200
+	for i := range n {
+		if _, err := bus.SendAsync(ctx, textEnvelope("a", "keeper", fmt.Sprintf("m-%d", i), fmt.Sprintf("text %d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "every envelope handled", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(kept) == n
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for i, env := range kept {
+		if want := fmt.Sprintf("text %d", i); env.ID != fmt.Sprintf("m-%d", i) || env.Message.Text() != want {
+			t.Fatalf("kept envelope %d is now %s %q", i, env.ID, env.Message.Text())
+		}
+	}
+}

@@ -129,18 +129,13 @@ func (s *Server) Handle(ctx context.Context, env *codec.Envelope) error {
 	case <-s.ctx.Done():
 		return fmt.Errorf("a2anats: server closed: call %s to %s not started", env.ID, env.To)
 	}
-	// The handler's env is reused once it returns: the call keeps a copy.
-	call := *env
-	call.Headers = append(codec.Headers(nil), env.Headers...)
-	if b, ok := env.Payload.([]byte); ok {
-		call.Payload = append([]byte(nil), b...)
-	}
+	// env is the call's to keep (agentbus.Handler): no copy.
 	s.calls.Add(1)
 	select {
-	case s.work <- &call:
+	case s.work <- env:
 	default:
 		s.workers.Add(1)
-		go s.worker(&call)
+		go s.worker(env)
 	}
 	return nil
 }
