@@ -7,7 +7,8 @@ import (
 
 // MaxAgentIDLen is the longest agent ID, in bytes. 128 leaves room for a
 // UUID, a host name and a role in one ID while keeping subjects short: the
-// longest subject is len("a2a.in.g0000.") + 128 = 141 bytes.
+// longest subject, a2a.in.<pool>.<partition token>.<agent ID> with a pool
+// name of MaxPoolNameLen bytes, is 7 + 64 + 7 + 128 = 206 bytes.
 const MaxAgentIDLen = 128
 
 // idByte[c] is true for the bytes allowed in an agent ID.
@@ -40,7 +41,8 @@ func ValidateAgentID(id string) error {
 }
 
 // checkToken applies the agent ID rule to id, a name of the kind that
-// sentinel describes (an agent ID, or a member of an Assignment), and
+// sentinel describes (an agent ID, a pool name or a member of an
+// Assignment), and
 // returns an error wrapping sentinel that names the problem.
 func checkToken(id string, sentinel error) error {
 	if len(id) == 0 {

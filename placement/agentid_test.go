@@ -58,17 +58,17 @@ func TestValidateAgentIDAllocs(t *testing.T) {
 
 // FuzzValidateAgentID checks that validation and the subject builders never
 // panic, agree with each other, and that a valid ID round-trips through
-// Subject, AppendSubject and ParseSubject.
+// Pool.Subject, Pool.AppendSubject and ParseSubject.
 func FuzzValidateAgentID(f *testing.F) {
-	for _, s := range []string{"", "a", "planner-1", "a.b", "*", ">", "a b", "é", "\xff", "g0001",
+	for _, s := range []string{"", "a", "planner-1", "a.b", "*", ">", "a b", "é", "\xff", "p0001",
 		strings.Repeat("z", MaxAgentIDLen), strings.Repeat("z", MaxAgentIDLen+1)} {
 		f.Add(s)
 	}
-	jump, err := NewGroups(DefaultGroups)
+	byAgent, err := NewPool("agentd", DefaultGroups, OrderAgent)
 	if err != nil {
 		f.Fatal(err)
 	}
-	ring, err := NewGroups(7, WithScheme(SchemeRing), WithGroupVirtualNodes(10))
+	byConversation, err := NewPool(strings.Repeat("P", MaxPoolNameLen), 7, OrderConversation)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -77,13 +77,13 @@ func FuzzValidateAgentID(f *testing.F) {
 		if verr != nil && !errors.Is(verr, ErrInvalidAgentID) {
 			t.Fatalf("ValidateAgentID(%q) = %v, does not wrap ErrInvalidAgentID", id, verr)
 		}
-		for _, g := range []*Groups{jump, ring} {
-			group := g.Group(id)
-			if group < 0 || group >= g.Count() {
-				t.Fatalf("Group(%q) = %d, out of 0..%d", id, group, g.Count()-1)
+		for _, p := range []*Pool{byAgent, byConversation} {
+			part := p.Partition(id, "ctx-1")
+			if part < 0 || part >= p.Partitions() {
+				t.Fatalf("Partition(%q) = %d, out of 0..%d", id, part, p.Partitions()-1)
 			}
-			subj, err := g.Subject(id)
-			buf, aerr := g.AppendSubject([]byte("x"), id)
+			subj, err := p.Subject(id, part)
+			buf, aerr := p.AppendSubject([]byte("x"), id, part)
 			if verr != nil {
 				if !errors.Is(err, ErrInvalidAgentID) || !errors.Is(aerr, ErrInvalidAgentID) {
 					t.Fatalf("Subject(%q) = %v, AppendSubject: %v; want ErrInvalidAgentID", id, err, aerr)
@@ -99,13 +99,26 @@ func FuzzValidateAgentID(f *testing.F) {
 			if string(buf[1:]) != subj {
 				t.Fatalf("AppendSubject(%q) = %q, Subject = %q", id, buf[1:], subj)
 			}
-			if last := subj[strings.LastIndexByte(subj, '.')+1:]; last != id {
-				t.Fatalf("Subject(%q) = %q, last token %q", id, subj, last)
+			if len(subj) > maxSubjectLen {
+				t.Fatalf("Subject(%q) = %q, %d bytes, longer than maxSubjectLen %d", id, subj, len(subj), maxSubjectLen)
 			}
-			pg, pid, err := ParseSubject(subj)
-			if err != nil || pg != group || pid != id {
-				t.Fatalf("ParseSubject(%q) = %d, %q, %v; want %d, %q", subj, pg, pid, err, group, id)
+			pool, ppart, pid, err := ParseSubject(subj)
+			if err != nil || pool != p.Name() || ppart != part || pid != id {
+				t.Fatalf("ParseSubject(%q) = %q, %d, %q, %v; want %q, %d, %q", subj, pool, ppart, pid, err, p.Name(), part, id)
 			}
 		}
 	})
+}
+
+// TestMaxSubjectLen checks the longest subject that MaxAgentIDLen's doc
+// promises: the longest pool name and agent ID in the highest partition.
+func TestMaxSubjectLen(t *testing.T) {
+	p, err := NewPool(strings.Repeat("p", MaxPoolNameLen), MaxGroups, OrderAgent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := p.Subject(strings.Repeat("a", MaxAgentIDLen), MaxGroups-1)
+	if err != nil || len(s) != maxSubjectLen || maxSubjectLen != 206 {
+		t.Fatalf("longest subject: %d bytes, %v; want maxSubjectLen = 206", len(s), err)
+	}
 }

@@ -75,27 +75,50 @@ func BenchmarkGroup(b *testing.B) {
 	}
 }
 
-func BenchmarkAppendSubject(b *testing.B) {
-	for _, sc := range schemes {
-		g := mustGroups(b, DefaultGroups, sc.opts...)
-		b.Run("scheme="+sc.name, func(b *testing.B) {
+// BenchmarkPartition measures key → partition at the default 256
+// partitions for both orders. The anchor is Groups.Group, the agent-only
+// jump hash: OrderAgent should cost the same, OrderConversation one hash of
+// a longer key.
+func BenchmarkPartition(b *testing.B) {
+	for _, order := range []Order{OrderAgent, OrderConversation} {
+		p := mustPool(b, "agentd", DefaultGroups, order)
+		b.Run("order="+order.String(), func(b *testing.B) {
 			b.ReportAllocs()
-			buf := make([]byte, 0, 256)
 			i := 0
 			for b.Loop() {
-				buf, _ = g.AppendSubject(buf[:0], benchKeys[i&4095])
+				_ = p.Partition(benchKeys[i&4095], benchKeys[(i>>12)&4095])
 				i++
 			}
 		})
 	}
+	g := mustGroups(b, DefaultGroups)
+	b.Run("groups-anchor", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			_ = g.Group(benchKeys[i&4095])
+			i++
+		}
+	})
+}
+
+func BenchmarkAppendSubject(b *testing.B) {
+	p := mustPool(b, "agentd", DefaultGroups, OrderConversation)
+	b.ReportAllocs()
+	buf := make([]byte, 0, maxSubjectLen)
+	i := 0
+	for b.Loop() {
+		buf, _ = p.AppendSubject(buf[:0], benchKeys[i&4095], i&(DefaultGroups-1))
+		i++
+	}
 }
 
 func BenchmarkSubject(b *testing.B) {
-	g := mustGroups(b, DefaultGroups)
+	p := mustPool(b, "agentd", DefaultGroups, OrderConversation)
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		_, _ = g.Subject(benchKeys[i&4095])
+		_, _ = p.Subject(benchKeys[i&4095], i&(DefaultGroups-1))
 		i++
 	}
 }
@@ -111,7 +134,7 @@ func BenchmarkValidateAgentID(b *testing.B) {
 func BenchmarkParseSubject(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
-		_, _, _ = ParseSubject("a2a.in.g0042.planner-7f3a9c2e")
+		_, _, _, _ = ParseSubject("a2a.in.agentd.p0042.planner-7f3a9c2e")
 	}
 }
 
@@ -136,14 +159,14 @@ func BenchmarkRingAdd(b *testing.B) {
 	}
 }
 
-// BenchmarkAssignmentOwner measures the receive path's lookups: a group's
-// owner, and an agent's consumer (its group by jump hash, then the group's
-// owner), at 100 consumers. The anchor is a plain ring lookup of the group
+// BenchmarkAssignmentOwner measures the receive path's lookups: a
+// partition's owner, and a key's consumer (its partition in the pool, then
+// the partition's owner), at 100 consumers. The anchor is a plain ring lookup of the group
 // token, what an assignment without bounded loads would cost per message.
 func BenchmarkAssignmentOwner(b *testing.B) {
 	members := memberNames("consumer-", 100)
 	a := mustAssign(b, DefaultGroups, members)
-	groups := mustGroups(b, DefaultGroups)
+	pool := mustPool(b, "agentd", DefaultGroups, OrderConversation)
 	b.Run("group", func(b *testing.B) {
 		b.ReportAllocs()
 		g := 0
@@ -152,11 +175,11 @@ func BenchmarkAssignmentOwner(b *testing.B) {
 			g++
 		}
 	})
-	b.Run("agent", func(b *testing.B) {
+	b.Run("key", func(b *testing.B) {
 		b.ReportAllocs()
 		i := 0
 		for b.Loop() {
-			_ = a.Owner(groups.Group(benchKeys[i&4095]))
+			_ = a.Owner(pool.Partition(benchKeys[i&4095], benchKeys[(i>>12)&4095]))
 			i++
 		}
 	})

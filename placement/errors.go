@@ -15,9 +15,9 @@ var (
 	ErrInvalidAgentID = errors.New("placement: invalid agent ID")
 
 	// ErrInvalidOption reports a bad option or constructor argument: a
-	// group count outside 1..MaxGroups, a virtual node count outside
-	// 1..MaxVirtualNodes, an unknown Scheme, a load factor below 1 or not
-	// finite, a weight that is not a positive finite number.
+	// group or partition count outside 1..MaxGroups, a virtual node count
+	// outside 1..MaxVirtualNodes, an unknown Scheme or Order, a load factor
+	// below 1 or not finite, a weight that is not a positive finite number.
 	ErrInvalidOption = errors.New("placement: invalid option")
 
 	// ErrInvalidMember reports an empty ring member name, or the same name
@@ -38,16 +38,20 @@ var (
 	// ring.
 	ErrUnknownMember = errors.New("placement: member not in the ring")
 
-	// ErrInvalidGroup reports a group number outside 0..Count()-1.
-	ErrInvalidGroup = errors.New("placement: group out of range")
+	// ErrInvalidGroup reports a group number outside 0..Count()-1, or a
+	// partition number outside 0..Partitions()-1.
+	ErrInvalidGroup = errors.New("placement: group or partition out of range")
 
 	// ErrInvalidSubject is returned by ParseSubject for a subject that is
-	// not a2a.in.<group token>.<agent ID>.
+	// not a2a.in.<pool>.<partition token>.<agent ID>.
 	ErrInvalidSubject = errors.New("placement: not an agent subject")
+
+	// ErrInvalidPool reports a pool name that breaks the agent ID rule or
+	// is longer than MaxPoolNameLen.
+	ErrInvalidPool = errors.New("placement: invalid pool name")
 )
 
 // Pre-built errors, so that reporting the common failures does not allocate.
 var (
 	errEmptyAgentID = fmt.Errorf("%w: empty", ErrInvalidAgentID)
-	errZeroGroups   = fmt.Errorf("%w: zero Groups, make one with NewGroups", ErrInvalidOption)
 )

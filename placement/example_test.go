@@ -7,65 +7,62 @@ import (
 	"github.com/a2abus/a2abus/placement"
 )
 
-func ExampleGroups_Subject() {
-	groups, err := placement.NewGroups(placement.DefaultGroups)
+func ExamplePool_AppendSubject() {
+	pool, err := placement.NewPool("agentd", placement.DefaultGroups, placement.OrderConversation)
 	if err != nil {
 		panic(err)
 	}
-	subject, err := groups.Subject("planner-1")
-	fmt.Println(subject, err)
-
-	_, err = groups.Subject("planner.1")
-	fmt.Println(errors.Is(err, placement.ErrInvalidAgentID))
-	fmt.Println(err)
-	// Output:
-	// a2a.in.g0101.planner-1 <nil>
-	// true
-	// placement: invalid agent ID "planner.1": character '.' (U+002E) at offset 7 (a dot separates subject tokens); allowed are ASCII letters, digits, '-' and '_'
-}
-
-func ExampleGroups_AppendSubject() {
-	groups, err := placement.NewGroups(placement.DefaultGroups)
-	if err != nil {
-		panic(err)
-	}
-	// Reuse one buffer for every message: no allocation per subject.
+	// Reuse one buffer for every envelope: no allocation per subject.
 	buf := make([]byte, 0, 64)
-	for _, agent := range []string{"echo", "worker-7"} {
-		buf, err = groups.AppendSubject(buf[:0], agent)
+	for _, key := range []struct{ agent, conversation string }{
+		{"echo", "ctx-1"}, {"echo", "ctx-2"}, {"worker-7", "ctx-1"},
+	} {
+		buf, err = pool.AppendSubject(buf[:0], key.agent, pool.Partition(key.agent, key.conversation))
 		if err != nil {
 			panic(err)
 		}
 		fmt.Println(string(buf))
 	}
+
+	_, err = pool.AppendSubject(buf[:0], "planner.1", 0)
+	fmt.Println(errors.Is(err, placement.ErrInvalidAgentID))
+	fmt.Println(err)
 	// Output:
-	// a2a.in.g0097.echo
-	// a2a.in.g0105.worker-7
+	// a2a.in.agentd.p0250.echo
+	// a2a.in.agentd.p0059.echo
+	// a2a.in.agentd.p0020.worker-7
+	// true
+	// placement: invalid agent ID "planner.1": character '.' (U+002E) at offset 7 (a dot separates subject tokens); allowed are ASCII letters, digits, '-' and '_'
 }
 
-func ExampleGroups_GroupFilter() {
-	groups, err := placement.NewGroups(placement.DefaultGroups)
+func ExamplePool_ConsumerName() {
+	pool, err := placement.NewPool("agentd", placement.DefaultGroups, placement.OrderConversation)
 	if err != nil {
 		panic(err)
 	}
-	// The durable consumer of group 7: named by its token, filtering its
-	// agents' subjects.
-	name, _ := groups.GroupToken(7)
-	filter, _ := groups.GroupFilter(7)
+	// The durable consumer of partition 7: named after the pool and the
+	// partition token, filtering the partition's subjects.
+	name, _ := pool.ConsumerName(7)
+	filter, _ := pool.Filter(7)
 	fmt.Println(name, filter)
 
-	_, err = groups.GroupFilter(256)
+	_, err = pool.Filter(256)
 	fmt.Println(err)
 	// Output:
-	// g0007 a2a.in.g0007.>
-	// placement: group out of range: group 256, want 0..255
+	// agentd_p0007 a2a.in.agentd.p0007.>
+	// placement: group or partition out of range: partition 256 of pool agentd, want 0..255
 }
 
 func ExampleParseSubject() {
-	group, agent, err := placement.ParseSubject("a2a.in.g0101.planner-1")
-	fmt.Println(group, agent, err)
+	pool, partition, agent, err := placement.ParseSubject("a2a.in.agentd.p0101.planner-1")
+	fmt.Println(pool, partition, agent, err)
+
+	// The form before pools had no pool token.
+	_, _, _, err = placement.ParseSubject("a2a.in.g0101.planner-1")
+	fmt.Println(errors.Is(err, placement.ErrInvalidSubject), err)
 	// Output:
-	// 101 planner-1 <nil>
+	// agentd 101 planner-1 <nil>
+	// true placement: not an agent subject: "a2a.in.g0101.planner-1" has partition token "planner-1", want p0000..p9999
 }
 
 func ExampleValidateAgentID() {
@@ -152,12 +149,12 @@ func ExampleAssign() {
 	}
 	fmt.Println("g0042 is pulled by", owners.Owner(42))
 
-	// Agent → group → consumer.
-	groups, err := placement.NewGroups(placement.DefaultGroups)
+	// Key → partition → consumer.
+	pool, err := placement.NewPool("agentd", placement.DefaultGroups, placement.OrderAgent)
 	if err != nil {
 		panic(err)
 	}
-	fmt.Println("planner-1 is served by", owners.Owner(groups.Group("planner-1")))
+	fmt.Println("planner-1 is served by", owners.Owner(pool.Partition("planner-1", "")))
 
 	_, err = placement.Assign(placement.DefaultGroups, []string{"agentd.a"})
 	fmt.Println(err)

@@ -73,6 +73,19 @@ func mustGroups(tb interface {
 	return g
 }
 
+// mustPool returns NewPool(name, partitions, order) or fails the test.
+func mustPool(tb interface {
+	Helper()
+	Fatal(...any)
+}, name string, partitions int, order Order) *Pool {
+	tb.Helper()
+	p, err := NewPool(name, partitions, order)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
 // schemes are the two agent → group schemes with their default settings.
 var schemes = []struct {
 	name string

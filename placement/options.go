@@ -24,8 +24,9 @@ const (
 	// better than 7/6.4 = 1.09.
 	DefaultGroups = 256
 
-	// MaxGroups is the largest group count: group tokens have four decimal
-	// digits, g0000 to g9999.
+	// MaxGroups is the largest group count, and the largest partition
+	// count of a Pool: tokens have four decimal digits, g0000 to g9999 and
+	// p0000 to p9999.
 	MaxGroups = 10000
 )
 
