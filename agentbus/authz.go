@@ -19,59 +19,87 @@ type Permissions struct {
 // publish acks meant for it reach only it.
 func AgentInboxPrefix(agentID string) string { return "_INBOX." + agentID }
 
-// AgentPermissions returns the permissions of an agent's own credentials:
-// it may send and make requests to any agent (durable and direct), answer
-// requests, dead-letter what it cannot handle, and serve its own agent's
-// group with ServeGroups, and it reads nothing else: not the other groups'
-// consumers, not the stream's messages by sequence, not the A2A subjects
-// over core NATS, not other connections' inboxes. It shares its group with
-// the agents that hash to the same group. Serving through membership (Serve
-// without ServeGroups) needs agentd's role (DaemonPermissions). For A2A
-// (a2anats) it may read every agent's card and write its own, and read,
-// write and list its own tasks; agentd creates those buckets.
-func AgentPermissions(groups *placement.Groups, agentID string) (Permissions, error) {
+// AgentPermissions returns the permissions of an agent's own credentials,
+// for a process that serves the agent in a pool of its own (the pool named
+// after the agent, with partitions partitions, as Serve makes it by
+// default): it may send and make requests to any agent (durable and
+// direct), answer requests, dead-letter what it cannot handle, declare its
+// pool and its agent in the pool registry and read the registry, join its
+// pool's members, and pull and acknowledge its pool's partitions; it reads
+// nothing else: not other pools' consumers, not the stream's messages by
+// sequence, not the A2A subjects over core NATS, not other connections'
+// inboxes. For A2A (a2anats) it may read every agent's card and write its
+// own, and read, write and list its own tasks; agentd creates those
+// buckets, and the registry and members buckets.
+func AgentPermissions(agentID string, partitions int) (Permissions, error) {
 	if err := placement.ValidateAgentID(agentID); err != nil {
 		return Permissions{}, fmt.Errorf("agentbus: permissions: %w", err)
 	}
-	g, err := groups.GroupToken(groups.Group(agentID))
+	pool, err := placement.NewPool(agentID, partitions, placement.OrderConversation)
 	if err != nil {
-		return Permissions{}, err
+		return Permissions{}, fmt.Errorf("agentbus: permissions: %w", err)
 	}
-	consumer := StreamName + "." + g
+	pub := []string{
+		SubjectPrefix + ".>",                // send to any agent
+		DirectSubjectPrefix + ".>",          // direct requests to any agent
+		DeadLetterSubjectPrefix + ".>",      // dead letters of what it cannot handle
+		"_INBOX.>",                          // replies to requesters
+		jsAPI + "STREAM.INFO." + StreamName, // Connect checks the stream
+	}
+	// Its pool's consumers, one per partition: a consumer name is one
+	// subject token, so they are listed one by one.
+	for n := range partitions {
+		c, _ := pool.ConsumerName(n)
+		consumer := StreamName + "." + c
+		pub = append(pub,
+			jsAPI+"CONSUMER.CREATE."+consumer,
+			jsAPI+"CONSUMER.CREATE."+consumer+".>",
+			jsAPI+"CONSUMER.INFO."+consumer,
+			jsAPI+"CONSUMER.MSG.NEXT."+consumer, // pull
+			"$JS.ACK."+consumer+".>",            // ack, nak, progress, term
+		)
+	}
+	// The pool registry: read (watch) all of it, declare its own pool and
+	// agent.
+	pub = append(pub, kvRead(PoolsBucket)...)
+	pub = append(pub,
+		"$KV."+PoolsBucket+"."+poolKeyPrefix+agentID,
+		"$KV."+PoolsBucket+"."+agentKeyPrefix+agentID,
+	)
+	// Its pool's member keys <pool>.<member>, and the listing of them.
+	pub = append(pub,
+		jsAPI+"STREAM.INFO.KV_"+MembersBucket,
+		jsAPI+"DIRECT.GET.KV_"+MembersBucket+".$KV."+MembersBucket+"."+agentID+".>",
+		jsAPI+"CONSUMER.CREATE.KV_"+MembersBucket+".*.$KV."+MembersBucket+"."+agentID+".*",
+		jsAPI+"CONSUMER.DELETE.KV_"+MembersBucket+".*",
+		"$JS.FC.KV_"+MembersBucket+".>",
+		"$KV."+MembersBucket+"."+agentID+".>",
+	)
+	pub = append(pub,
+		// A2A (a2anats): read any agent's card and write its own; read,
+		// write and list its own tasks (keys <agent>.<task>). agentd
+		// creates the buckets.
+		jsAPI+"STREAM.INFO.KV_"+agentsBucket,
+		jsAPI+"DIRECT.GET.KV_"+agentsBucket+".>",
+		"$KV."+agentsBucket+"."+agentID,
+		jsAPI+"STREAM.INFO.KV_"+tasksBucket,
+		jsAPI+"DIRECT.GET.KV_"+tasksBucket+".$KV."+tasksBucket+"."+agentID+".>",
+		jsAPI+"CONSUMER.CREATE.KV_"+tasksBucket+".*.$KV."+tasksBucket+"."+agentID+".>",
+		jsAPI+"CONSUMER.DELETE.KV_"+tasksBucket+".*", // the listing's ordered consumer
+		"$JS.FC.KV_"+tasksBucket+".>",
+		"$KV."+tasksBucket+"."+agentID+".>",
+	)
 	return Permissions{
-		Publish: []string{
-			SubjectPrefix + ".>",                  // send to any agent
-			DirectSubjectPrefix + ".>",            // direct requests to any agent
-			DeadLetterSubjectPrefix + ".>",        // dead letters of what its group cannot handle
-			"_INBOX.>",                            // replies to requesters
-			"$JS.API.STREAM.INFO." + StreamName,   // Connect checks the stream
-			"$JS.API.CONSUMER.CREATE." + consumer, // its group's consumer
-			"$JS.API.CONSUMER.CREATE." + consumer + ".>",
-			"$JS.API.CONSUMER.INFO." + consumer,
-			"$JS.API.CONSUMER.MSG.NEXT." + consumer, // pull
-			"$JS.ACK." + consumer + ".>",            // ack
-			// A2A (a2anats): read any agent's card and write its own; read,
-			// write and list its own tasks (keys <agent>.<task>). agentd
-			// creates the buckets.
-			jsAPI + "STREAM.INFO.KV_" + agentsBucket,
-			jsAPI + "DIRECT.GET.KV_" + agentsBucket + ".>",
-			"$KV." + agentsBucket + "." + agentID,
-			jsAPI + "STREAM.INFO.KV_" + tasksBucket,
-			jsAPI + "DIRECT.GET.KV_" + tasksBucket + ".$KV." + tasksBucket + "." + agentID + ".>",
-			jsAPI + "CONSUMER.CREATE.KV_" + tasksBucket + ".*.$KV." + tasksBucket + "." + agentID + ".>",
-			jsAPI + "CONSUMER.DELETE.KV_" + tasksBucket + ".*", // the listing's ordered consumer
-			"$JS.FC.KV_" + tasksBucket + ".>",
-			"$KV." + tasksBucket + "." + agentID + ".>",
-		},
+		Publish: pub,
 		Subscribe: []string{
-			AgentInboxPrefix(agentID) + ".>",     // replies, publish acks, pulled messages
-			DirectSubjectPrefix + "." + g + ".*", // direct requests to its group
+			AgentInboxPrefix(agentID) + ".>",               // replies, publish acks, pulled messages, watches
+			DirectSubjectPrefix + "." + pool.Name() + ".>", // direct requests to its pool
 		},
 	}, nil
 }
 
 // Buckets the daemons' roles cover beside this package's (MembersBucket,
-// LeasesBucket, ScaleBucket). Their owners define them where they are
+// PoolsBucket, ScaleBucket). Their owners define them where they are
 // used; the tests of internal/agentd and internal/scalerd check that the
 // names here are theirs.
 const (
@@ -124,13 +152,13 @@ func kvOwn(b string) []string {
 // host of consumers and of the A2A gateway does, and no more. It may
 //   - create the A2A stream and the dead-letter stream and read their info
 //     (not update, purge or delete them, nor touch any other stream);
-//   - create the group consumers of the A2A stream, pull from them and ack
+//   - create the partition consumers of the A2A stream, pull from them and ack
 //     (not delete them, nor read the stream's messages by sequence);
 //   - send to any agent, durable and direct, serve direct requests, publish
 //     dead letters and reply to any requester (publish to and read _INBOX.>:
 //     its connection uses the default inbox prefix);
-//   - create, read and write the KV buckets of membership (a2abus_members,
-//     a2abus_leases), hosts (a2abus_hosts), A2A agent cards and tasks
+//   - create, read and write the KV buckets of membership (a2abus_members),
+//     the pool registry (a2abus_pools), hosts (a2abus_hosts), A2A agent cards and tasks
 //     (a2abus_agents, a2abus_tasks), and create and read the scale bucket
 //     (a2abus_scale) without writing it: the scale target is scalerd's.
 //
@@ -151,12 +179,12 @@ func DaemonPermissions() Permissions {
 		pub = append(pub, jsAPI+"STREAM.INFO."+s, jsAPI+"STREAM.CREATE."+s)
 	}
 	pub = append(pub,
-		jsAPI+"CONSUMER.CREATE."+StreamName+".>", // the groups' durables, with their filter
+		jsAPI+"CONSUMER.CREATE."+StreamName+".>", // the partitions' durables, with their filter
 		jsAPI+"CONSUMER.INFO."+StreamName+".*",
 		jsAPI+"CONSUMER.MSG.NEXT."+StreamName+".*", // pull
 		"$JS.ACK."+StreamName+".>",                 // ack, nak, in progress, term
 	)
-	for _, b := range []string{MembersBucket, LeasesBucket, hostsBucket, agentsBucket, tasksBucket} {
+	for _, b := range []string{MembersBucket, PoolsBucket, hostsBucket, agentsBucket, tasksBucket} {
 		pub = append(pub, kvOwn(b)...)
 	}
 	scale := kvOwn(ScaleBucket)
@@ -165,7 +193,7 @@ func DaemonPermissions() Permissions {
 		Publish: pub,
 		Subscribe: []string{
 			"_INBOX.>",                 // replies, publish acks, pulled batches, watches
-			DirectSubjectPrefix + ".>", // direct requests to the groups it serves
+			DirectSubjectPrefix + ".>", // direct requests to the partitions it pulls
 		},
 	}
 }
@@ -176,7 +204,8 @@ func DaemonPermissions() Permissions {
 //   - read the A2A stream's info and list its consumers' info (the
 //     backlog), and nothing else of the stream: no publish to a2a.in.>, no
 //     pull, no message read by sequence, no update or delete;
-//   - read the members bucket (a2abus_members);
+//   - read the members bucket (a2abus_members) and the pool registry
+//     (a2abus_pools);
 //   - create, read and write its leader bucket (a2abus_scaler) and the
 //     scale bucket (a2abus_scale);
 //   - read only the replies under ScalerInboxPrefix, which scalerd's
@@ -188,9 +217,10 @@ func ScalerPermissions() Permissions {
 	pub := []string{
 		jsAPI + "INFO", // creating a KV bucket reads the account's limits
 		jsAPI + "STREAM.INFO." + StreamName,
-		jsAPI + "CONSUMER.LIST." + StreamName, // every group's pending counts
+		jsAPI + "CONSUMER.LIST." + StreamName, // every partition's pending counts
 	}
 	pub = append(pub, kvRead(MembersBucket)...)
+	pub = append(pub, kvRead(PoolsBucket)...)
 	pub = append(pub, kvOwn(leaderBucket)...)
 	pub = append(pub, kvOwn(ScaleBucket)...)
 	return Permissions{

@@ -8,7 +8,6 @@ import (
 
 	"github.com/a2abus/a2abus/batcher"
 	"github.com/a2abus/a2abus/codec"
-	"github.com/a2abus/a2abus/placement"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,11 +22,11 @@ type Bus struct {
 	owned   bool // the bus dialed conns and closes them
 	js      []jetstream.JetStream
 	codec   *codec.Codec
-	groups  *placement.Groups
 	batch   *batcher.Batcher[*codec.Buffer]
 	stats   sendStats
 	recv    receiver
 	replies replies
+	routes  routes
 	scaleMu sync.Mutex
 	scaleKV jetstream.KeyValue // the scale bucket, once opened
 	// replicas is the A2A stream's replica count, read by Connect; Serve's
@@ -61,9 +60,6 @@ func Connect(ctx context.Context, opts ...Option) (*Bus, error) {
 	}
 	b := &Bus{cfg: cfg}
 	var err error
-	if b.groups, err = placement.NewGroups(cfg.groups); err != nil {
-		return nil, err
-	}
 	if err := b.dial(ctx); err != nil {
 		return nil, err
 	}
@@ -234,9 +230,6 @@ func (b *Bus) KeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetst
 	return kv, nil
 }
 
-// Groups returns the agent → group assignment the bus sends by.
-func (b *Bus) Groups() *placement.Groups { return b.groups }
-
 // Codec returns the codec the bus frames batches with.
 func (b *Bus) Codec() *codec.Codec { return b.codec }
 
@@ -272,6 +265,7 @@ func (b *Bus) close(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	b.routes.close()
 	if err := b.drainConns(ctx); err != nil {
 		errs = append(errs, err)
 	}

@@ -31,4 +31,21 @@ var (
 	// ErrInvalidAgentID is wrapped by a send error for an invalid agent ID;
 	// nothing was sent.
 	ErrInvalidAgentID = placement.ErrInvalidAgentID
+
+	// ErrUnknownAgent is wrapped by a send error for an agent that no pool
+	// has declared (see Declare and WithUnknownAgents); nothing was sent.
+	ErrUnknownAgent = errors.New("agentbus: unknown agent")
+
+	// ErrPoolMismatch is wrapped by Declare's and Serve's error when the
+	// registry holds the pool with another partitioning, an agent is
+	// served by another pool, or the pool's live members serve other
+	// agents than this member: the message names both sides.
+	ErrPoolMismatch = errors.New("agentbus: pool mismatch")
+
+	// ErrFenced is the cause of a handler context that ended because its
+	// member could no longer confirm that it holds the envelope's batch
+	// (its progress acknowledgements went unconfirmed until the ack wait
+	// was about to pass): the batch may be redelivered to another member,
+	// and this member neither acknowledges nor releases it.
+	ErrFenced = errors.New("agentbus: batch fenced: this member no longer holds it")
 )

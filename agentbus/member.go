@@ -11,29 +11,79 @@ import (
 	"sync"
 	"time"
 
+	"github.com/a2abus/a2abus/internal/lease"
 	"github.com/a2abus/a2abus/internal/sysinfo"
 	"github.com/a2abus/a2abus/placement"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
+	"github.com/prometheus/client_golang/prometheus"
 )
+
+// Ownership of a pool's partitions: the state machine and what makes each
+// step safe. (docs/ownership.md has the same with the reasoning behind the
+// choice of fences.)
+//
+// A member is one Serve call. It holds a lease on its key <pool>.<member>
+// in MembersBucket (internal/lease: a KV key that expires TTL after its
+// last write, renewed every TTL/4 at the revision last written). Every
+// member computes the assignment of the pool's partitions to the pool's
+// live members (placement.Assign, a function of the member list alone) at
+// each heartbeat, and pulls the partitions assigned to it.
+//
+// A partition, as one member sees it, is in one of these states:
+//
+//	idle ──assigned──► starting ──consumer ready──► pulling
+//	pulling ──unassigned, or Serve stopping──► draining ──its batch done──► idle
+//	starting ──unassigned──► draining
+//
+// Who pulls is not what keeps the promises: two members may pull one
+// partition for a moment while their member lists differ (a join or leave
+// seen at different heartbeats). The promises rest on two fences:
+//
+//  1. The partition's durable consumer has MaxAckPending 1 (checked by the
+//     server): it delivers the partition's next batch only once the batch
+//     before is acknowledged or terminated. So at most one batch of a
+//     partition is out at any time, a batch released (Nak) or let expire
+//     is delivered again before any later batch of the partition, and
+//     every key, which lives in one partition, is handled in stream order
+//     whoever pulls. A new owner needs no wait and no check of the old
+//     owner's state: until the old owner acknowledges, releases or lets
+//     expire what it holds, the server gives the new owner nothing.
+//  2. A hold on each delivered batch (hold.go): the member renews the
+//     batch's ack wait with progress acks the server confirms, and loses
+//     the hold, cancelling the batch's handlers (ErrFenced) and never
+//     acknowledging or releasing it, at a deadline that passes before the
+//     server may redeliver. So a member stalled or cut off past its ack
+//     wait stops on its own before another member can get the batch.
+//
+// Draining: a member that stops pulling a partition lets its batch finish
+// (its hold renewed meanwhile, however long the handlers take); Serve
+// stopping gives the running handlers the drain time, then cancels them
+// and releases (Naks) the unfinished batches, which fence 1 keeps in place
+// for the next owner.
+//
+// Heterogeneous processes are kept apart by pools: a pool's partitions
+// hold only the agents its members declared (the registry maps each agent
+// to one pool), and a member whose agents differ from the pool's live
+// members is refused (ErrPoolMismatch), so that no member is handed an
+// envelope it has no handler for.
 
 // KV buckets of the receive path.
 const (
-	// MembersBucket holds one key per live consumer process, refreshed by
-	// its heartbeat and gone TTL after the last one.
+	// MembersBucket holds one key per live member, <pool>.<member>,
+	// refreshed by its heartbeat and gone TTL after the last one.
 	MembersBucket = "a2abus_members"
-	// LeasesBucket holds one key per group being consumed, whose value is
-	// the member consuming it: at most one member pulls a group at a time.
-	LeasesBucket = "a2abus_leases"
 
-	// DefaultMemberTTL is how long a member that stopped heartbeating keeps
-	// its groups. Its heartbeat runs every TTL/4.
+	// DefaultMemberTTL is how long a member that stopped heartbeating
+	// counts as live: its partitions move to the others then. Its heartbeat
+	// runs every TTL/4.
 	DefaultMemberTTL = 10 * time.Second
 )
 
-// ServeMemberTTL sets the membership and lease TTL (default 10 s): a
-// consumer that dies loses its groups this long after its last heartbeat.
-// Every member of a bus must use the same.
+// ServeMemberTTL sets the membership TTL (default 10 s): a member that
+// dies loses its partitions this long after its last heartbeat. Every
+// member of a bus must use the same.
 func ServeMemberTTL(d time.Duration) ServeOption {
 	return func(c *serveConfig) error {
 		if d < time.Second {
@@ -44,7 +94,7 @@ func ServeMemberTTL(d time.Duration) ServeOption {
 	}
 }
 
-// ServeMemberID names this consumer in the members bucket (default: the
+// ServeMemberID names this member in the members bucket (default: the
 // host name and a unique suffix). It must be unique among live members.
 func ServeMemberID(id string) ServeOption {
 	return func(c *serveConfig) error {
@@ -56,29 +106,32 @@ func ServeMemberID(id string) ServeOption {
 	}
 }
 
-// Member is a live consumer as it reports itself in the members bucket at
+// Member is a live member as it reports itself in the members bucket at
 // each heartbeat: the scaler reads these reports.
 type Member struct {
-	ID      string    `json:"id"`
-	Host    string    `json:"host,omitempty"`
-	PID     int       `json:"pid"`
-	Started time.Time `json:"started"`
-	At      time.Time `json:"at"`      // when it reported
-	Groups  int       `json:"groups"`  // groups held
-	Handled uint64    `json:"handled"` // envelopes handled since it started
+	ID         string    `json:"id"`
+	Pool       string    `json:"pool"`
+	Agents     []string  `json:"agents"` // the agents it serves, sorted
+	Host       string    `json:"host,omitempty"`
+	PID        int       `json:"pid"`
+	Started    time.Time `json:"started"`
+	At         time.Time `json:"at"`         // when it reported
+	Partitions int       `json:"partitions"` // partitions pulled
+	Handled    uint64    `json:"handled"`    // envelopes handled since it started
 	// CPUs is how many CPUs the process may use (GOMAXPROCS, or its
 	// cgroup's quota where lower). CPU is the process's CPU use since the
 	// previous heartbeat as a fraction of those, and HostCPU the host's busy
 	// fraction; -1 when unknown (the first heartbeat, or a platform that
-	// cannot tell). Consumers in one process report the same CPU.
+	// cannot tell). Members in one process report the same CPU.
 	CPUs    float64 `json:"cpus"`
 	CPU     float64 `json:"cpu"`
 	HostCPU float64 `json:"host_cpu"`
 }
 
-// Members returns the live consumers of the bus (members whose heartbeat
-// has not expired), sorted by ID; none when no consumer ever joined. Give
-// ctx a deadline: a read lost to a leader change waits for it.
+// Members returns the live members of the bus (members whose heartbeat has
+// not expired), of every pool, sorted by pool and ID; none when no member
+// ever joined. Give ctx a deadline: a read lost to a leader change waits
+// for it.
 func (b *Bus) Members(ctx context.Context) ([]Member, error) {
 	kv, err := b.js[0].KeyValue(ctx, MembersBucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
@@ -107,43 +160,53 @@ func (b *Bus) Members(ctx context.Context) ([]Member, error) {
 		}
 		out = append(out, m)
 	}
-	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b Member) int {
+		if c := strings.Compare(a.Pool, b.Pool); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
 	return out, nil
 }
 
-// lease is a group this member holds or is taking.
-type lease struct {
-	rev uint64         // revision of our key in the leases bucket
-	gc  *groupConsumer // nil until consuming started
-	// taking is set while take starts the group; releasing while the group
-	// is being handed over; deleteOnStop tells take, when both are set,
-	// whether to delete the lease once it has stopped the group.
-	taking, releasing, deleteOnStop bool
+// partition is one partition this member pulls or drains.
+type partition struct {
+	n    int
+	name string // its consumer
+
+	mu       sync.Mutex
+	cc       jetstream.ConsumeContext
+	direct   *nats.Subscription // direct requests to its agents
+	stopping bool
+
+	batches sync.WaitGroup // its batches being handled
+	done    chan struct{}  // closed once stopped and drained
+	// handled and dead count the partition's envelopes handled and
+	// dead-lettered here; nil without a registerer.
+	handled, dead prometheus.Counter
 }
 
-// membership runs Serve's dynamic mode.
+// membership runs one member.
 type membership struct {
-	s       *server
-	id      string
-	members jetstream.KeyValue
-	leases  jetstream.KeyValue
-	info    Member
-	cpu     sysinfo.Meter
+	s     *server
+	id    string
+	key   string // <pool>.<id>
+	kv    jetstream.KeyValue
+	lease *lease.Lease
+	info  Member
+	cpu   sysinfo.Meter
 
-	mu   sync.Mutex
-	held map[int]*lease
-	// observed are the groups with per-group metric series, touched only
-	// by the heartbeat loop.
+	parts map[int]*partition // pulled or draining; touched by the heartbeat loop only
+	// observed are the consumers with per-partition metric series.
 	observed map[string]bool
-	owned    int            // groups last added to the groups-owned gauge
-	wg       sync.WaitGroup // start and release goroutines
+	owned    int // partitions last added to the owned gauge
 }
 
-// member joins the members bucket and, on every heartbeat, computes the
-// assignment of groups to the live members, takes the leases of the groups
-// assigned to it and hands over the others. It returns when ctx ends,
-// after releasing every lease.
-func (s *server) member(ctx context.Context) error {
+// member joins the pool and, on every heartbeat, computes the assignment
+// of partitions to the pool's live members, pulls the partitions assigned
+// to it and drains the others. When ctx ends it drains every partition
+// (see Serve), leaves, and returns nil.
+func (s *server) member(ctx context.Context, cancelHandlers context.CancelCauseFunc) error {
 	b := s.bus
 	id := s.cfg.memberID
 	if id == "" {
@@ -153,298 +216,366 @@ func (s *server) member(ctx context.Context) error {
 			id = host + "-" + id[len(id)-8:]
 		}
 	}
-	members, err := s.bucket(ctx, jetstream.KeyValueConfig{
-		Bucket: MembersBucket, Description: "a2abus: live consumers", TTL: s.cfg.memberTTL,
-		History: 1, Replicas: b.replicas,
-	})
-	if err != nil {
-		return s.setupErr(ctx, err)
-	}
-	leases, err := s.bucket(ctx, jetstream.KeyValueConfig{
-		Bucket: LeasesBucket, Description: "a2abus: which member consumes each group", TTL: s.cfg.memberTTL,
-		History: 1, Replicas: b.replicas,
-	})
-	if err != nil {
-		return s.setupErr(ctx, err)
+	kv, err := s.bucket(ctx)
+	if err != nil || kv == nil {
+		return err
 	}
 	host, _ := os.Hostname()
-	m := &membership{s: s, id: id, members: members, leases: leases, held: map[int]*lease{},
-		info: Member{ID: id, Host: host, PID: os.Getpid(), Started: time.Now(), CPUs: sysinfo.CPUs()}}
-	b.cfg.log.Info("joined as consumer", "member", id)
+	m := &membership{s: s, id: id, key: s.pool.Name() + "." + id, kv: kv, parts: map[int]*partition{},
+		info: Member{ID: id, Pool: s.pool.Name(), Agents: s.cfg.agents, Host: host, PID: os.Getpid(),
+			Started: time.Now(), CPUs: sysinfo.CPUs()}}
+	if m.lease, err = lease.New(kv, m.key, s.cfg.memberTTL); err != nil {
+		return err
+	}
+	if err := m.checkPeers(ctx); err != nil {
+		return err
+	}
+	b.cfg.log.Info("joined pool", "pool", s.pool.Name(), "member", id, "agents", len(s.cfg.agents), "partitions", s.pool.Partitions())
 
 	tick := time.NewTicker(s.cfg.memberTTL / 4)
 	defer tick.Stop()
 	for {
 		if err := m.reconcile(ctx); err != nil && ctx.Err() == nil {
-			b.cfg.log.Warn("membership", "member", id, "err", err)
+			b.cfg.log.Warn("membership", "pool", s.pool.Name(), "member", id, "err", err)
 		}
 		select {
 		case <-ctx.Done():
-			m.leave()
+			m.leave(cancelHandlers)
 			return nil
 		case <-tick.C:
 		}
 	}
 }
 
-// bucket creates or opens a KV bucket, retrying for a minute through what
-// a cluster recovering from a node restart answers (no suitable peers, no
-// leader yet) rather than failing Serve on a passing condition.
-func (s *server) bucket(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+// bucket opens the members bucket, retrying for a minute through what a
+// cluster recovering from a node restart answers (no suitable peers, no
+// leader yet) rather than failing Serve on a passing condition. nil, nil
+// when ctx ended.
+func (s *server) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	deadline := time.Now().Add(time.Minute)
 	for {
-		kv, err := s.bus.js[0].CreateOrUpdateKeyValue(ctx, cfg)
-		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
-			if err != nil {
-				err = fmt.Errorf("agentbus: bucket %s: %w", cfg.Bucket, err)
-			}
-			return kv, err
+		// Opened before it would be created, so that an agent's role,
+		// which may not create buckets, can join.
+		kv, err := s.bus.KeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: MembersBucket, Description: "a2abus: live members of each pool",
+			TTL: s.cfg.memberTTL, History: 1,
+		})
+		switch {
+		case err == nil:
+			return kv, nil
+		case ctx.Err() != nil:
+			return nil, nil
+		case time.Now().After(deadline):
+			return nil, err
 		}
-		s.bus.cfg.log.Warn("KV bucket not ready; retrying", "bucket", cfg.Bucket, "err", err)
+		s.bus.cfg.log.Warn("KV bucket not ready; retrying", "bucket", MembersBucket, "err", err)
 		select {
 		case <-ctx.Done():
+			return nil, nil
 		case <-time.After(time.Second):
 		}
 	}
 }
 
-func (s *server) setupErr(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
-		return nil
-	}
-	return err
-}
-
-// reconcile is one heartbeat: refresh our member key and leases, then act
-// on the assignment of the members alive now.
-func (m *membership) reconcile(ctx context.Context) error {
-	m.mu.Lock()
-	m.info.Groups = len(m.held)
-	m.mu.Unlock()
-	m.info.At = time.Now()
-	m.info.Handled = m.s.handled.Load()
-	m.info.CPU, m.info.HostCPU = m.cpu.Sample(m.info.At)
-	val, _ := json.Marshal(m.info)
-	if _, err := m.members.Put(ctx, m.id, val); err != nil {
-		return fmt.Errorf("heartbeat: %w", err)
-	}
-	names, err := m.members.Keys(ctx)
+// checkPeers refuses to join a pool whose live members serve other agents:
+// the partitions would hand this member envelopes it has no handler for,
+// or the others envelopes of its agents.
+func (m *membership) checkPeers(ctx context.Context) error {
+	peers, err := m.peers(ctx)
 	if err != nil {
-		return fmt.Errorf("list members: %w", err)
+		return nil // the heartbeats retry; nothing is known to conflict
 	}
-	if !slices.Contains(names, m.id) {
-		names = append(names, m.id)
-	}
-	a, err := placement.Assign(m.s.bus.groups.Count(), names)
-	if err != nil {
-		return err
-	}
-	want := map[int]bool{}
-	for _, g := range a.Groups(m.id) {
-		want[g] = true
-	}
-
-	m.observe(ctx)
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for g, l := range m.held {
-		if l.releasing {
-			continue
+	for _, p := range peers {
+		if p.ID != m.id && !slices.Equal(p.Agents, m.info.Agents) {
+			return fmt.Errorf("%w: pool %s's member %s serves %v; this member serves %v (members of a pool must serve the same agents: give this one its own pool with ServePool)",
+				ErrPoolMismatch, m.info.Pool, p.ID, p.Agents, m.info.Agents)
 		}
-		// Refresh the lease; losing it means another member took the group
-		// (we stalled past the TTL): stop at once.
-		rev, err := m.leases.Update(ctx, groupKey(g), []byte(m.id), l.rev)
-		if err != nil && ctx.Err() != nil {
-			// Serve is ending: leave hands the groups over.
-			return ctx.Err()
-		}
-		if err != nil {
-			m.s.bus.cfg.log.Warn("lost the lease of a group", "member", m.id, "group", g, "err", err)
-			m.release(g, l, false)
-			continue
-		}
-		l.rev = rev
-		if !want[g] {
-			m.release(g, l, true)
-		}
-	}
-	for g := range want {
-		if _, ok := m.held[g]; ok {
-			continue
-		}
-		rev, err := m.leases.Create(ctx, groupKey(g), []byte(m.id))
-		if err != nil {
-			continue // held by another member until it hands over or expires
-		}
-		l := &lease{rev: rev, taking: true}
-		m.held[g] = l
-		m.wg.Go(func() { m.take(ctx, g, l) })
 	}
 	return nil
 }
 
-// take starts consuming a group whose lease we now hold. Batches the
-// previous owner was sent but never acknowledged (it died, or a batch
-// reached its inbox as it stopped pulling) are redelivered before newer
-// ones once their ack wait passes, so we wait until the consumer has
-// nothing pending or the ack wait has passed, to keep each agent's order
-// across the hand-over. That wait is why the default ack wait is short.
-//
-// A group released while take runs is handed over by take itself, once it
-// has stopped whatever it started, so that the lease is never free while
-// we might still pull.
-func (m *membership) take(ctx context.Context, g int, l *lease) {
-	s := m.s
-	gc, err := m.start(ctx, g)
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	l.taking = false
-	switch {
-	case l.releasing:
-		del := l.deleteOnStop
-		m.wg.Go(func() {
-			if gc != nil {
-				s.stopGroup(gc)
-			}
-			m.forget(g, l, del)
-		})
-	case err != nil:
-		if ctx.Err() == nil {
-			s.bus.cfg.log.Warn("start group", "group", g, "err", err)
-		}
-		m.wg.Go(func() { m.forget(g, l, true) })
-	default:
-		l.gc = gc
-		s.bus.cfg.log.Debug("consuming group", "member", m.id, "group", g)
-	}
-}
-
-// start waits for the group's earlier deliveries (see take) and starts
-// consuming it.
-func (m *membership) start(ctx context.Context, g int) (*groupConsumer, error) {
-	s := m.s
-	cfg, err := s.bus.consumerConfig(g, s.cfg)
+// peers reads the pool's live members.
+func (m *membership) peers(ctx context.Context) ([]Member, error) {
+	ctx, cancel := context.WithTimeout(ctx, m.s.cfg.memberTTL/2)
+	defer cancel()
+	lister, err := m.kv.ListKeysFiltered(ctx, m.info.Pool+".*")
 	if err != nil {
 		return nil, err
 	}
-	deadline := time.Now().Add(s.cfg.ackWait)
-	for time.Now().Before(deadline) {
-		cons, err := s.bus.js[0].Consumer(ctx, StreamName, cfg.Durable)
-		if errors.Is(err, jetstream.ErrConsumerNotFound) {
-			break
+	defer func() { _ = lister.Stop() }()
+	var out []Member
+	for key := range lister.Keys() {
+		e, err := m.kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
 		}
-		if err == nil && cons.CachedInfo().NumAckPending == 0 {
-			break
+		if err != nil {
+			return nil, err
 		}
+		var p Member
+		if err := json.Unmarshal(e.Value(), &p); err != nil || p.Pool+"."+p.ID != key {
+			continue // not a member record of this version
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// reconcile is one heartbeat: renew our member key, then act on the
+// assignment of the pool's live members.
+func (m *membership) reconcile(ctx context.Context) error {
+	m.reap()
+	m.info.Partitions = len(m.parts)
+	m.info.At = time.Now()
+	m.info.Handled = m.s.handled.Load()
+	m.info.CPU, m.info.HostCPU = m.cpu.Sample(m.info.At)
+	val, _ := json.Marshal(m.info)
+	hctx, cancel := context.WithTimeout(ctx, m.s.cfg.memberTTL/2)
+	err := m.lease.Keep(hctx, val)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("heartbeat: %w", err)
+	}
+	peers, err := m.peers(ctx)
+	if err != nil {
+		return fmt.Errorf("list members: %w", err)
+	}
+	names := []string{m.id}
+	for _, p := range peers {
+		if p.ID != m.id && slices.Equal(p.Agents, m.info.Agents) {
+			names = append(names, p.ID)
+		}
+	}
+	a, err := placement.Assign(m.s.pool.Partitions(), names)
+	if err != nil {
+		return err
+	}
+	want := map[int]bool{}
+	for _, n := range a.Groups(m.id) {
+		want[n] = true
+	}
+	for n, p := range m.parts {
+		if !want[n] && !p.isStopping() {
+			go m.s.stopPartition(p)
+		}
+	}
+	for n := range want {
+		if p, ok := m.parts[n]; ok && !p.isStopping() {
+			continue
+		} else if ok {
+			continue // still draining: take it again once drained (reap)
+		}
+		p := m.s.newPartition(n)
+		m.parts[n] = p
+		go m.s.startPartition(ctx, p)
+	}
+	m.observe(ctx)
+	return nil
+}
+
+// reap forgets the partitions that have drained.
+func (m *membership) reap() {
+	for n, p := range m.parts {
 		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+		case <-p.done:
+			delete(m.parts, n)
+		default:
 		}
-	}
-	return s.startGroup(ctx, g)
-}
-
-// release hands a group over: stop pulling, finish the batches fetched, then
-// delete our lease (unless deleteLease is false: it is gone already) so
-// that the next owner can take it. Called with m.mu held.
-func (m *membership) release(g int, l *lease, deleteLease bool) {
-	l.releasing = true
-	if l.taking {
-		l.deleteOnStop = deleteLease // take finishes the hand-over
-		return
-	}
-	gc := l.gc
-	m.wg.Go(func() {
-		if gc != nil {
-			m.s.stopGroup(gc)
-		}
-		m.forget(g, l, deleteLease)
-	})
-}
-
-// forget drops a group we no longer consume and, with deleteLease, deletes
-// its lease (if it is still ours) so that the next owner need not wait for
-// it to expire.
-func (m *membership) forget(g int, l *lease, deleteLease bool) {
-	m.mu.Lock()
-	rev := l.rev
-	delete(m.held, g)
-	m.mu.Unlock()
-	if !deleteLease {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), leaseDeleteTimeout)
-	defer cancel()
-	if err := m.leases.Delete(ctx, groupKey(g), jetstream.LastRevision(rev)); err != nil {
-		m.s.bus.cfg.log.Warn("release lease", "group", g, "err", err)
 	}
 }
 
-// leaseDeleteTimeout bounds deleting a lease or a member key on the way
-// out: if it fails, the key expires after the TTL anyway.
-const leaseDeleteTimeout = 2 * time.Second
-
-// leave releases every group, waits for the hand-overs, and removes our
-// member key so the others reassign at once.
-func (m *membership) leave() {
-	m.mu.Lock()
-	for g, l := range m.held {
-		if !l.releasing {
-			m.release(g, l, true)
-		}
+// leave drains every partition: pulls stop at once; the handlers running
+// get the drain time, then their contexts are canceled and their batches
+// released. Then it removes our member key so the others reassign at once.
+func (m *membership) leave(cancelHandlers context.CancelCauseFunc) {
+	s := m.s
+	var stopped sync.WaitGroup
+	for _, p := range m.parts {
+		stopped.Go(func() { s.stopPartition(p) })
 	}
-	m.mu.Unlock()
-	m.wg.Wait()
-	if r := &m.s.bus.recv; r.groupsOwned != nil {
-		r.groupsOwned.Sub(float64(m.owned))
+	drained := make(chan struct{})
+	go func() {
+		stopped.Wait()
+		s.batches.Wait()
+		close(drained)
+	}()
+	select {
+	case <-drained:
+	case <-time.After(s.cfg.drainTimeout):
+		s.bus.cfg.log.Warn("drain time over: canceling the handlers still running; their batches go to the next member",
+			"pool", s.pool.Name(), "member", m.id, "drain", s.cfg.drainTimeout)
+		cancelHandlers(ErrServeStopped)
+		<-drained
+	}
+	if r := &s.bus.recv; r.partsOwned != nil {
+		r.partsOwned.Sub(float64(m.owned))
 		m.owned = 0
 		for key := range m.observed {
 			m.dropSeries(key)
 		}
 		m.observed = nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), leaseDeleteTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
 	defer cancel()
-	_ = m.members.Delete(ctx, m.id)
+	if err := m.lease.Release(ctx); err != nil {
+		s.bus.cfg.log.Debug("leave: member key stays until it expires", "member", m.id, "err", err)
+	}
 }
 
-// observe updates the per-group metrics of the groups held, once per
-// heartbeat: one consumer info request per group.
-func (m *membership) observe(ctx context.Context) {
-	r := &m.s.bus.recv
-	if r.groupsOwned == nil {
+// leaveTimeout bounds deleting the member key on the way out: if it fails,
+// the key expires after the TTL anyway.
+const leaveTimeout = 2 * time.Second
+
+func (s *server) newPartition(n int) *partition {
+	name, _ := s.pool.ConsumerName(n)
+	p := &partition{n: n, name: name, done: make(chan struct{})}
+	if r := &s.bus.recv; r.partHandled != nil {
+		p.handled = r.partHandled.WithLabelValues(name)
+		p.dead = r.partDead.WithLabelValues(name)
+	}
+	return p
+}
+
+func (p *partition) isStopping() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stopping
+}
+
+// startPartition creates (or updates) the partition's durable consumer and
+// starts pulling from it, unless it was stopped meanwhile. A failed start
+// leaves the partition drained, for the next heartbeat to try again.
+func (s *server) startPartition(ctx context.Context, p *partition) {
+	cc, direct, err := s.consume(ctx, p)
+	p.mu.Lock()
+	if err == nil && !p.stopping {
+		p.cc, p.direct = cc, direct
+		p.mu.Unlock()
+		s.bus.cfg.log.Debug("pulling partition", "consumer", p.name)
 		return
 	}
-	m.mu.Lock()
-	var consuming []int
-	for g, l := range m.held {
-		if l.gc != nil && !l.releasing {
-			consuming = append(consuming, g)
+	p.stopping = true
+	p.mu.Unlock()
+	if err != nil && ctx.Err() == nil {
+		s.bus.cfg.log.Warn("start partition; retrying at the next heartbeat", "consumer", p.name, "err", err)
+	}
+	if cc != nil {
+		_ = direct.Unsubscribe()
+		cc.Drain()
+		<-cc.Closed()
+	}
+	p.batches.Wait()
+	close(p.done)
+}
+
+func (s *server) consume(ctx context.Context, p *partition) (jetstream.ConsumeContext, *nats.Subscription, error) {
+	cfg, err := ConsumerConfig(s.pool, p.n, s.cfg.ackWait)
+	if err != nil {
+		return nil, nil, err
+	}
+	cons, err := s.bus.js[0].CreateOrUpdateConsumer(ctx, StreamName, cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("agentbus: consumer %s: %w", cfg.Durable, err)
+	}
+	// A new replicated consumer has no leader for a moment; a pull sent
+	// then gets no responders and nats.go only pulls again after two
+	// missed heartbeats. Wait for the leader first.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		info, err := cons.Info(ctx)
+		if err == nil && (info.Cluster == nil || info.Cluster.Leader != "") {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	cc, err := cons.Consume(func(msg jetstream.Msg) { s.dispatch(p, msg) },
+		// MaxAckPending 1 has the server hand out one batch at a time; a
+		// pull of a few keeps the next one coming right after the ack.
+		jetstream.PullMaxMessages(4),
+		// Short pulls: a pull lost in a leader change is noticed (two
+		// missed heartbeats) within seconds, not the default 30 s.
+		jetstream.PullExpiry(5*time.Second),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if s.hctx.Err() == nil {
+				s.bus.cfg.log.Warn("consume", "consumer", cfg.Durable, "err", err)
+			}
+		}))
+	if err != nil {
+		return nil, nil, fmt.Errorf("agentbus: consume %s: %w", cfg.Durable, err)
+	}
+	tok, _ := s.pool.PartitionToken(p.n)
+	// A queue group, so that a request goes to one member even while two
+	// pull the partition for a moment during a hand-over.
+	direct, err := s.bus.conns[0].QueueSubscribe(DirectSubjectPrefix+"."+s.pool.Name()+"."+tok+".*", "a2abus",
+		func(m *nats.Msg) { s.handleDirect(p, m) })
+	if err != nil {
+		cc.Stop()
+		return nil, nil, fmt.Errorf("agentbus: direct requests of %s: %w", cfg.Durable, err)
+	}
+	return cc, direct, nil
+}
+
+// stopPartition stops pulling from a partition, lets the batch already
+// delivered be dispatched and waits until it is done (acknowledged, or
+// released when Serve is stopping). A partition still starting is stopped
+// by startPartition when it has started.
+func (s *server) stopPartition(p *partition) {
+	p.mu.Lock()
+	if p.stopping {
+		p.mu.Unlock()
+		<-p.done
+		return
+	}
+	p.stopping = true
+	cc, direct := p.cc, p.direct
+	p.mu.Unlock()
+	if cc == nil {
+		<-p.done // startPartition finishes the stop
+		return
+	}
+	_ = direct.Unsubscribe()
+	cc.Drain()
+	<-cc.Closed()
+	p.batches.Wait()
+	close(p.done)
+}
+
+// observe updates the per-partition metrics of the partitions pulled, once
+// per heartbeat: one consumer info request per partition.
+func (m *membership) observe(ctx context.Context) {
+	r := &m.s.bus.recv
+	if r.partsOwned == nil {
+		return
+	}
+	var pulling []*partition
+	for _, p := range m.parts {
+		if !p.isStopping() {
+			pulling = append(pulling, p)
 		}
 	}
 	// Several Serve calls may share the gauge: each adds its change.
-	r.groupsOwned.Add(float64(len(m.held) - m.owned))
-	m.owned = len(m.held)
-	m.mu.Unlock()
-	seen := make(map[string]bool, len(consuming))
-	for _, g := range consuming {
-		key := groupKey(g)
-		info, err := m.s.bus.js[0].Consumer(ctx, StreamName, key)
+	r.partsOwned.Add(float64(len(pulling) - m.owned))
+	m.owned = len(pulling)
+	seen := make(map[string]bool, len(pulling))
+	for _, p := range pulling {
+		info, err := m.s.bus.js[0].Consumer(ctx, StreamName, p.name)
 		if err != nil {
 			continue
 		}
 		ci := info.CachedInfo()
 		r.seriesMu.Lock()
-		r.seriesOwner[key] = m
-		r.groupPending.WithLabelValues(key).Set(float64(ci.NumPending))
-		r.groupAckPending.WithLabelValues(key).Set(float64(ci.NumAckPending))
-		r.groupRedelivered.WithLabelValues(key).Set(float64(ci.NumRedelivered))
+		r.seriesOwner[p.name] = m
+		r.partPending.WithLabelValues(p.name).Set(float64(ci.NumPending))
+		r.partAckPending.WithLabelValues(p.name).Set(float64(ci.NumAckPending))
+		r.partRedelivered.WithLabelValues(p.name).Set(float64(ci.NumRedelivered))
 		r.seriesMu.Unlock()
-		seen[key] = true
+		seen[p.name] = true
 	}
-	// Drop the series of groups no longer consumed here (not Reset, which
-	// would show a scrape no series at all between heartbeats).
+	// Drop the series of partitions no longer pulled here (not Reset,
+	// which would show a scrape no series at all between heartbeats).
 	for key := range m.observed {
 		if !seen[key] {
 			m.dropSeries(key)
@@ -453,8 +584,8 @@ func (m *membership) observe(ctx context.Context) {
 	m.observed = seen
 }
 
-// dropSeries deletes a group's per-group series, unless another consumer of
-// this bus reports the group now.
+// dropSeries deletes a consumer's per-partition series, unless another
+// member of this bus reports it now.
 func (m *membership) dropSeries(key string) {
 	r := &m.s.bus.recv
 	r.seriesMu.Lock()
@@ -463,9 +594,7 @@ func (m *membership) dropSeries(key string) {
 		return
 	}
 	delete(r.seriesOwner, key)
-	r.groupPending.DeleteLabelValues(key)
-	r.groupAckPending.DeleteLabelValues(key)
-	r.groupRedelivered.DeleteLabelValues(key)
+	r.partPending.DeleteLabelValues(key)
+	r.partAckPending.DeleteLabelValues(key)
+	r.partRedelivered.DeleteLabelValues(key)
 }
-
-func groupKey(g int) string { return fmt.Sprintf("g%04d", g) }

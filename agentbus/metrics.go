@@ -87,34 +87,34 @@ func (b *Bus) register(r prometheus.Registerer) error {
 		Help:    "Envelopes per batch received.",
 		Buckets: prometheus.ExponentialBuckets(1, 4, 6), // 1 .. 1024
 	})
-	b.recv.groupPending = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "a2abus_receive_group_pending",
-		Help: "Batches waiting in a group this process consumes (the consumer's num_pending), read at each heartbeat.",
-	}, []string{"group"})
-	b.recv.groupAckPending = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "a2abus_receive_group_ack_pending",
-		Help: "Batches delivered and not yet acknowledged in a group this process consumes, read at each heartbeat.",
-	}, []string{"group"})
-	b.recv.groupRedelivered = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "a2abus_receive_group_redelivered",
-		Help: "Batches of a group this process consumes that were delivered more than once and are not yet acknowledged (the consumer's num_redelivered), read at each heartbeat.",
-	}, []string{"group"})
-	b.recv.groupHandled = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "a2abus_receive_group_handled_total",
-		Help: "Envelopes handled successfully by this process, by group, counted when their batch is acknowledged (rate() gives handled per second).",
-	}, []string{"group"})
-	b.recv.groupDead = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "a2abus_receive_group_dead_letters_total",
-		Help: "Envelopes and frames of a group that this process stored in the dead-letter stream, by group.",
-	}, []string{"group"})
+	b.recv.partPending = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "a2abus_receive_partition_pending",
+		Help: "Batches waiting in a partition this process pulls (its consumer's num_pending), read at each heartbeat.",
+	}, []string{"consumer"})
+	b.recv.partAckPending = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "a2abus_receive_partition_ack_pending",
+		Help: "Batches of a partition this process pulls that are delivered and not yet acknowledged (0 or 1), read at each heartbeat.",
+	}, []string{"consumer"})
+	b.recv.partRedelivered = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "a2abus_receive_partition_redelivered",
+		Help: "Batches of a partition this process pulls that were delivered more than once and are not yet acknowledged (its consumer's num_redelivered), read at each heartbeat.",
+	}, []string{"consumer"})
+	b.recv.partHandled = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "a2abus_receive_partition_handled_total",
+		Help: "Envelopes handled successfully by this process, by partition consumer, counted when their batch is acknowledged (rate() gives handled per second).",
+	}, []string{"consumer"})
+	b.recv.partDead = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "a2abus_receive_partition_dead_letters_total",
+		Help: "Envelopes and frames of a partition that this process stored in the dead-letter stream, by partition consumer.",
+	}, []string{"consumer"})
 	b.recv.seriesOwner = map[string]*membership{}
-	b.recv.groupsOwned = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "a2abus_receive_groups_owned",
-		Help: "Consumer groups this process holds the lease of.",
+	b.recv.partsOwned = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "a2abus_receive_partitions_owned",
+		Help: "Partitions this process pulls.",
 	})
 	cs = append(cs, &sendCollector{b: b, descs: sendDescs()}, b.recv.latency, b.recv.batchSize,
-		b.recv.groupPending, b.recv.groupAckPending, b.recv.groupRedelivered, b.recv.groupHandled, b.recv.groupDead,
-		b.recv.groupsOwned)
+		b.recv.partPending, b.recv.partAckPending, b.recv.partRedelivered, b.recv.partHandled, b.recv.partDead,
+		b.recv.partsOwned)
 	b.registerer = r
 	for _, c := range cs {
 		if err := r.Register(c); err != nil {
@@ -162,7 +162,8 @@ func sendDescs() map[string]*prometheus.Desc {
 		"failures":       prometheus.NewDesc("a2abus_receive_handler_failures_total", "Handler attempts that returned an error or panicked.", nil, nil),
 		"dead":           prometheus.NewDesc("a2abus_receive_dead_letters_total", "Envelopes and frames stored in the dead-letter stream.", nil, nil),
 		"poison":         prometheus.NewDesc("a2abus_receive_poison_frames_total", "Stored messages that could not be decoded.", nil, nil),
-		"redelivered":    prometheus.NewDesc("a2abus_receive_redelivered_batches_total", "Batches delivered more than once (a consumer died or overran the ack wait).", nil, nil),
+		"redelivered":    prometheus.NewDesc("a2abus_receive_redelivered_batches_total", "Batches delivered more than once (a member died, stopped before it finished them, or lost its hold).", nil, nil),
+		"fenced":         prometheus.NewDesc("a2abus_receive_fenced_batches_total", "Batches given up because their hold could not be confirmed before the ack wait would pass (a stalled or cut-off member): their handlers were canceled.", nil, nil),
 		"pool_created":   prometheus.NewDesc("a2abus_codec_buffers_created_total", "Codec buffers allocated because the pool had none.", nil, nil),
 		"pool_reused":    prometheus.NewDesc("a2abus_codec_buffers_reused_total", "Codec buffer requests served from the pool.", nil, nil),
 	}
@@ -201,6 +202,7 @@ func (c *sendCollector) Collect(ch chan<- prometheus.Metric) {
 	counter("dead", rc.dead.Load())
 	counter("poison", rc.poison.Load())
 	counter("redelivered", rc.redeliver.Load())
+	counter("fenced", rc.fenced.Load())
 	counter("pool_created", ps.Created)
 	counter("pool_reused", ps.Reused)
 	gauge("buffered", float64(bs.BufferedItems))

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/a2abus/a2abus/codec"
+	"github.com/a2abus/a2abus/placement"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -23,7 +24,8 @@ type config struct {
 
 	compression codec.Compression
 	maxMsgSize  int
-	groups      int
+	routes      map[string]*placement.Pool // WithRoute
+	unknown     UnknownAgents
 
 	batchItems  int
 	batchBytes  int
@@ -36,7 +38,6 @@ type config struct {
 
 // Send-path defaults.
 const (
-	DefaultGroups      = 256
 	DefaultBatchItems  = 500     // the seed's message_batch_size
 	DefaultBatchBytes  = 1 << 20 // a batch frame is cut at 1 MiB; a bigger message goes alone
 	DefaultSendTimeout = 30 * time.Second
@@ -62,7 +63,6 @@ func defaultConfig() config {
 		log:         slog.New(slog.DiscardHandler),
 		compression: codec.CompressAuto,
 		maxMsgSize:  codec.DefaultMaxSize,
-		groups:      DefaultGroups,
 		batchItems:  DefaultBatchItems,
 		batchBytes:  DefaultBatchBytes,
 		bufferItems: DefaultSendBufferItems,
@@ -290,15 +290,6 @@ func WithMaxMessageSize(n int) Option {
 			return fmt.Errorf("agentbus: max message size %d out of range 1..%d", n, codec.DefaultMaxSize)
 		}
 		c.maxMsgSize = n
-		return nil
-	}
-}
-
-// WithGroups sets the number of consumer groups agents are spread over
-// (default 256). Every sender and consumer of a bus must use the same.
-func WithGroups(n int) Option {
-	return func(c *config) error {
-		c.groups = n // checked by placement.NewGroups
 		return nil
 	}
 }

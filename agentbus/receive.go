@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -20,32 +20,21 @@ import (
 // Handler handles one envelope addressed to an agent this process hosts.
 // A nil error acknowledges it; an error has it retried, and after
 // MaxAttempts it goes to the dead-letter stream with the error's text. A
-// panic is recovered and treated as an error. ctx ends when Serve stops.
-// env is decoded for this delivery and shares no memory with the frame or
-// other deliveries: the handler may keep it, and its payload, after it
-// returns (a retry passes the same env again).
+// panic is recovered and treated as an error. ctx ends when the attempt
+// passes its handler timeout (cause ErrHandlerTimeout), when the member
+// no longer holds the envelope's batch (cause ErrFenced), and when Serve
+// stops and its drain time has passed. env is decoded for this delivery
+// and shares no memory with the frame or other deliveries: the handler may
+// keep it, and its payload, after it returns (a retry passes the same env
+// again).
 type Handler func(ctx context.Context, env *codec.Envelope) error
 
-// Receive-path defaults.
-const (
-	DefaultMaxAttempts  = 5
-	DefaultAckWait      = 5 * time.Second
-	DefaultRetryBackoff = 100 * time.Millisecond
-	DefaultMaxRetryWait = 5 * time.Second
-	// consumerPullMessages and consumerPullBytes bound what one group's
-	// consumer holds fetched and not yet handled: they bound the workers'
-	// queues, which never block a consumer, so that every batch fetched is
-	// held (and kept alive) at once.
-	consumerPullMessages = 32
-	consumerPullBytes    = 4 << 20
-	// MaxDeliver bounds the deliveries of one stored batch: a batch
-	// delivered this often without an ack is dead-lettered on that delivery
-	// instead of handled, so a batch that crashes its consumers cannot loop.
-	// Deliveries also count when a consumer dies or overruns the ack wait,
-	// and when one stops or hands its group over before it started the
-	// batch (it releases the batch for the next owner), hence the margin.
-	MaxDeliver = 20
-)
+// MaxDeliver bounds the deliveries of one stored batch: a batch delivered
+// this often without an ack is dead-lettered on that delivery instead of
+// handled, so a batch that crashes its members cannot loop. Deliveries also
+// count when a member dies, or stops before it finished the batch and
+// releases it for the next member, hence the margin.
+const MaxDeliver = 20
 
 // Headers of a dead letter.
 const (
@@ -61,6 +50,12 @@ var (
 	ErrNoHandler = errors.New("agentbus: no handler for agent")
 	// ErrHandlerPanic wraps the value of a recovered handler panic.
 	ErrHandlerPanic = errors.New("agentbus: handler panicked")
+	// ErrHandlerTimeout is the cause of a handler context that ended at
+	// the handler timeout (ServeHandlerTimeout).
+	ErrHandlerTimeout = errors.New("agentbus: handler timed out")
+	// ErrServeStopped is the cause of a handler context that ended because
+	// Serve stopped and its drain time passed.
+	ErrServeStopped = errors.New("agentbus: serve stopped")
 )
 
 // receiver is the receive side of a Bus.
@@ -68,33 +63,29 @@ type receiver struct {
 	mu       sync.RWMutex
 	handlers map[string]Handler
 
-	serveMu sync.Mutex
-	serves  int  // Serve calls running
-	static  bool // one of them is a ServeGroups call
-
 	handled   atomic.Uint64 // envelopes handled successfully
 	failures  atomic.Uint64 // handler attempts that failed
 	dead      atomic.Uint64 // envelopes and frames sent to the dead-letter stream
 	poison    atomic.Uint64 // frames that could not be decoded
 	redeliver atomic.Uint64 // batches delivered more than once
+	fenced    atomic.Uint64 // batches given up because their hold could not be confirmed
 	// Metrics, all nil without a registerer.
-	latency          prometheus.Histogram // handler time per envelope
-	batchSize        prometheus.Histogram // envelopes per batch received
-	groupPending     *prometheus.GaugeVec // by group token, for the groups held
-	groupAckPending  *prometheus.GaugeVec
-	groupRedelivered *prometheus.GaugeVec
-	groupHandled     *prometheus.CounterVec // by group token
-	groupDead        *prometheus.CounterVec
-	groupsOwned      prometheus.Gauge
-	// seriesOwner is the consumer that last reported each group's series,
-	// so that another consumer of the bus does not delete them.
+	latency         prometheus.Histogram // handler time per envelope
+	batchSize       prometheus.Histogram // envelopes per batch received
+	partPending     *prometheus.GaugeVec // by consumer, for the partitions pulled
+	partAckPending  *prometheus.GaugeVec
+	partRedelivered *prometheus.GaugeVec
+	partHandled     *prometheus.CounterVec // by consumer
+	partDead        *prometheus.CounterVec
+	partsOwned      prometheus.Gauge
+	// seriesOwner is the member that last reported each consumer's
+	// series, so that another member of the bus does not delete them.
 	seriesMu    sync.Mutex
 	seriesOwner map[string]*membership
 }
 
 // Handle registers h for agentID, replacing any earlier handler. Serve
-// delivers to it the envelopes sent to agentID in the groups this process
-// consumes.
+// delivers to it the envelopes sent to agentID.
 func (b *Bus) Handle(agentID string, h Handler) error {
 	if err := placement.ValidateAgentID(agentID); err != nil {
 		return fmt.Errorf("agentbus: handle: %w", err)
@@ -117,275 +108,143 @@ func (b *Bus) handler(agentID string) Handler {
 	return b.recv.handlers[agentID]
 }
 
-// ServeOption configures Serve.
-type ServeOption func(*serveConfig) error
-
-type serveConfig struct {
-	groups       []int
-	memberTTL    time.Duration
-	memberID     string
-	workers      int
-	maxAttempts  int
-	ackWait      time.Duration
-	retryBackoff time.Duration
-	maxRetryWait time.Duration
-}
-
-// ServeGroups makes Serve consume only these groups (default: all).
-func ServeGroups(groups ...int) ServeOption {
-	return func(c *serveConfig) error {
-		c.groups = groups
-		return nil
+// handlerIDs returns the agents with a handler, sorted.
+func (b *Bus) handlerIDs() []string {
+	b.recv.mu.RLock()
+	defer b.recv.mu.RUnlock()
+	ids := make([]string, 0, len(b.recv.handlers))
+	for id := range b.recv.handlers {
+		ids = append(ids, id)
 	}
+	slices.Sort(ids)
+	return ids
 }
 
-// ServeWorkers sets how many batches are handled at once, each worker
-// taking its agents' batches in order (default 16 × GOMAXPROCS: handlers
-// mostly wait on I/O, and agents that share a worker wait for each other).
-func ServeWorkers(n int) ServeOption {
-	return func(c *serveConfig) error {
-		if n < 1 {
-			return fmt.Errorf("agentbus: %d workers", n)
-		}
-		c.workers = n
-		return nil
-	}
-}
-
-// ServeMaxAttempts sets how often a handler is tried on one envelope before
-// the envelope is dead-lettered (default 5).
-func ServeMaxAttempts(n int) ServeOption {
-	return func(c *serveConfig) error {
-		if n < 1 {
-			return fmt.Errorf("agentbus: max attempts %d must be positive", n)
-		}
-		c.maxAttempts = n
-		return nil
-	}
-}
-
-// ServeRetryBackoff sets the wait after the first failed attempt, doubled
-// after each further one up to max (defaults 100 ms and 5 s).
-func ServeRetryBackoff(first, max time.Duration) ServeOption {
-	return func(c *serveConfig) error {
-		if first <= 0 || max < first {
-			return fmt.Errorf("agentbus: retry back-off %v..%v", first, max)
-		}
-		c.retryBackoff, c.maxRetryWait = first, max
-		return nil
-	}
-}
-
-// ServeAckWait sets how long JetStream waits for a batch's ack before it
-// redelivers the batch, to another consumer if this one is gone (default
-// 5 s). A batch fetched by this consumer, waiting behind others or being
-// handled, is kept alive with progress acks every half ack wait. A group handed over can wait up to this long
-// for a batch sent to its old owner as it stopped, so keep it short.
-func ServeAckWait(d time.Duration) ServeOption {
-	return func(c *serveConfig) error {
-		if d < time.Second {
-			return fmt.Errorf("agentbus: ack wait %v under 1s", d)
-		}
-		c.ackWait = d
-		return nil
-	}
-}
-
-// ConsumerName is the durable consumer of a group: its group token.
-func (b *Bus) ConsumerName(group int) (string, error) { return b.groups.GroupToken(group) }
-
-// consumerConfig is the durable pull consumer of one group.
-func (b *Bus) consumerConfig(group int, sc *serveConfig) (jetstream.ConsumerConfig, error) {
-	name, err := b.groups.GroupToken(group)
+// ConsumerConfig is the durable pull consumer of one partition of pool.
+// MaxAckPending 1 is the fence of the partition's order: JetStream hands
+// out the partition's next batch only once the one before is acknowledged
+// or terminated, and gives a batch released or let expire to the next
+// puller before any later one (see the design notes in member.go).
+func ConsumerConfig(pool *placement.Pool, partition int, ackWait time.Duration) (jetstream.ConsumerConfig, error) {
+	name, err := pool.ConsumerName(partition)
 	if err != nil {
 		return jetstream.ConsumerConfig{}, err
 	}
-	filter, err := b.groups.GroupFilter(group)
+	filter, err := pool.Filter(partition)
 	if err != nil {
 		return jetstream.ConsumerConfig{}, err
 	}
 	return jetstream.ConsumerConfig{
 		Durable:       name,
-		Description:   "a2abus: consumer group " + name,
+		Description:   "a2abus: partition " + name[len(pool.Name())+1:] + " of pool " + pool.Name(),
 		FilterSubject: filter,
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       sc.ackWait,
-		// A batch is redelivered only when its consumer died holding it or
-		// let its ack wait pass; handler failures are retried in place. A
-		// batch on its last delivery is dead-lettered, not handled, so a
-		// batch that crashes its consumers cannot loop.
+		AckWait:       ackWait,
 		MaxDeliver:    MaxDeliver,
-		MaxAckPending: 4 * consumerPullMessages,
+		MaxAckPending: 1,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	}, nil
 }
 
-// Serve consumes the bus's groups (or those of ServeGroups) and hands each
-// envelope to the handler of its agent, in order per agent, different
-// agents in parallel. A JetStream message (one batch, all for one agent) is
+// Serve declares this member's pool and agents in the pool registry,
+// joins the pool's members and consumes the partitions that bounded-load
+// rendezvous hashing assigns it, handing each envelope to the handler of
+// its agent until ctx ends. Envelopes of one key (agent and conversation,
+// or agent alone in a pool ordered by agent) are handled one at a time in
+// send order, across members, hand-overs and redeliveries; different keys
+// run in parallel, up to ServeWorkers handlers at once. A stored batch is
 // acknowledged once every envelope in it was handled or dead-lettered.
-// Serve returns when ctx ends, after the batches being handled are done;
-// batches fetched but not started are released for redelivery. It returns
-// an error if the consumers cannot be created.
 //
-// Without ServeGroups, Serve joins the bus's members as one consumer, and
-// several Serve calls may run at once on one bus, each a consumer of its
-// own (give each its ServeMemberID, or let each make one up): that is how a
-// process runs more consumers when the scaler asks for them. A ServeGroups
-// call runs alone.
+// When ctx ends Serve stops pulling, lets the handlers running finish for
+// the drain time (ServeDrainTimeout), then cancels them, releases the
+// batches it could not finish for the next member, leaves the pool and
+// returns nil. It returns an error when it cannot start: no handlers, a
+// pool or agent that conflicts with the registry (ErrPoolMismatch), or a
+// server that does not answer.
+//
+// Several Serve calls may run at once on one bus, each a member of its
+// own (give each its ServeMemberID, or let each make one up): that is how
+// a process runs more consumers when the scaler asks for them.
 func (b *Bus) Serve(ctx context.Context, opts ...ServeOption) error {
-	sc := serveConfig{
-		workers:      16 * runtime.GOMAXPROCS(0),
-		maxAttempts:  DefaultMaxAttempts,
-		ackWait:      DefaultAckWait,
-		retryBackoff: DefaultRetryBackoff,
-		maxRetryWait: DefaultMaxRetryWait,
-		memberTTL:    DefaultMemberTTL,
-	}
+	sc := defaultServeConfig()
 	for _, o := range opts {
 		if err := o(&sc); err != nil {
 			return err
 		}
 	}
-	if err := b.recv.enter(len(sc.groups) > 0); err != nil {
+	if sc.agents == nil {
+		sc.agents = b.handlerIDs()
+	}
+	if len(sc.agents) == 0 {
+		return errors.New("agentbus: serve: no agents to serve: register handlers with Handle first")
+	}
+	slices.Sort(sc.agents)
+	sc.agents = slices.Compact(sc.agents)
+	for _, a := range sc.agents {
+		if b.handler(a) == nil {
+			return fmt.Errorf("agentbus: serve: agent %s is to be served but has no handler", a)
+		}
+	}
+	if sc.pool == "" {
+		sc.pool = DefaultPoolName
+		if len(sc.agents) == 1 && placement.ValidatePoolName(sc.agents[0]) == nil {
+			sc.pool = sc.agents[0]
+		}
+	}
+	s := &server{bus: b, cfg: &sc, sem: make(chan struct{}, sc.workers)}
+	var cancel context.CancelCauseFunc
+	s.hctx, cancel = context.WithCancelCause(context.WithoutCancel(ctx))
+	defer cancel(ErrServeStopped)
+	pool, err := s.declare(ctx)
+	if err != nil || pool == nil {
 		return err
 	}
-	defer b.recv.leave()
-
-	s := &server{bus: b, cfg: &sc, ctx: ctx, queues: make([]*jobQueue, sc.workers), held: map[jetstream.Msg]struct{}{}}
-	var workers sync.WaitGroup
-	stopKeepAlive := make(chan struct{})
-	workers.Go(func() { s.keepAlive(stopKeepAlive) })
-	for i := range s.queues {
-		s.queues[i] = newJobQueue()
-		workers.Go(func() { s.work(s.queues[i]) })
-	}
-	defer func() {
-		// No dispatch may queue once the queues close: it may still be
-		// running in a consumer's goroutine after Stop or Drain.
-		s.mu.Lock()
-		s.closed = true
-		s.mu.Unlock()
-		for _, q := range s.queues {
-			q.close()
-		}
-		close(stopKeepAlive)
-		workers.Wait()
-	}()
-
-	if len(sc.groups) == 0 {
-		return s.member(ctx)
-	}
-	var running []*groupConsumer
-	defer func() {
-		for _, gc := range running {
-			s.stopGroup(gc)
-		}
-	}()
-	for _, g := range sc.groups {
-		gc, err := s.startGroup(ctx, g)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil // stopped while starting
-			}
-			return err
-		}
-		running = append(running, gc)
-	}
-	<-ctx.Done()
-	return nil
+	s.pool = pool
+	return s.member(ctx, cancel)
 }
 
-// enter admits a Serve call: calls in membership mode may run side by side
-// (each is one consumer), a ServeGroups call only alone, since two pulling
-// the same group would split its agents' batches between them.
-func (r *receiver) enter(static bool) error {
-	r.serveMu.Lock()
-	defer r.serveMu.Unlock()
-	if r.serves > 0 && (static || r.static) {
-		return errors.New("agentbus: Serve with ServeGroups cannot run beside another Serve on the same bus")
-	}
-	r.serves++
-	r.static = static
-	return nil
-}
-
-func (r *receiver) leave() {
-	r.serveMu.Lock()
-	defer r.serveMu.Unlock()
-	r.serves--
-	if r.serves == 0 {
-		r.static = false
-	}
-}
-
-// groupConsumer is one group being consumed by this process.
-type groupConsumer struct {
-	group    int
-	cc       jetstream.ConsumeContext
-	direct   *nats.Subscription // direct requests to the group's agents
-	inflight atomic.Int64       // batches dispatched and not yet done
-	// handled and dead count the group's envelopes handled and dead-lettered
-	// here; nil without a registerer.
-	handled, dead prometheus.Counter
-}
-
-// startGroup creates (or updates) the group's durable consumer and starts
-// pulling from it.
-func (s *server) startGroup(ctx context.Context, g int) (*groupConsumer, error) {
-	cfg, err := s.bus.consumerConfig(g, s.cfg)
-	if err != nil {
-		return nil, err
-	}
-	cons, err := s.bus.js[0].CreateOrUpdateConsumer(ctx, StreamName, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("agentbus: consumer of group %s: %w", cfg.Durable, err)
-	}
-	// A new replicated consumer has no leader for a moment; a pull sent
-	// then gets no responders and nats.go only pulls again after two
-	// missed heartbeats. Wait for the leader first.
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
-		info, err := cons.Info(ctx)
-		if err == nil && (info.Cluster == nil || info.Cluster.Leader != "") {
-			break
+// declare declares the pool and its agents, retrying for a minute through
+// what a cluster still forming answers; nil, nil when ctx ended.
+func (s *server) declare(ctx context.Context) (*placement.Pool, error) {
+	cfg := PoolConfig{Name: s.cfg.pool, Partitions: s.cfg.partitions, Order: s.cfg.order.String()}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		p, err := s.bus.Declare(ctx, cfg, s.cfg.agents...)
+		switch {
+		case err == nil:
+			return p, nil
+		case ctx.Err() != nil:
+			return nil, nil
+		case errors.Is(err, ErrPoolMismatch) || time.Now().After(deadline):
+			return nil, err
 		}
+		s.bus.cfg.log.Warn("pool registry not ready; retrying", "pool", cfg.Name, "err", err)
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
+			return nil, nil
+		case <-time.After(time.Second):
 		}
 	}
-	gc := &groupConsumer{group: g}
-	if r := &s.bus.recv; r.groupHandled != nil {
-		gc.handled = r.groupHandled.WithLabelValues(cfg.Durable)
-		gc.dead = r.groupDead.WithLabelValues(cfg.Durable)
-	}
-	gc.cc, err = cons.Consume(func(msg jetstream.Msg) { s.dispatch(gc, msg) },
-		jetstream.PullMaxMessagesWithBytesLimit(consumerPullMessages, consumerPullBytes),
-		// Short pulls: a pull lost in a leader change is noticed (two
-		// missed heartbeats) within seconds, not the default 30 s.
-		jetstream.PullExpiry(5*time.Second),
-		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			if s.ctx.Err() == nil {
-				s.bus.cfg.log.Warn("consume", "group", cfg.Durable, "err", err)
-			}
-		}))
-	if err != nil {
-		return nil, fmt.Errorf("agentbus: consume group %s: %w", cfg.Durable, err)
-	}
-	// A queue group, so that a request goes to one consumer even while two
-	// hold the group for a moment during a hand-over.
-	gc.direct, err = s.bus.conns[0].QueueSubscribe(DirectSubjectPrefix+"."+cfg.Durable+".*", "a2abus", func(m *nats.Msg) { s.handleDirect(gc, m) })
-	if err != nil {
-		gc.cc.Stop()
-		return nil, fmt.Errorf("agentbus: direct requests of group %s: %w", cfg.Durable, err)
-	}
-	return gc, nil
 }
 
-// handleDirect handles a direct request: once, in the group's subscription
-// goroutine, answering with an error reply if the handler fails.
-func (s *server) handleDirect(gc *groupConsumer, m *nats.Msg) {
+// server is one Serve call.
+type server struct {
+	bus  *Bus
+	cfg  *serveConfig
+	pool *placement.Pool
+	// hctx is the handlers' context: it outlives Serve's ctx by the drain
+	// time.
+	hctx context.Context
+	sem  chan struct{} // one slot per handler running
+
+	batches sync.WaitGroup // batches being handled
+	handled atomic.Uint64  // envelopes this Serve call handled successfully
+}
+
+// handleDirect handles a direct request: once, in the partition's
+// subscription goroutine, answering with an error reply if the handler
+// fails.
+func (s *server) handleDirect(p *partition, m *nats.Msg) {
 	var env codec.Envelope
 	if err := s.bus.codec.DecodeEnvelope(m.Data, &env); err != nil {
 		s.bus.recv.poison.Add(1)
@@ -393,21 +252,21 @@ func (s *server) handleDirect(gc *groupConsumer, m *nats.Msg) {
 		return
 	}
 	env.ReplyTo = m.Reply
-	if err := s.call(env.To, &env); err != nil {
+	if err := s.attempt(s.hctx, env.To, &env); err != nil {
 		s.bus.recv.failures.Add(1)
 		s.replyError(&env, err)
 		return
 	}
-	s.countHandled(gc, 1)
+	s.countHandled(p, 1)
 }
 
-// countHandled counts n envelopes of gc handled: for the bus's metrics,
-// this Serve call's member reports and the group's series.
-func (s *server) countHandled(gc *groupConsumer, n int) {
+// countHandled counts n envelopes of p handled: for the bus's metrics,
+// this member's reports and the partition's series.
+func (s *server) countHandled(p *partition, n int) {
 	s.bus.recv.handled.Add(uint64(n))
 	s.handled.Add(uint64(n))
-	if gc.handled != nil {
-		gc.handled.Add(float64(n))
+	if p.handled != nil {
+		p.handled.Add(float64(n))
 	}
 }
 
@@ -419,252 +278,191 @@ func (s *server) replyError(req *codec.Envelope, err error) {
 	}
 	resp := &codec.Envelope{Kind: "error"}
 	resp.Headers.Set(HeaderError, err.Error())
-	if rerr := s.bus.Reply(s.ctx, req, resp); rerr != nil {
+	if rerr := s.bus.Reply(s.hctx, req, resp); rerr != nil {
 		s.bus.cfg.log.Warn("error reply not sent", "request", req.ID, "err", rerr)
 	}
 }
 
-// stopGroup stops pulling from a group, lets the batches already fetched be
-// dispatched, and waits until every dispatched batch of the group is done
-// (acknowledged, or released for redelivery when Serve is stopping).
-func (s *server) stopGroup(gc *groupConsumer) {
-	_ = gc.direct.Unsubscribe()
-	gc.cc.Drain()
-	<-gc.cc.Closed()
-	for gc.inflight.Load() > 0 {
-		time.Sleep(5 * time.Millisecond)
-	}
+// dispatch runs in a partition's consume goroutine, which must not block
+// (it also reads the pull's heartbeats): the batch is handled in a
+// goroutine of its own. MaxAckPending 1 makes that at most one per
+// partition.
+func (s *server) dispatch(p *partition, msg jetstream.Msg) {
+	s.batches.Add(1)
+	p.batches.Add(1)
+	go func() {
+		defer s.batches.Done()
+		defer p.batches.Done()
+		s.handleBatch(p, msg)
+	}()
 }
 
-// server is one Serve call.
-type server struct {
-	bus    *Bus
-	cfg    *serveConfig
-	ctx    context.Context
-	queues []*jobQueue
-
-	mu     sync.RWMutex // held for reading by dispatch while it sends
-	closed bool         // the queues are closed
-
-	// held are the batches fetched and not yet acked, naked or terminated,
-	// waiting in a queue or being handled: keepAlive sends them progress
-	// acks, so that a batch waiting behind others does not outlive its ack
-	// wait and come back as a duplicate.
-	heldMu sync.Mutex
-	held   map[jetstream.Msg]struct{}
-
-	handled atomic.Uint64 // envelopes this Serve call handled successfully
-}
-
-func (s *server) hold(msg jetstream.Msg) {
-	s.heldMu.Lock()
-	s.held[msg] = struct{}{}
-	s.heldMu.Unlock()
-}
-
-func (s *server) unhold(msg jetstream.Msg) {
-	s.heldMu.Lock()
-	delete(s.held, msg)
-	s.heldMu.Unlock()
-}
-
-// keepAlive sends a progress ack for every held batch each half ack wait,
-// until stop is closed.
-func (s *server) keepAlive(stop <-chan struct{}) {
-	t := time.NewTicker(s.cfg.ackWait / 2)
-	defer t.Stop()
-	var msgs []jetstream.Msg
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-		}
-		s.heldMu.Lock()
-		msgs = msgs[:0]
-		for m := range s.held {
-			msgs = append(msgs, m)
-		}
-		s.heldMu.Unlock()
-		for _, m := range msgs {
-			_ = m.InProgress()
-		}
-	}
-}
-
-type batchJob struct {
-	msg   jetstream.Msg
-	agent string
-	gc    *groupConsumer
-}
-
-// dispatch runs in a group's consume goroutine: it routes the batch to the
-// worker that owns its agent, so one agent's batches are handled in order.
-func (s *server) dispatch(gc *groupConsumer, msg jetstream.Msg) {
-	_, agent, err := placement.ParseSubject(msg.Subject())
-	if err != nil {
-		s.bus.recv.poison.Add(1)
-		s.reject(gc, msg, "", fmt.Sprintf("subject %q: %v", msg.Subject(), err))
-		return
-	}
-	q := s.queues[placement.JumpHashString(agent, len(s.queues))]
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		_ = msg.Nak()
-		return
-	}
-	gc.inflight.Add(1)
-	s.hold(msg)
-	q.push(&batchJob{msg: msg, agent: agent, gc: gc})
-}
-
-func (s *server) work(q *jobQueue) {
-	for {
-		job := q.pop()
-		if job == nil {
-			return
-		}
-		if s.ctx.Err() != nil {
-			_ = job.msg.Nak()
-		} else {
-			s.handleBatch(job)
-		}
-		s.unhold(job.msg)
-		job.gc.inflight.Add(-1)
-	}
-}
-
-// jobQueue is a worker's queue of batches. push never blocks: its length
-// is bounded by what the group consumers fetch (consumerPullMessages per
-// group), and a consumer blocked on a full queue would hold batches it has
-// fetched where nobody keeps them alive.
-type jobQueue struct {
-	mu     sync.Mutex
-	cond   sync.Cond
-	jobs   []*batchJob
-	closed bool
-}
-
-func newJobQueue() *jobQueue {
-	q := &jobQueue{}
-	q.cond.L = &q.mu
-	return q
-}
-
-func (q *jobQueue) push(j *batchJob) {
-	q.mu.Lock()
-	q.jobs = append(q.jobs, j)
-	q.mu.Unlock()
-	q.cond.Signal()
-}
-
-// pop returns the next job, waiting for one; nil once closed and empty.
-func (q *jobQueue) pop() *batchJob {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	for len(q.jobs) == 0 && !q.closed {
-		q.cond.Wait()
-	}
-	if len(q.jobs) == 0 {
-		return nil
-	}
-	j := q.jobs[0]
-	q.jobs[0] = nil
-	q.jobs = q.jobs[1:]
-	return j
-}
-
-func (q *jobQueue) close() {
-	q.mu.Lock()
-	q.closed = true
-	q.mu.Unlock()
-	q.cond.Broadcast()
-}
-
-// reject dead-letters a whole stored message and terminates it, or, if the
-// dead letter cannot be stored, leaves it for redelivery.
-func (s *server) reject(gc *groupConsumer, msg jetstream.Msg, agent, reason string) {
-	if s.deadLetter(gc, msg, agent, nil, reason, 0) {
-		_ = msg.Term()
-	} else {
-		_ = msg.Nak()
-	}
-}
-
-// handleBatch decodes a batch and handles its envelopes in order.
-func (s *server) handleBatch(job *batchJob) {
+// handleBatch handles one stored batch: its envelopes grouped by key, the
+// keys in parallel and each key's envelopes in order, while a hold keeps
+// the batch ours; then it acknowledges the batch, or releases it when
+// Serve stopped before it was done, or leaves it alone when the hold was
+// lost (the batch may be another member's by now).
+func (s *server) handleBatch(p *partition, msg jetstream.Msg) {
 	b := s.bus
-	msg := job.msg
+	ctx, cancel := context.WithCancelCause(s.hctx)
+	defer cancel(nil)
+	h := s.hold(msg, cancel)
+	defer h.release()
+
+	_, _, agent, err := placement.ParseSubject(msg.Subject())
+	if err != nil {
+		b.recv.poison.Add(1)
+		s.reject(h, p, msg, "", fmt.Sprintf("subject %q: %v", msg.Subject(), err))
+		return
+	}
 	if md, err := msg.Metadata(); err == nil && md.NumDelivered > 1 {
 		b.recv.redeliver.Add(1)
 		if md.NumDelivered >= MaxDeliver {
-			s.reject(job.gc, msg, job.agent, fmt.Sprintf("delivered %d times without an ack (its consumers crashed, overran the ack wait or released it at hand-overs)", md.NumDelivered))
+			s.reject(h, p, msg, agent, fmt.Sprintf("delivered %d times without an ack (its members crashed, or stopped before they finished it)", md.NumDelivered))
 			return
 		}
 	}
 	envs, err := b.codec.DecodeBatch(nil, msg.Data())
 	if err != nil {
 		b.recv.poison.Add(1)
-		s.reject(job.gc, msg, job.agent, "undecodable frame: "+err.Error())
+		s.reject(h, p, msg, agent, "undecodable frame: "+err.Error())
 		return
 	}
-	if h := b.recv.batchSize; h != nil {
-		h.Observe(float64(len(envs)))
+	if hist := b.recv.batchSize; hist != nil {
+		hist.Observe(float64(len(envs)))
 	}
 
-	handled := 0 // counted once the batch is acknowledged: a released batch comes back
-	for i := range envs {
-		env := &envs[i]
-		attempts, err := s.handleEnvelope(job.agent, env)
-		if err == nil {
-			handled++
-			continue
-		}
-		if s.ctx.Err() == nil {
+	var (
+		handled    atomic.Int64 // counted once the batch is acknowledged: a released batch comes back
+		incomplete atomic.Bool  // some envelope was neither handled nor dead-lettered
+	)
+	run := func(idx []int) {
+		for _, i := range idx {
+			if ctx.Err() != nil {
+				incomplete.Store(true)
+				return
+			}
+			env := &envs[i]
+			attempts, err := s.handleEnvelope(ctx, agent, env)
+			if err == nil {
+				handled.Add(1)
+				continue
+			}
+			if ctx.Err() != nil {
+				incomplete.Store(true) // stopping or fenced: the batch comes back
+				return
+			}
 			s.replyError(env, err)
-		}
-		if s.ctx.Err() != nil || !s.deadLetter(job.gc, msg, job.agent, env, err.Error(), attempts) {
-			// Stopping mid-batch, or the dead letter could not be stored:
-			// release the batch. The envelopes before this one will be
-			// handled again by the next delivery (at least once).
-			_ = msg.Nak()
-			return
+			if !s.deadLetter(p, msg, agent, env, err.Error(), attempts) {
+				incomplete.Store(true)
+				return
+			}
 		}
 	}
-	// Acks are idempotent: retry an ack whose answer was lost (a reconnect,
-	// a leader change) with a short wait each, so that one lost answer does
-	// not hold up every agent of this worker.
-	for attempt := 0; attempt < 3; attempt++ {
-		actx, cancel := context.WithTimeout(context.Background(), min(s.cfg.ackWait/2, time.Second))
+	keys := groupByKey(s.pool, envs)
+	if len(keys) == 1 {
+		run(keys[0])
+	} else {
+		var wg sync.WaitGroup
+		for _, idx := range keys {
+			wg.Go(func() { run(idx) })
+		}
+		wg.Wait()
+	}
+
+	switch {
+	case !h.held():
+		b.recv.fenced.Add(1)
+		b.cfg.log.Warn("gave up a batch whose hold could not be confirmed in time; another member may have it now",
+			"subject", msg.Subject(), "err", context.Cause(ctx))
+	case incomplete.Load():
+		// Stopping, or a dead letter could not be stored: release the batch
+		// for the next delivery, which handles it from its start (at least
+		// once). It is the partition's only batch out, so none overtakes it.
+		_ = msg.Nak()
+	default:
+		s.ack(h, p, msg, int(handled.Load()))
+	}
+}
+
+// groupByKey returns the indexes of envs by ordering key, each key's in
+// envelope order, the keys in order of first appearance.
+func groupByKey(pool *placement.Pool, envs []codec.Envelope) [][]int {
+	if pool.Order() == placement.OrderAgent || len(envs) == 1 {
+		idx := make([]int, len(envs))
+		for i := range idx {
+			idx[i] = i
+		}
+		return [][]int{idx}
+	}
+	var (
+		keys  [][]int
+		index = make(map[string]int, 4)
+	)
+	for i := range envs {
+		c := Conversation(&envs[i])
+		k, ok := index[c]
+		if !ok {
+			k = len(keys)
+			index[c] = k
+			keys = append(keys, nil)
+		}
+		keys[k] = append(keys[k], i)
+	}
+	return keys
+}
+
+// ack acknowledges a batch while it is still held. Acks are idempotent: an
+// ack whose answer was lost (a reconnect, a leader change) is retried with
+// a short wait each.
+func (s *server) ack(h *hold, p *partition, msg jetstream.Msg, handled int) {
+	var err error
+	for range 3 {
+		if !h.held() {
+			break
+		}
+		actx, cancel := context.WithTimeout(context.Background(), min(s.cfg.ackWait/4, time.Second))
 		err = msg.DoubleAck(actx)
 		cancel()
 		if err == nil {
-			s.countHandled(job.gc, handled)
+			s.countHandled(p, handled)
 			return
 		}
 	}
-	b.cfg.log.Warn("ack failed; the batch will be redelivered", "subject", msg.Subject(), "err", err)
+	s.bus.cfg.log.Warn("ack failed; the batch will be redelivered", "subject", msg.Subject(), "err", err)
+}
+
+// reject dead-letters a whole stored message and terminates it, or, if the
+// dead letter cannot be stored, releases it for redelivery.
+func (s *server) reject(h *hold, p *partition, msg jetstream.Msg, agent, reason string) {
+	if !h.held() {
+		return
+	}
+	if s.deadLetter(p, msg, agent, nil, reason, 0) {
+		_ = msg.Term()
+	} else {
+		_ = msg.Nak()
+	}
 }
 
 // handleEnvelope calls the agent's handler until it succeeds, MaxAttempts
-// is reached or Serve stops, waiting with back-off between attempts. It
+// is reached or ctx ends, waiting with back-off between attempts. It
 // returns the attempts made and the last error.
-func (s *server) handleEnvelope(agent string, env *codec.Envelope) (int, error) {
+func (s *server) handleEnvelope(ctx context.Context, agent string, env *codec.Envelope) (int, error) {
 	wait := s.cfg.retryBackoff
 	var err error
 	for attempt := 1; ; attempt++ {
 		env.Attempt = uint32(attempt - 1)
-		err = s.call(agent, env)
+		err = s.attempt(ctx, agent, env)
 		if err == nil {
 			return attempt, nil
 		}
 		s.bus.recv.failures.Add(1)
-		if attempt >= s.cfg.maxAttempts {
+		if attempt >= s.cfg.maxAttempts || ctx.Err() != nil {
 			return attempt, err
 		}
 		select {
-		case <-s.ctx.Done():
+		case <-ctx.Done():
 			return attempt, err
 		case <-time.After(wait):
 		}
@@ -672,12 +470,21 @@ func (s *server) handleEnvelope(agent string, env *codec.Envelope) (int, error) 
 	}
 }
 
-// call runs the handler, turning a panic into an error.
-func (s *server) call(agent string, env *codec.Envelope) (err error) {
+// attempt runs the handler once in a worker slot, within the handler
+// timeout, turning a panic into an error.
+func (s *server) attempt(ctx context.Context, agent string, env *codec.Envelope) (err error) {
 	h := s.bus.handler(agent)
 	if h == nil {
 		return fmt.Errorf("%w %s", ErrNoHandler, agent)
 	}
+	select {
+	case s.sem <- struct{}{}:
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+	defer func() { <-s.sem }()
+	ctx, cancel := context.WithTimeoutCause(ctx, s.cfg.handlerTimeout, ErrHandlerTimeout)
+	defer cancel()
 	if hist := s.bus.recv.latency; hist != nil {
 		start := time.Now()
 		defer func() { hist.Observe(time.Since(start).Seconds()) }()
@@ -687,15 +494,19 @@ func (s *server) call(agent string, env *codec.Envelope) (err error) {
 			err = fmt.Errorf("%w: %v", ErrHandlerPanic, p)
 		}
 	}()
-	return h(s.ctx, env)
+	err = h(ctx, env)
+	if err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("%w (%w)", err, context.Cause(ctx))
+	}
+	return err
 }
 
 // deadLetter stores what could not be handled in the dead-letter stream:
 // one envelope (as a frame of its own) or, when env is nil, the whole
 // stored message as it was. It retries for the send timeout or until Serve
 // stops, and reports whether the dead letter was stored; if not, the
-// caller leaves the batch for redelivery, so that nothing is lost.
-func (s *server) deadLetter(gc *groupConsumer, msg jetstream.Msg, agent string, env *codec.Envelope, reason string, attempts int) bool {
+// caller releases the batch for redelivery, so that nothing is lost.
+func (s *server) deadLetter(p *partition, msg jetstream.Msg, agent string, env *codec.Envelope, reason string, attempts int) bool {
 	b := s.bus
 	data := msg.Data()
 	if env != nil {
@@ -721,19 +532,19 @@ func (s *server) deadLetter(gc *groupConsumer, msg jetstream.Msg, agent string, 
 			HeaderDLQSequence: []string{strconv.FormatUint(seq, 10)},
 		},
 	}
-	id := fmt.Sprintf("%d", seq)
+	id := strconv.FormatUint(seq, 10)
 	if env != nil {
 		id += "/" + env.ID
 	}
-	ctx, cancel := context.WithTimeout(s.ctx, b.cfg.sendTimeout)
+	ctx, cancel := context.WithTimeout(s.hctx, b.cfg.sendTimeout)
 	defer cancel()
 	if err := b.publish(ctx, b.js[0], dl, "dlq-"+id, 1); err != nil {
 		b.cfg.log.Error("dead letter not stored", "subject", msg.Subject(), "reason", reason, "err", err)
 		return false
 	}
 	b.recv.dead.Add(1)
-	if gc.dead != nil {
-		gc.dead.Inc()
+	if p.dead != nil {
+		p.dead.Inc()
 	}
 	b.cfg.log.Warn("dead-lettered", "subject", msg.Subject(), "sequence", seq, "reason", reason, "attempts", attempts)
 	return true

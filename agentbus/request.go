@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/a2abus/a2abus/codec"
+	"github.com/a2abus/a2abus/placement"
 	"github.com/nats-io/nats.go"
 )
 
@@ -15,11 +16,11 @@ const (
 	// Durable requests are stored in the A2A stream like any message: they
 	// survive a consumer restart and keep their place in the agent's order.
 	Durable RequestMode = iota
-	// Direct requests go to the consumer that owns the agent's group over
+	// Direct requests go to the consumer that owns the agent's partition over
 	// core NATS: lowest latency, at most once, not ordered with the agent's
-	// stored messages, and failing at once when no consumer owns the group.
+	// stored messages, and failing at once when no member owns the partition.
 	Direct
-	// Auto requests go direct when a consumer owns the agent's group and
+	// Auto requests go direct when a consumer owns the agent's partition and
 	// are stored like Durable ones when none does (NATS answers a direct
 	// request nobody received at once, so it is never handled twice): the
 	// latency of Direct, and a request that waits for a consumer during a
@@ -31,7 +32,7 @@ const (
 type RequestMode uint8
 
 // DirectSubjectPrefix starts the subjects of direct requests:
-// a2a.direct.<group>.<agent>.
+// a2a.direct.<pool>.<partition>.<agent>.
 const DirectSubjectPrefix = "a2a.direct"
 
 // HeaderError carries a handler's error text in an error reply.
@@ -41,8 +42,8 @@ var (
 	// ErrRemote wraps the error a handler returned for a direct request.
 	ErrRemote = errors.New("agentbus: the agent's handler failed")
 	// ErrNoConsumer is returned by a direct request when no consumer owns
-	// the agent's group right now.
-	ErrNoConsumer = errors.New("agentbus: no consumer serves the agent's group")
+	// the agent's partition right now.
+	ErrNoConsumer = errors.New("agentbus: no consumer serves the agent's partition")
 )
 
 // replies routes the replies to this bus's durable requests.
@@ -121,12 +122,12 @@ func (r *replies) init(b *Bus) error {
 	return r.err
 }
 
-// requestDirect sends env over core NATS to the consumer owning its group.
+// requestDirect sends env over core NATS to the consumer owning its partition.
 func (b *Bus) requestDirect(ctx context.Context, env *codec.Envelope) (*codec.Envelope, error) {
 	if err := b.validate(env); err != nil {
 		return nil, err
 	}
-	subject, frame, err := b.directMsg(env)
+	subject, frame, err := b.directMsg(ctx, env)
 	if err != nil {
 		return nil, err
 	}
@@ -144,10 +145,11 @@ func (b *Bus) requestDirect(ctx context.Context, env *codec.Envelope) (*codec.En
 	return &reply, replyErr(env.To, &reply)
 }
 
-// directMsg returns the subject of env's direct request (the group of
-// env.To) and env's frame.
-func (b *Bus) directMsg(env *codec.Envelope) (subject string, frame []byte, err error) {
-	token, err := b.groups.GroupToken(b.groups.Group(env.To))
+// directMsg returns the subject of env's direct request,
+// a2a.direct.<pool>.<partition>.<agent> (its partition's owner answers),
+// and env's frame.
+func (b *Bus) directMsg(ctx context.Context, env *codec.Envelope) (subject string, frame []byte, err error) {
+	_, _, stored, err := b.destination(ctx, env)
 	if err != nil {
 		return "", nil, err
 	}
@@ -155,20 +157,20 @@ func (b *Bus) directMsg(env *codec.Envelope) (subject string, frame []byte, err 
 	if err != nil {
 		return "", nil, fmt.Errorf("agentbus: encode request: %w", err)
 	}
-	return DirectSubjectPrefix + "." + token + "." + env.To, frame, nil
+	return DirectSubjectPrefix + stored[len(placement.SubjectPrefix):], frame, nil
 }
 
 // SendDirect sends env as a direct request to the consumer that owns
-// env.To's group, over core NATS, with env.ReplyTo as the NATS reply
+// env.To's partition, over core NATS, with env.ReplyTo as the NATS reply
 // subject, and does not wait: its answers (any number, as the handler
 // sends them with Reply) arrive on the caller's own subscription. When no
-// consumer owns the group, NATS answers on env.ReplyTo at once with an
+// member owns the partition, NATS answers on env.ReplyTo at once with an
 // empty message whose Status header is 503 (no responders).
-func (b *Bus) SendDirect(env *codec.Envelope) error {
+func (b *Bus) SendDirect(ctx context.Context, env *codec.Envelope) error {
 	if err := b.validate(env); err != nil {
 		return err
 	}
-	subject, frame, err := b.directMsg(env)
+	subject, frame, err := b.directMsg(ctx, env)
 	if err != nil {
 		return err
 	}
@@ -205,5 +207,7 @@ func (b *Bus) Reply(ctx context.Context, req, resp *codec.Envelope) error {
 	if err := b.conns[0].Publish(req.ReplyTo, frame); err != nil {
 		return fmt.Errorf("agentbus: reply to %s: %w", req.ID, err)
 	}
-	return ctx.Err()
+	// Published is delivered as far as the bus can tell: a context that
+	// ends now must not make the handler fail and reply again.
+	return nil
 }

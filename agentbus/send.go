@@ -41,7 +41,8 @@ type sendStats struct {
 
 // Send sends env to the agent env.To and returns once the batch holding it
 // is stored in the A2A stream, or with the reason it is not: an invalid
-// agent ID or oversize message (before anything is sent), backpressure
+// agent ID, an agent no pool serves (ErrUnknownAgent) or an oversize
+// message (before anything is sent), backpressure
 // (the buffer or the stream stayed full until ctx ended), or the publish
 // error after retries. When ctx ends while the batch is in flight, Send
 // returns ctx's error and the message may still be stored.
@@ -64,8 +65,11 @@ func (b *Bus) SendAsync(ctx context.Context, env *codec.Envelope) (*Ticket, erro
 	if err := b.validate(env); err != nil {
 		return nil, err
 	}
+	_, _, subject, err := b.destination(ctx, env)
+	if err != nil {
+		return nil, err
+	}
 	buf := b.codec.Pool().Get(1 << 10)
-	var err error
 	if buf.B, err = env.AppendMsgpack(buf.B); err != nil {
 		b.codec.Pool().Put(buf)
 		return nil, fmt.Errorf("agentbus: encode message %s: %w", env.ID, err)
@@ -77,7 +81,9 @@ func (b *Bus) SendAsync(ctx context.Context, env *codec.Envelope) (*Ticket, erro
 	}
 	// The buffer's capacity, not the message's length, is what it holds
 	// in memory, so the send buffer's byte limit bounds real memory.
-	t, err := b.batch.Add(ctx, env.To, buf, cap(buf.B))
+	// Batches form per subject: per agent and partition, so that a batch
+	// is one partition's and its envelopes keep their keys' order.
+	t, err := b.batch.Add(ctx, subject, buf, cap(buf.B))
 	if err != nil {
 		b.codec.Pool().Put(buf)
 		return nil, fmt.Errorf("agentbus: send to %s: %w", env.To, err)
@@ -109,9 +115,10 @@ func (b *Bus) validate(env *codec.Envelope) error {
 // newID returns a unique message ID.
 func newID() string { return nuid.Next() }
 
-// flush publishes one batch of encoded envelopes for the agent dest as one
-// frame, retrying with the same Nats-Msg-Id until stored or ctx ends.
-func (b *Bus) flush(ctx context.Context, dest string, items []*codec.Buffer) error {
+// flush publishes one batch of encoded envelopes for subject (one agent's
+// in one partition) as one frame, retrying with the same Nats-Msg-Id until
+// stored or ctx ends.
+func (b *Bus) flush(ctx context.Context, subject string, items []*codec.Buffer) error {
 	pool := b.codec.Pool()
 	w, _ := b.writers.Get().(*codec.BatchWriter)
 	if w == nil {
@@ -132,18 +139,14 @@ func (b *Bus) flush(ctx context.Context, dest string, items []*codec.Buffer) err
 	}
 	b.writers.Put(w)
 	if err != nil {
-		return fmt.Errorf("agentbus: frame batch of %d for %s: %w", len(items), dest, err)
+		return fmt.Errorf("agentbus: frame batch of %d for %s: %w", len(items), subject, err)
 	}
 
-	subject, err := b.groups.Subject(dest)
-	if err != nil {
-		return err // validated in SendAsync; cannot happen
-	}
 	msg := &nats.Msg{Subject: subject, Data: frame.B, Header: nats.Header{}}
 	id := nuid.Next()
 	js := b.js[0]
 	if n := len(b.js); n > 1 {
-		js = b.js[placement.JumpHashString(dest, n)]
+		js = b.js[placement.JumpHashString(subject, n)]
 	}
 	return b.publish(ctx, js, msg, id, len(items))
 }

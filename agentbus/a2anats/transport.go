@@ -255,6 +255,7 @@ func (t *transport) call(ctx context.Context, method string, svc a2aclient.Servi
 	env := &codec.Envelope{From: c.from, To: t.agent, Kind: KindPrefix + method, Payload: payload}
 	setService(&env.Headers, svc)
 	env.ID = nuid.Next()
+	env.Headers.Set(agentbus.HeaderContextID, conversation(params, env.ID))
 	env.ReplyTo = c.prefix + "." + env.ID
 	if d, ok := ctx.Deadline(); ok {
 		env.Deadline = d.UnixMilli()
@@ -284,7 +285,7 @@ func (t *transport) send(ctx context.Context, env *codec.Envelope) error {
 	if t.c.mode == agentbus.Durable {
 		return t.c.bus.Send(ctx, env)
 	}
-	return t.c.bus.SendDirect(env)
+	return t.c.bus.SendDirect(ctx, env)
 }
 
 // next waits for p's next answer.
@@ -470,3 +471,25 @@ func (t *transport) GetExtendedAgentCard(ctx context.Context, svc a2aclient.Serv
 // Destroy implements a2aclient.Transport; the Client's subscription lives
 // as long as its bus.
 func (t *transport) Destroy() error { return nil }
+
+// conversation is the ordering key of a call on the bus: the message's
+// context ID, else the task the call is about, else the call itself
+// (calls that belong to no conversation need no order among them).
+func conversation(params any, callID string) string {
+	switch p := params.(type) {
+	case *a2a.SendMessageRequest:
+		if p.Message != nil && p.Message.ContextID != "" {
+			return p.Message.ContextID
+		}
+		if p.Message != nil && p.Message.TaskID != "" {
+			return string(p.Message.TaskID)
+		}
+	case *a2a.GetTaskRequest:
+		return string(p.ID)
+	case *a2a.CancelTaskRequest:
+		return string(p.ID)
+	case *a2a.SubscribeToTaskRequest:
+		return string(p.ID)
+	}
+	return callID
+}

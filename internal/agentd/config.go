@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"github.com/a2abus/a2abus/agentbus"
+	"github.com/a2abus/a2abus/placement"
 	"github.com/a2abus/a2abus/internal/gateway"
 	"github.com/a2abus/a2abus/internal/sysinfo"
 	"io"
@@ -36,8 +37,13 @@ type Config struct {
 	Demo            bool   // host the demo agents echo and worker
 	DemoDelay       time.Duration
 	Consumers       int // consumers of the hosted agents while no scaler sets a target
+	// Pool names the pool of the agents this agentd hosts (the demo agents
+	// and sidecars), Partitions its partition count: every agentd of a
+	// pool must host the same agents with the same count.
+	Pool       string
+	Partitions int
 	// MemberTTL is how long a consumer that stopped heartbeating keeps its
-	// groups; every consumer of a bus must use the same.
+	// partitions; every consumer of a bus must use the same.
 	MemberTTL time.Duration
 	// CPUs ("0-3,8") or NUMANode (-1: none) bind the agentd process to
 	// those CPUs, where the platform supports it.
@@ -68,6 +74,8 @@ func DefaultConfig() Config {
 		LogFormat:       "text",
 		DemoDelay:       100 * time.Millisecond,
 		Consumers:       1,
+		Pool:            "agentd",
+		Partitions:      agentbus.DefaultPartitions,
 		MemberTTL:       agentbus.DefaultMemberTTL,
 		NUMANode:        -1,
 		A2AMode:         "auto",
@@ -101,6 +109,12 @@ func (c Config) Validate() error {
 	}
 	if c.Consumers < 0 || c.Consumers > maxConsumers {
 		return fmt.Errorf("--consumers %d: want 0..%d", c.Consumers, maxConsumers)
+	}
+	if err := placement.ValidatePoolName(c.Pool); err != nil {
+		return fmt.Errorf("--pool %q: %w", c.Pool, err)
+	}
+	if c.Partitions < 1 || c.Partitions > placement.MaxGroups {
+		return fmt.Errorf("--partitions %d: want 1..%d", c.Partitions, placement.MaxGroups)
 	}
 	if c.MemberTTL < time.Second || c.MemberTTL > 10*time.Minute {
 		return fmt.Errorf("--member-ttl %v: want 1s..10m", c.MemberTTL)
@@ -199,8 +213,10 @@ func flagSet(c *Config) *flag.FlagSet {
 	fs.DurationVar(&c.DemoDelay, "demo-delay", c.DemoDelay, "how long the demo worker agent works on a message")
 	fs.StringVar(&c.CPUs, "cpus", c.CPUs, "bind agentd to these CPUs (`list` such as 0-3,8; Linux only, elsewhere a warning)")
 	fs.IntVar(&c.NUMANode, "numa-node", c.NUMANode, "bind agentd to the CPUs of this NUMA `node` (-1 none; Linux only)")
-	fs.DurationVar(&c.MemberTTL, "member-ttl", c.MemberTTL, "how long a consumer that stopped heartbeating keeps its groups (the same on every agentd)")
+	fs.DurationVar(&c.MemberTTL, "member-ttl", c.MemberTTL, "how long a consumer that stopped heartbeating keeps its partitions (the same on every agentd)")
 	fs.IntVar(&c.Consumers, "consumers", c.Consumers, "consumers `n` of the agents this agentd hosts while no scaler sets a target (then its share of the target)")
+	fs.StringVar(&c.Pool, "pool", c.Pool, "`name` of the pool of the agents this agentd hosts (every agentd of a pool hosts the same agents)")
+	fs.IntVar(&c.Partitions, "partitions", c.Partitions, "partition `count` of the pool, fixed when the pool is first declared")
 	return fs
 }
 
@@ -314,7 +330,7 @@ func usage(w io.Writer) {
        agentd bench durability [--json] [--msgs N]
        agentd bench a2a [--json] [--nats URL] [--requests N] [--clients 64] [--size B] [--parties LIST]
        agentd doctor [--json]
-       agentd permissions [--role agent|agentd|scalerd] [--agent ID] [--groups N] [--nkey KEY]
+       agentd permissions [--role agent|agentd|scalerd] [--agent ID] [--partitions N] [--nkey KEY]
 
 agentd is the a2abus per-host daemon. With no --nats URL it starts an
 embedded NATS server with JetStream.

@@ -117,7 +117,13 @@ func (d *Daemon) startHosted(ctx context.Context, nc *nats.Conn) (stop, stopCall
 	if err != nil {
 		return nil, nil, err
 	}
-	pool, err := newConsumerPool(bus, js, d.log, d.reg, d.cfg.Consumers, agentbus.ServeMemberTTL(d.cfg.MemberTTL))
+	if len(hosted) == 0 {
+		d.log.Info("hosting no agents: no consumers to run (--demo or --sidecars host some)")
+		return closeAll, stopCalls, nil
+	}
+	pool, err := newConsumerPool(bus, js, d.log, d.reg, d.cfg.Consumers,
+		agentbus.ServePool(d.cfg.Pool), agentbus.ServePartitions(d.cfg.Partitions), agentbus.ServeAgents(hosted...),
+		agentbus.ServeMemberTTL(d.cfg.MemberTTL))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -127,7 +133,7 @@ func (d *Daemon) startHosted(ctx context.Context, nc *nats.Conn) (stop, stopCall
 		defer close(done)
 		pool.run(sctx)
 	}()
-	d.log.Info("hosting agents", "agents", hosted, "worker_delay", d.cfg.DemoDelay, "host", pool.id)
+	d.log.Info("hosting agents", "pool", d.cfg.Pool, "agents", hosted, "worker_delay", d.cfg.DemoDelay, "host", pool.id)
 	return func(ctx context.Context) {
 		cancel()
 		<-done

@@ -8,17 +8,16 @@ import (
 	"strings"
 
 	"github.com/a2abus/a2abus/agentbus"
-	"github.com/a2abus/a2abus/placement"
 )
 
-const permissionsUsage = "Usage: agentd permissions [--role agent|agentd|scalerd] [--agent ID] [--groups N] [--nkey KEY]"
+const permissionsUsage = "Usage: agentd permissions [--role agent|agentd|scalerd] [--agent ID] [--partitions N] [--nkey KEY]"
 
 // permissionsCmd runs "agentd permissions [--role agent|agentd|scalerd]
-// [--agent ID] [--groups N] [--nkey KEY]": it prints the NATS
+// [--agent ID] [--partitions N] [--nkey KEY]": it prints the NATS
 // authorization entry of a role's credentials, to paste into nats.conf's
 // authorization users. The roles:
 //   - agent (the default): an agent's own credentials, for --agent ID in a
-//     bus of --groups groups (agentbus.AgentPermissions);
+//     own pool of --partitions partitions (agentbus.AgentPermissions);
 //   - agentd: the daemon that hosts consumers and the gateway
 //     (agentbus.DaemonPermissions);
 //   - scalerd: the scaler daemon (agentbus.ScalerPermissions).
@@ -27,7 +26,7 @@ func permissionsCmd(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(io.Discard)
 	role := fs.String("role", "agent", "whose credentials: `agent`, agentd or scalerd")
 	agent := fs.String("agent", "", "the agent `ID` the credentials are for (role agent)")
-	groups := fs.Int("groups", placement.DefaultGroups, "the bus's consumer group `count` (role agent)")
+	partitions := fs.Int("partitions", agentbus.DefaultPartitions, "partition `count` of the agent's own pool (role agent)")
 	nkey := fs.String("nkey", "", "the user's public `nkey` (U...); without it the entry names a user and password")
 	usage := func(err error) int {
 		fmt.Fprintf(stderr, "agentd: permissions: %v\n", err)
@@ -49,8 +48,8 @@ func permissionsCmd(args []string, stdout, stderr io.Writer) int {
 		return usage(fmt.Errorf("--role %q: want agent, agentd or scalerd", *role))
 	case *role == "agent" && *agent == "":
 		return usage(fmt.Errorf("--agent: name the agent"))
-	case *role != "agent" && (set["agent"] || set["groups"]):
-		return usage(fmt.Errorf("--agent and --groups are for --role agent; %s's permissions do not depend on them", *role))
+	case *role != "agent" && (set["agent"] || set["partitions"]):
+		return usage(fmt.Errorf("--agent and --partitions are for --role agent; %s's permissions do not depend on them", *role))
 	case *nkey != "" && (!strings.HasPrefix(*nkey, "U") || len(*nkey) != 56):
 		return usage(fmt.Errorf("--nkey %q: want a user's public nkey (U and 55 more characters)", *nkey))
 	}
@@ -67,18 +66,14 @@ func permissionsCmd(args []string, stdout, stderr io.Writer) int {
 		about = "# scalerd: reads the backlog and the members, elects its leader and writes the scale target; cannot send, pull or read a message, nor delete or purge a stream.\n" +
 			"# Its connection must use the inbox prefix " + agentbus.ScalerInboxPrefix + " (scalerd does).\n"
 	default:
-		g, err := placement.NewGroups(*groups)
-		if err != nil {
-			return usage(fmt.Errorf("--groups %d: %w", *groups, err))
+		var err error
+		if p, err = agentbus.AgentPermissions(*agent, *partitions); err != nil {
+			return usage(fmt.Errorf("--agent %q --partitions %d: %w", *agent, *partitions, err))
 		}
-		if p, err = agentbus.AgentPermissions(g, *agent); err != nil {
-			return usage(fmt.Errorf("--agent %q: %w", *agent, err))
-		}
-		group, _ := g.GroupToken(g.Group(*agent))
 		user = *agent
-		about = fmt.Sprintf("# Agent %s (group %s of %d): sends to any agent, serves its group, reads nothing else.\n"+
+		about = fmt.Sprintf("# Agent %s (its own pool %s, %d partitions): sends to any agent, serves its pool, reads nothing else.\n"+
 			"# Its connection must use the inbox prefix %s (nats.CustomInboxPrefix).\n",
-			*agent, group, *groups, agentbus.AgentInboxPrefix(*agent))
+			*agent, *agent, *partitions, agentbus.AgentInboxPrefix(*agent))
 	}
 	// An unquoted $NAME is read from the server's environment.
 	who := fmt.Sprintf("user: %s, password: $%s_PASSWORD", strconv.Quote(user), strings.ToUpper(strings.ReplaceAll(user, "-", "_")))

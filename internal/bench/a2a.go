@@ -365,17 +365,20 @@ func a2aSetUp(ctx context.Context, env Env, c A2AConfig, closers *cleanups) ([]a
 		return nil, err
 	}
 	*closers = append(*closers, func() { _ = reg.Remove(context.Background(), a2aAgent) })
-	group := agentBus.Groups().Group(a2aAgent)
+	pool := benchPool("bench-a2a", 1)
+	if _, err := agentBus.Declare(ctx, poolConfig(pool), a2aAgent); err != nil {
+		return nil, err
+	}
 	sctx, stop := context.WithCancel(ctx)
 	served := make(chan error, 1)
-	go func() { served <- agentBus.Serve(sctx, agentbus.ServeGroups(group)) }()
+	go func() { served <- agentBus.Serve(sctx, serveIn(pool)...) }()
 	*closers = append(*closers, func() {
 		stop()
 		<-served
 		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = srv.Close(cctx)
-		deleteConsumers(js, agentBus, []int{group})
+		deletePool(js, pool, []string{a2aAgent})
 	})
 
 	// One HTTP transport for every HTTP client, with an idle connection

@@ -8,6 +8,7 @@ import (
 
 	"github.com/a2abus/a2abus/agentbus"
 	"github.com/a2abus/a2abus/codec"
+	"github.com/a2abus/a2abus/placement"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -131,9 +132,7 @@ func busE2E(ctx context.Context, env Env, c ThroughputConfig, dests []string, bo
 	}
 	var handled atomic.Int64
 	done := make(chan struct{})
-	groups := map[int]bool{}
 	for _, d := range dests {
-		groups[server.Groups().Group(d)] = true
 		if err := server.Handle(d, func(context.Context, *codec.Envelope) error {
 			if handled.Add(1) == int64(c.Msgs) {
 				close(done)
@@ -143,14 +142,14 @@ func busE2E(ctx context.Context, env Env, c ThroughputConfig, dests []string, bo
 			return 0, err
 		}
 	}
-	var serveGroups []int
-	for g := range groups {
-		serveGroups = append(serveGroups, g)
+	pool := benchPool("bench-e2e", min(len(dests), agentbus.DefaultPartitions))
+	if _, err := server.Declare(ctx, poolConfig(pool), dests...); err != nil {
+		return 0, err
 	}
 	sctx, stop := context.WithCancel(ctx)
 	served := make(chan error, 1)
-	go func() { served <- server.Serve(sctx, agentbus.ServeGroups(serveGroups...)) }()
-	defer func() { stop(); <-served; deleteConsumers(js, server, serveGroups) }()
+	go func() { served <- server.Serve(sctx, serveIn(pool)...) }()
+	defer func() { stop(); <-served; deletePool(js, pool, dests) }()
 	defer func() { _ = stream.Purge(context.Background()) }()
 
 	cnc, err := env.connect("bench-e2e-client")
@@ -167,17 +166,17 @@ func busE2E(ctx context.Context, env Env, c ThroughputConfig, dests []string, bo
 	for i, b := range bodies {
 		anyBodies[i] = b
 	}
-	// Start the clock once every group's consumer exists and pulls.
+	// Start the clock once every partition's consumer exists and pulls.
 	for deadline := time.Now().Add(time.Minute); ; {
 		info, err := stream.Info(ctx)
 		if err != nil {
 			return 0, err
 		}
-		if info.State.Consumers >= len(serveGroups) {
+		if info.State.Consumers >= pool.Partitions() {
 			break
 		}
 		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("only %d of %d group consumers started", info.State.Consumers, len(serveGroups))
+			return 0, fmt.Errorf("only %d of %d partition consumers started", info.State.Consumers, pool.Partitions())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -215,12 +214,40 @@ func busE2E(ctx context.Context, env Env, c ThroughputConfig, dests []string, bo
 	return rate(c.Msgs, time.Since(start)), nil
 }
 
-// deleteConsumers removes the group consumers a scenario created, leaving
-// the stream as checkIdle found it.
-func deleteConsumers(js jetstream.JetStream, bus *agentbus.Bus, groups []int) {
-	for _, g := range groups {
-		if name, err := bus.ConsumerName(g); err == nil {
-			_ = js.DeleteConsumer(context.Background(), agentbus.StreamName, name)
+// benchPool is the pool a scenario serves its agents in.
+func benchPool(name string, partitions int) *placement.Pool {
+	p, err := placement.NewPool(name, partitions, placement.OrderConversation)
+	if err != nil {
+		panic(err) // the names and counts here are valid
+	}
+	return p
+}
+
+func poolConfig(p *placement.Pool) agentbus.PoolConfig {
+	return agentbus.PoolConfig{Name: p.Name(), Partitions: p.Partitions(), Order: p.Order().String()}
+}
+
+// serveIn returns the Serve options of a member of p.
+func serveIn(p *placement.Pool, opts ...agentbus.ServeOption) []agentbus.ServeOption {
+	return append([]agentbus.ServeOption{agentbus.ServePool(p.Name()), agentbus.ServePartitions(p.Partitions())}, opts...)
+}
+
+// deletePool removes the consumers and the registry entries of a
+// scenario's pool, leaving the stream and the registry as they were.
+func deletePool(js jetstream.JetStream, p *placement.Pool, agents []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for n := range p.Partitions() {
+		if name, err := p.ConsumerName(n); err == nil {
+			_ = js.DeleteConsumer(ctx, agentbus.StreamName, name)
 		}
+	}
+	kv, err := js.KeyValue(ctx, agentbus.PoolsBucket)
+	if err != nil {
+		return
+	}
+	_ = kv.Purge(ctx, "pools."+p.Name())
+	for _, a := range agents {
+		_ = kv.Purge(ctx, "agents."+a)
 	}
 }

@@ -151,11 +151,14 @@ func busRequesters(ctx context.Context, env Env, bodies [][]byte) (direct, durab
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	group := server.Groups().Group("bench-echo")
+	pool := benchPool("bench-latency", 1)
+	if _, err := server.Declare(ctx, poolConfig(pool), "bench-echo"); err != nil {
+		return nil, nil, nil, err
+	}
 	sctx, stop := context.WithCancel(ctx)
 	served := make(chan error, 1)
-	go func() { served <- server.Serve(sctx, agentbus.ServeGroups(group)) }()
-	closers = append(closers, func() { stop(); <-served; deleteConsumers(js, server, []int{group}) })
+	go func() { served <- server.Serve(sctx, serveIn(pool)...) }()
+	closers = append(closers, func() { stop(); <-served; deletePool(js, pool, []string{"bench-echo"}) })
 
 	cnc, err := env.connect("bench-bus-client")
 	if err != nil {

@@ -14,10 +14,13 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// Groups is the number of consumer groups of the buses here: few, since
-// each group is an R3 durable consumer (a raft group) and a 3-node cluster
-// on two cores elects their leaders after every fault.
-const Groups = 8
+// Partitions is the partition count of the pool of a run: few, since
+// every partition is a replicated consumer the cluster must elect a leader
+// for at set-up and after each restart.
+const Partitions = 8
+
+// Pool is the pool every consumer of a run serves in.
+const Pool = "faults"
 
 // StreamConfig is the stream the runs store in: file storage, three
 // replicas.
@@ -30,7 +33,9 @@ func Connect(ctx context.Context, urls, name string, log *slog.Logger, opts ...a
 		agentbus.WithURL(urls),
 		agentbus.WithNATSOptions(nats.DontRandomize(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond)),
 		agentbus.WithEnsureStreams(StreamConfig),
-		agentbus.WithGroups(Groups),
+		// Senders may start before the first consumer declares the
+		// run's agents.
+		agentbus.WithUnknownAgents(agentbus.WaitUnknown),
 		agentbus.WithName(name),
 		agentbus.WithLogger(log),
 	}, opts...)
@@ -89,7 +94,7 @@ func StartConsumer(ctx context.Context, cfg ConsumerConfig) (*Consumer, error) {
 	}
 	sctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
-	opts := append([]agentbus.ServeOption{agentbus.ServeMemberID(cfg.Name)}, cfg.Serve...)
+	opts := append([]agentbus.ServeOption{agentbus.ServeMemberID(cfg.Name), agentbus.ServePool(Pool), agentbus.ServePartitions(Partitions)}, cfg.Serve...)
 	go func() { c.done <- bus.Serve(sctx, opts...) }()
 	return c, nil
 }

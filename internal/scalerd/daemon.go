@@ -325,7 +325,7 @@ func (d *Daemon) connect(ctx context.Context) *agentbus.Bus {
 			agentbus.WithNATSOptions(nats.CustomInboxPrefix(agentbus.ScalerInboxPrefix)))
 		if err == nil {
 			d.conn.Store(bus.Conn())
-			d.log.Info("connected to the bus", "nats", d.cfg.NATS, "groups", bus.Groups().Count())
+			d.log.Info("connected to the bus", "nats", d.cfg.NATS)
 			return bus
 		}
 		if ctx.Err() != nil {

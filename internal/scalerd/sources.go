@@ -6,38 +6,30 @@ import (
 	"fmt"
 
 	"github.com/a2abus/a2abus/agentbus"
+	"github.com/a2abus/a2abus/placement"
 	"github.com/a2abus/a2abus/scaler"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
 // streamSource reads the bus's backlog from JetStream: the info of every
-// group's durable consumer on stream A2A, through the JetStream API (each
-// consumer's leader answers for it), and the stream's state. It is a
+// partition's durable consumer on stream A2A, through the JetStream API
+// (each consumer's leader answers for it), and the stream's state. It is a
 // scaler.StreamSource: its counts are stored messages (batches of A2A
 // messages), all three of them.
 type streamSource struct {
 	js     jetstream.JetStream
 	stream string
-	groups map[string]bool // the names of the group consumers
 }
 
 var _ scaler.StreamSource = (*streamSource)(nil)
 
-// newStreamSource reads the groups of bus on stream agentbus.StreamName.
+// newStreamSource reads the partitions of bus on stream agentbus.StreamName.
 func newStreamSource(bus *agentbus.Bus) (*streamSource, error) {
 	js, err := jetstream.New(bus.Conn())
 	if err != nil {
 		return nil, err
 	}
-	s := &streamSource{js: js, stream: agentbus.StreamName, groups: map[string]bool{}}
-	for g := range bus.Groups().Count() {
-		name, err := bus.ConsumerName(g)
-		if err != nil {
-			return nil, err
-		}
-		s.groups[name] = true
-	}
-	return s, nil
+	return &streamSource{js: js, stream: agentbus.StreamName}, nil
 }
 
 // Backlog returns the backlog of each group that has a consumer (a group
@@ -62,7 +54,10 @@ func (s *streamSource) Stream(ctx context.Context) ([]scaler.GroupBacklog, uint6
 	var groups []scaler.GroupBacklog
 	list := st.ListConsumers(ctx)
 	for ci := range list.Info() {
-		if ci == nil || !s.groups[ci.Name] {
+		if ci == nil {
+			continue
+		}
+		if _, _, ok := placement.ParseConsumerName(ci.Name); !ok {
 			continue
 		}
 		groups = append(groups, scaler.GroupBacklog{

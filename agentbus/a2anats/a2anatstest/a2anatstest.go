@@ -7,6 +7,9 @@ package a2anatstest
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,13 +17,15 @@ import (
 	"github.com/a2abus/a2abus/agentbus/a2anats"
 	"github.com/a2abus/a2abus/embedded"
 	"github.com/a2abus/a2abus/embedded/embeddedtest"
+	"github.com/a2abus/a2abus/placement"
 	"github.com/a2aproject/a2a-go/v2/a2a"
 	"github.com/a2aproject/a2a-go/v2/a2asrv"
+	"github.com/cespare/xxhash/v2"
 )
 
-// Groups is the group count of the buses ConnectBus makes: few, so that a
-// consumer owns them all quickly.
-const Groups = 8
+// Partitions is the partition count of the pools Serve declares: few, so
+// that a member pulls them all quickly.
+const Partitions = 8
 
 // ConnectBus connects a bus to srv in-process, provisioning the streams;
 // it is closed when the test ends.
@@ -31,7 +36,6 @@ func ConnectBus(t testing.TB, srv *embedded.Server, opts ...agentbus.Option) *ag
 	bus, err := agentbus.Connect(ctx, append([]agentbus.Option{
 		agentbus.WithInProcessServer(srv.NATSServer()),
 		agentbus.WithEnsureStreams(agentbus.StreamConfig{}),
-		agentbus.WithGroups(Groups),
 		agentbus.WithLogger(embeddedtest.Logger(t)),
 	}, opts...)...)
 	if err != nil {
@@ -53,8 +57,12 @@ func Host(t testing.TB, srv *embedded.Server, agents map[string]a2asrv.AgentExec
 	if err != nil {
 		t.Fatal(err)
 	}
-	var servers []*a2anats.Server
+	var (
+		servers []*a2anats.Server
+		ids     []string
+	)
 	for id, exec := range agents {
+		ids = append(ids, id)
 		tasks, err := a2anats.NewTaskStore(ctx, bus, id, time.Hour)
 		if err != nil {
 			t.Fatal(err)
@@ -68,7 +76,8 @@ func Host(t testing.TB, srv *embedded.Server, agents map[string]a2asrv.AgentExec
 			t.Fatal(err)
 		}
 	}
-	Serve(t, bus, servers...)
+	slices.Sort(ids)
+	Serve(t, bus, PoolName(ids...), servers...)
 	return reg
 }
 
@@ -81,12 +90,25 @@ func Card(agentID string) *a2a.AgentCard {
 	}
 }
 
-// Serve runs bus.Serve until the test ends, then closes the servers.
-func Serve(t testing.TB, bus *agentbus.Bus, servers ...*a2anats.Server) {
+// PoolName is the pool Host serves agents in: one per set of agents, so
+// that tests sharing a server do not share pools.
+func PoolName(agents ...string) string {
+	name := "test-" + strings.Join(agents, "-")
+	if len(name) > placement.MaxPoolNameLen {
+		name = fmt.Sprintf("test-%016x", xxhash.Sum64String(name))
+	}
+	return name
+}
+
+// Serve runs bus.Serve in pool until the test ends, then closes the
+// servers.
+func Serve(t testing.TB, bus *agentbus.Bus, pool string, servers ...*a2anats.Server) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- bus.Serve(ctx, agentbus.ServeMemberTTL(2*time.Second)) }()
+	go func() {
+		done <- bus.Serve(ctx, agentbus.ServePool(pool), agentbus.ServePartitions(Partitions), agentbus.ServeMemberTTL(2*time.Second))
+	}()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
