@@ -9,6 +9,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/a2abus/a2abus/internal/bench"
 )
@@ -16,7 +17,7 @@ import (
 // benchCmd runs "agentd bench SCENARIO [flags]".
 func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprintln(stderr, "agentd: bench: name a scenario: throughput, latency, e2e, a2a, placement or durability")
+		fmt.Fprintln(stderr, "agentd: bench: name a scenario: throughput, latency, e2e, a2a, pool, placement or durability")
 		return exitUsage
 	}
 	scenario, args := args[0], args[1:]
@@ -34,6 +35,13 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	var ac bench.A2AConfig
 	fs.IntVar(&ac.Clients, "clients", 64, "concurrent a2a-go clients per party (a2a)")
 	parties := fs.String("parties", "", "run only these parties, comma-separated (default all): bus, raw_js, core; for a2a nats_durable, nats_direct, http, gateway, gateway_direct")
+	var pc bench.PoolConfig
+	members := fs.String("members", "1,2,4", "member counts to run, comma-separated (pool)")
+	fs.IntVar(&pc.Conversations, "conversations", 64, "conversations of the one busy agent (pool)")
+	fs.IntVar(&pc.PerConv, "per-conversation", 60, "envelopes per conversation and run (pool)")
+	fs.IntVar(&pc.Workers, "workers", 4, "handlers at once per member (pool)")
+	fs.DurationVar(&pc.Handler, "handler", 20*time.Millisecond, "handler `time` per envelope (pool)")
+	fs.IntVar(&pc.Partitions, "partitions", 64, "the pool's partition `count` (pool)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `file`")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
@@ -57,6 +65,20 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	switch scenario {
 	case "throughput", "latency", "e2e":
+	case "pool":
+		pc.Members = nil
+		for _, s := range strings.Split(*members, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(s))
+			if err != nil {
+				fmt.Fprintf(stderr, "agentd: bench pool: --members %q: want comma-separated counts\n", *members)
+				return exitUsage
+			}
+			pc.Members = append(pc.Members, n)
+		}
+		if err := pc.Validate(); err != nil {
+			fmt.Fprintf(stderr, "agentd: %v\n", err)
+			return exitUsage
+		}
 	case "a2a":
 		if explicit(fs, "requests") {
 			ac.Requests = lc.Requests
@@ -105,7 +127,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		return exitOK
 	default:
-		fmt.Fprintf(stderr, "agentd: bench: unknown scenario %q (want throughput, latency, e2e, a2a, placement or durability)\n", scenario)
+		fmt.Fprintf(stderr, "agentd: bench: unknown scenario %q (want throughput, latency, e2e, a2a, pool, placement or durability)\n", scenario)
 		return exitUsage
 	}
 	lc.MsgSize = tc.MsgSize
@@ -159,6 +181,11 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		var res bench.A2AResult
 		if res, err = bench.A2A(ctx, env, ac); err == nil {
 			err = bench.WriteA2A(stdout, res, *asJSON)
+		}
+	case "pool":
+		var res bench.PoolResult
+		if res, err = bench.Pool(ctx, env, pc); err == nil {
+			err = bench.WritePool(stdout, res, *asJSON)
 		}
 	case "latency":
 		var res bench.LatencyResult
