@@ -33,7 +33,10 @@ type Handler func(ctx context.Context, env *codec.Envelope) error
 // this often without an ack is dead-lettered on that delivery instead of
 // handled, so a batch that crashes its members cannot loop. Deliveries also
 // count when a member dies, or stops before it finished the batch and
-// releases it for the next member, hence the margin.
+// releases it for the next member, hence the margin. The bound is the
+// member's, not the server's (the consumers' MaxDeliver is unlimited): a
+// batch released on its last delivery is delivered again, never left in
+// the stream where no member would see it.
 const MaxDeliver = 20
 
 // Headers of a dead letter.
@@ -69,6 +72,12 @@ type receiver struct {
 	poison    atomic.Uint64 // frames that could not be decoded
 	redeliver atomic.Uint64 // batches delivered more than once
 	fenced    atomic.Uint64 // batches given up because their hold could not be confirmed
+	// dlFailures counts dead-letter publishes that failed; dlFailingSince
+	// is set while the last one failed.
+	dlFailures     atomic.Uint64
+	dlMu           sync.Mutex
+	dlFailingSince time.Time
+	dlReason       string
 	// Metrics, all nil without a registerer.
 	latency         prometheus.Histogram // handler time per envelope
 	batchSize       prometheus.Histogram // envelopes per batch received
@@ -140,7 +149,7 @@ func ConsumerConfig(pool *placement.Pool, partition int, ackWait time.Duration) 
 		FilterSubject: filter,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       ackWait,
-		MaxDeliver:    MaxDeliver,
+		MaxDeliver:    -1, // see MaxDeliver
 		MaxAckPending: 1,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	}, nil
@@ -312,20 +321,20 @@ func (s *server) handleBatch(p *partition, msg jetstream.Msg) {
 	_, _, agent, err := placement.ParseSubject(msg.Subject())
 	if err != nil {
 		b.recv.poison.Add(1)
-		s.reject(h, p, msg, "", fmt.Sprintf("subject %q: %v", msg.Subject(), err))
+		s.reject(ctx, h, p, msg, "", fmt.Sprintf("subject %q: %v", msg.Subject(), err))
 		return
 	}
 	if md, err := msg.Metadata(); err == nil && md.NumDelivered > 1 {
 		b.recv.redeliver.Add(1)
 		if md.NumDelivered >= MaxDeliver {
-			s.reject(h, p, msg, agent, fmt.Sprintf("delivered %d times without an ack (its members crashed, or stopped before they finished it)", md.NumDelivered))
+			s.reject(ctx, h, p, msg, agent, fmt.Sprintf("delivered %d times without an ack (its members crashed, or stopped before they finished it)", md.NumDelivered))
 			return
 		}
 	}
 	envs, err := b.codec.DecodeBatch(nil, msg.Data())
 	if err != nil {
 		b.recv.poison.Add(1)
-		s.reject(h, p, msg, agent, "undecodable frame: "+err.Error())
+		s.reject(ctx, h, p, msg, agent, "undecodable frame: "+err.Error())
 		return
 	}
 	if hist := b.recv.batchSize; hist != nil {
@@ -353,7 +362,7 @@ func (s *server) handleBatch(p *partition, msg jetstream.Msg) {
 				return
 			}
 			s.replyError(env, err)
-			if !s.deadLetter(p, msg, agent, env, err.Error(), attempts) {
+			if !s.deadLetter(ctx, p, msg, agent, env, err.Error(), attempts) {
 				incomplete.Store(true)
 				return
 			}
@@ -434,11 +443,11 @@ func (s *server) ack(h *hold, p *partition, msg jetstream.Msg, handled int) {
 
 // reject dead-letters a whole stored message and terminates it, or, if the
 // dead letter cannot be stored, releases it for redelivery.
-func (s *server) reject(h *hold, p *partition, msg jetstream.Msg, agent, reason string) {
+func (s *server) reject(ctx context.Context, h *hold, p *partition, msg jetstream.Msg, agent, reason string) {
 	if !h.held() {
 		return
 	}
-	if s.deadLetter(p, msg, agent, nil, reason, 0) {
+	if s.deadLetter(ctx, p, msg, agent, nil, reason, 0) {
 		_ = msg.Term()
 	} else {
 		_ = msg.Nak()
@@ -503,10 +512,13 @@ func (s *server) attempt(ctx context.Context, agent string, env *codec.Envelope)
 
 // deadLetter stores what could not be handled in the dead-letter stream:
 // one envelope (as a frame of its own) or, when env is nil, the whole
-// stored message as it was. It retries for the send timeout or until Serve
-// stops, and reports whether the dead letter was stored; if not, the
-// caller releases the batch for redelivery, so that nothing is lost.
-func (s *server) deadLetter(p *partition, msg jetstream.Msg, agent string, env *codec.Envelope, reason string, attempts int) bool {
+// stored message as it was. While the dead-letter stream refuses it (full,
+// unreachable) the batch stays held, so that nothing is lost and nothing
+// overtakes it: the publish is retried with back-off, each failure counted
+// (a2abus_receive_dead_letter_failures_total) and logged, until it is
+// stored or ctx ends (the member stops or loses the batch); it reports
+// whether the dead letter was stored.
+func (s *server) deadLetter(ctx context.Context, p *partition, msg jetstream.Msg, agent string, env *codec.Envelope, reason string, attempts int) bool {
 	b := s.bus
 	data := msg.Data()
 	if env != nil {
@@ -536,16 +548,64 @@ func (s *server) deadLetter(p *partition, msg jetstream.Msg, agent string, env *
 	if env != nil {
 		id += "/" + env.ID
 	}
-	ctx, cancel := context.WithTimeout(s.hctx, b.cfg.sendTimeout)
-	defer cancel()
-	if err := b.publish(ctx, b.js[0], dl, "dlq-"+id, 1); err != nil {
-		b.cfg.log.Error("dead letter not stored", "subject", msg.Subject(), "reason", reason, "err", err)
-		return false
+	wait := deadLetterRetryMin
+	for failures := 0; ; failures++ {
+		actx, cancel := context.WithTimeout(ctx, b.cfg.sendTimeout)
+		err := b.publish(actx, b.js[0], dl, "dlq-"+id, 1)
+		cancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		b.recv.dlFailures.Add(1)
+		b.recv.noteDeadLetterFailure(err)
+		b.cfg.log.Warn("dead letter not stored; holding the batch and retrying", "subject", msg.Subject(),
+			"sequence", seq, "reason", reason, "failures", failures+1, "retry_in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, deadLetterRetryMax)
 	}
+	b.recv.noteDeadLetterStored()
 	b.recv.dead.Add(1)
 	if p.dead != nil {
 		p.dead.Inc()
 	}
 	b.cfg.log.Warn("dead-lettered", "subject", msg.Subject(), "sequence", seq, "reason", reason, "attempts", attempts)
 	return true
+}
+
+// Back-off of a dead letter the dead-letter stream refused.
+const (
+	deadLetterRetryMin = time.Second
+	deadLetterRetryMax = 30 * time.Second
+)
+
+// DeadLetterHealth reports whether the last dead letter this bus tried to
+// store failed, since when and why: while it does, batches wait held for
+// the dead-letter stream to take them (readiness should say so).
+func (b *Bus) DeadLetterHealth() (failing bool, since time.Time, reason string) {
+	r := &b.recv
+	r.dlMu.Lock()
+	defer r.dlMu.Unlock()
+	return !r.dlFailingSince.IsZero(), r.dlFailingSince, r.dlReason
+}
+
+func (r *receiver) noteDeadLetterFailure(err error) {
+	r.dlMu.Lock()
+	defer r.dlMu.Unlock()
+	if r.dlFailingSince.IsZero() {
+		r.dlFailingSince = time.Now()
+	}
+	r.dlReason = err.Error()
+}
+
+func (r *receiver) noteDeadLetterStored() {
+	r.dlMu.Lock()
+	defer r.dlMu.Unlock()
+	r.dlFailingSince, r.dlReason = time.Time{}, ""
 }
