@@ -36,6 +36,11 @@
 // that must be fenced has to carry it and be checked against it, as the
 // key's own writes are.
 //
+// On a cluster the stream leader refuses a write to a key while another
+// write to it is in process (err_code 10164), which can be the holder's
+// own previous write, answered a moment before: the lease retries such a
+// write a few times and never takes the refusal for a loss.
+//
 // Keep is for keys that no other process writes (a member's own key): it
 // renews, acquires again after a loss, and recovers its own write whose
 // answer was lost.

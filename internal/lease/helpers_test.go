@@ -2,6 +2,9 @@ package lease_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -65,26 +68,63 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// lossy is a bucket whose next write, once armed, is applied by the server
-// but answered with a timeout, as when a reply is lost in a leader change.
-type lossy struct {
+// faultKV is a bucket with faults injected into its writes (Create,
+// Update, Delete): once loseNext is set, the next write that succeeds is
+// answered with a timeout, as when a reply is lost in a leader change; the
+// next refuse writes are refused with err_code 10164 without being made,
+// as a stream leader refuses a write while another to the key is in
+// process. It counts the err_codes the server answered.
+type faultKV struct {
 	jetstream.KeyValue
 	loseNext atomic.Bool
+	refuse   atomic.Int32
+
+	mu    sync.Mutex
+	codes map[jetstream.ErrorCode]int
 }
 
-func (k *lossy) lose(rev uint64, err error) (uint64, error) {
+// errBusy is a 10164 refusal as nats.go returns it from Update and Delete.
+var errBusy = fmt.Errorf("%w: %w", &jetstream.APIError{Code: 400, ErrorCode: jetstream.JSErrCodeStreamWrongLastSequenceConstant,
+	Description: "wrong last sequence"}, jetstream.ErrKeyRevisionMismatch)
+
+func (k *faultKV) write(w func() (uint64, error)) (uint64, error) {
+	if k.refuse.Load() > 0 && k.refuse.Add(-1) >= 0 {
+		return 0, errBusy
+	}
+	rev, err := w()
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		k.mu.Lock()
+		if k.codes == nil {
+			k.codes = map[jetstream.ErrorCode]int{}
+		}
+		k.codes[apiErr.ErrorCode]++
+		k.mu.Unlock()
+	}
 	if err == nil && k.loseNext.CompareAndSwap(true, false) {
 		return 0, context.DeadlineExceeded
 	}
 	return rev, err
 }
 
-func (k *lossy) Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error) {
-	return k.lose(k.KeyValue.Create(ctx, key, value, opts...))
+// code returns how many writes the server refused with code.
+func (k *faultKV) code(code jetstream.ErrorCode) int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.codes[code]
 }
 
-func (k *lossy) Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
-	return k.lose(k.KeyValue.Update(ctx, key, value, rev))
+func (k *faultKV) Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error) {
+	return k.write(func() (uint64, error) { return k.KeyValue.Create(ctx, key, value, opts...) })
+}
+
+func (k *faultKV) Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
+	return k.write(func() (uint64, error) { return k.KeyValue.Update(ctx, key, value, rev) })
+}
+
+func (k *faultKV) Delete(ctx context.Context, key string, opts ...jetstream.KVDeleteOpt) error {
+	_, err := k.write(func() (uint64, error) { return 0, k.KeyValue.Delete(ctx, key, opts...) })
+	return err
 }
 
 // slowServer is a bucket during whose Create time passes: it calls during

@@ -11,21 +11,23 @@ package lease
 //	         may have expired already. Held false, Revision 0.
 //
 // Every transition but the self-fence is decided by the server's answer to
-// a write that names the revision it expects (a conflict is err_code 10071
-// or 10164: see conflict); the clock only ever takes a belief away, never
-// grants one.
+// a write that names the revision it expects (see conflict for what its
+// refusals mean); the clock only ever takes a belief away, never grants
+// one.
 //
 //	Free          --Acquire ok-->            Held     Create: the key did not exist
-//	Free          --Acquire conflict-->      Free     ErrHeld: someone holds it or
-//	                                                  is writing it
+//	Free          --Acquire refused-->       Free     ErrHeld: someone holds it
+//	                                                  (10071) or is writing it (10164)
 //	Held, Expired --Renew ok-->              Held     Update at our revision: no one
 //	                                                  wrote since and it did not expire
-//	Held, Expired --Renew conflict-->        Free     ErrLost: the revision moved
+//	Held, Expired --Renew moved-->           Free     ErrLost: the revision is not
+//	                                                  ours (10071)
 //	Held, Expired --Renew other error-->     the same: neither renewed nor known
-//	                                                  lost (a timeout)
+//	                                                  lost (a timeout; 10164, another
+//	                                                  write in process, after retries)
 //	Held          --now >= deadline-->       Expired  the self-fence, no I/O
 //	Held, Expired --Release-->               Free     Delete at our revision, whatever
-//	                                                  the answer (a conflict is ErrLost)
+//	                                                  the answer (10071 is ErrLost)
 //	any           --Forget-->                Free     no I/O: the key stays, as a
 //	                                                  crashed holder's would
 //	Free          --Keep adopts-->           Held or Expired (see Keep)
@@ -132,11 +134,11 @@ func (l *Lease) acquire(ctx context.Context, value []byte) error {
 		return fmt.Errorf("%w: %s: this lease claims it already", ErrHeld, l.key)
 	}
 	sent := l.now()
-	rev, err := l.kv.Create(ctx, l.key, value)
+	rev, err := retryBusy(ctx, func() (uint64, error) { return l.kv.Create(ctx, l.key, value) })
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	switch {
-	case conflict(err):
+	switch moved, busy := conflict(err); {
+	case moved, busy:
 		return fmt.Errorf("%w: %s: %w", ErrHeld, l.key, err)
 	case l.gen != gen:
 		return fmt.Errorf("%w: %s: forgotten while acquiring", ErrLost, l.key)
@@ -150,9 +152,10 @@ func (l *Lease) acquire(ctx context.Context, value []byte) error {
 
 // Renew writes value to the key at the revision of the lease's last write.
 // It returns an error wrapping ErrLost when that revision is no longer the
-// key's (the lease is then Free). On any other error, such as a timeout,
-// the lease is neither renewed nor known lost: it keeps its claim, and Held
-// turns false at the deadline of the last write that was answered.
+// key's (the lease is then Free). On any other error, such as a timeout or
+// a refusal because another write to the key was in process, the lease is
+// neither renewed nor known lost: it keeps its claim, and Held turns false
+// at the deadline of the last write that was answered.
 func (l *Lease) Renew(ctx context.Context, value []byte) error {
 	l.op.Lock()
 	defer l.op.Unlock()
@@ -165,15 +168,17 @@ func (l *Lease) renew(ctx context.Context, value []byte) error {
 		return fmt.Errorf("%w: %s: no claim", ErrLost, l.key)
 	}
 	sent := l.now()
-	rev, err := l.kv.Update(ctx, l.key, value, rev)
+	rev, err := retryBusy(ctx, func() (uint64, error) { return l.kv.Update(ctx, l.key, value, rev) })
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	switch {
+	switch moved, busy := conflict(err); {
 	case l.gen != gen:
 		return fmt.Errorf("%w: %s: forgotten while renewing", ErrLost, l.key)
-	case conflict(err):
+	case moved:
 		l.drop() // l.lost stays: it may be what moved the revision
 		return fmt.Errorf("%w: %s: %w", ErrLost, l.key, err)
+	case busy:
+		return fmt.Errorf("lease: renew %s: refused while another write to the key was in process: %w", l.key, err)
 	case err != nil:
 		l.lost = &write{value: bytes.Clone(value), sent: sent}
 		return fmt.Errorf("lease: renew %s: %w", l.key, err)
@@ -238,14 +243,16 @@ func (l *Lease) Release(ctx context.Context) error {
 	if rev == 0 {
 		return nil
 	}
-	err := l.kv.Delete(ctx, l.key, jetstream.LastRevision(rev))
+	_, err := retryBusy(ctx, func() (uint64, error) { return 0, l.kv.Delete(ctx, l.key, jetstream.LastRevision(rev)) })
 	l.mu.Lock()
 	l.drop()
 	l.lost = nil
 	l.mu.Unlock()
-	switch {
-	case conflict(err):
+	switch moved, busy := conflict(err); {
+	case moved:
 		return fmt.Errorf("%w: %s: %w", ErrLost, l.key, err)
+	case busy:
+		return fmt.Errorf("lease: release %s: refused while another write to the key was in process; it stays until it expires: %w", l.key, err)
 	case err != nil:
 		return fmt.Errorf("lease: release %s: %w", l.key, err)
 	}
@@ -313,31 +320,67 @@ func (l *Lease) drop() {
 
 // JetStream error codes of a write refused over the key's revision.
 //
-// 10071 says the key's revision is not the one the write expected. 10164
-// comes from replicated streams only, and says that another write to the
-// key is in flight: the server refused this one before proposing it. Both
-// count as a conflict. For Acquire that is exact: someone holds the key or
-// is writing it. For Renew and Release, a write in flight on a key we hold
-// is a Put, a Delete, or our own earlier write whose answer was lost (a
-// competitor's Create is refused before it is proposed, so it is never in
-// flight on an existing key); each of them moves the revision, so the
-// lease counts it as lost at once rather than at its next renewal.
+// 10071 says the key's revision is not the one the write expected: the
+// conflict is settled. 10164 comes from replicated streams only, and says
+// that another write to the key was still in process when this one came,
+// so the server refused it before proposing it, whatever the key's
+// revision. That other write may be our own previous one: the stream
+// leader answers a write before it clears it from its writes in process,
+// so a holder that writes again at once can be refused with 10164 while
+// the key is at the revision it holds (the suite's back-to-back renewals
+// on a cluster under -race show it). Taken as a conflict, that would give
+// up a key we hold and lock us out of it for a TTL. So 10164 is retried a
+// few times at once (retryBusy), and, if it persists, is not taken as a
+// loss: Renew keeps its claim, Acquire reports ErrHeld.
 const (
 	codeWrongLastSequence      = jetstream.JSErrCodeStreamWrongLastSequence         // 10071
 	codeWrongLastSequenceConst = jetstream.JSErrCodeStreamWrongLastSequenceConstant // 10164
 )
 
-// conflict reports whether err is the server refusing a write over the
-// key's revision. nats.go wraps both codes in ErrKeyExists (Create) or
-// ErrKeyRevisionMismatch (Update, Delete); the codes are checked as well,
-// as agentbus does, in case a path does not wrap them.
-func conflict(err error) bool {
+// conflict classifies a write the server refused over the key's revision:
+// moved when the key's revision is not the one the write expected, busy
+// when another write to the key was in process. nats.go wraps both codes
+// in ErrKeyExists (Create) or ErrKeyRevisionMismatch (Update, Delete), so
+// the code decides.
+func conflict(err error) (moved, busy bool) {
 	if err == nil {
-		return false
+		return false, false
 	}
 	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) && (apiErr.ErrorCode == codeWrongLastSequence || apiErr.ErrorCode == codeWrongLastSequenceConst) {
-		return true
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case codeWrongLastSequence:
+			return true, false
+		case codeWrongLastSequenceConst:
+			return false, true
+		}
 	}
-	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch)
+	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch), false
+}
+
+// busyTries is how many times retryBusy makes a write the server refuses
+// with 10164, pausing 1, 2, 4 and 8 ms in between: the write in process
+// that it waits for is one replication round old at most.
+const busyTries = 5
+
+// retryBusy makes the write w, again while the server refuses it with
+// 10164, up to busyTries times or until ctx ends, and returns the last
+// answer. Each try is the same write at the same expected revision, so a
+// retry can only do what the first try could have done.
+func retryBusy(ctx context.Context, w func() (uint64, error)) (uint64, error) {
+	pause := time.Millisecond
+	for try := 1; ; try++ {
+		rev, err := w()
+		if _, busy := conflict(err); !busy || try == busyTries {
+			return rev, err
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return rev, err
+		case <-t.C:
+		}
+		pause *= 2
+	}
 }
