@@ -85,7 +85,7 @@ type Lease struct {
 	gen      uint64    // bumped by Forget: a write in flight then claims nothing
 	rev      uint64    // revision of our last write; 0 when Free
 	deadline time.Time // the self-fence of that write
-	lost     *write    // the last write whose answer was lost, nil after an answer
+	lost     *write    // the last write whose answer was lost; nil once one succeeds
 }
 
 // write is a write as sent.
@@ -114,9 +114,6 @@ func New(kv jetstream.KeyValue, key string, ttl time.Duration, opts ...Option) (
 	}
 	return l, nil
 }
-
-// Key returns the key the lease claims.
-func (l *Lease) Key() string { return l.key }
 
 // Acquire creates the key with value. It returns an error wrapping ErrHeld
 // when the key exists (another holder's, or this lease's own claim). On
