@@ -30,10 +30,14 @@
 // target is written again every 20 intervals, to show the leader is alive.
 //
 // Leader election: two or more scalerds share KV bucket a2abus_scaler, key
-// "leader", whose TTL is --lease (default 10 s). Create wins the key; the
-// leader refreshes it every lease/3 with an Update at its last revision,
-// and again right before it writes a target, so a failed refresh (another
-// scalerd took the key after ours expired) stops it acting at once.
+// "leader", whose TTL is --lease (default 10 s), through package
+// internal/lease. Create wins the key; the leader refreshes it every
+// lease/3 with an Update at its last revision, and again right before it
+// writes a target, so a refresh the server refuses (another scalerd took
+// the key after ours expired) stops it acting at once. A leader whose
+// refreshes go unanswered stops at its lease's deadline, 9/10 of the lease
+// after it sent the last refresh that was answered: before the server can
+// let the key expire.
 // Standbys try Create every lease/3 and whenever the key is deleted: a
 // leader that stops cleanly deletes its key and is replaced at once, a
 // leader that dies is replaced a lease after its last refresh. Standbys

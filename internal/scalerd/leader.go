@@ -3,12 +3,14 @@ package scalerd
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/a2abus/a2abus/agentbus"
+	"github.com/a2abus/a2abus/internal/lease"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -28,116 +30,157 @@ type leaderValue struct {
 	At    time.Time `json:"at"`
 }
 
-// elector holds or seeks the leadership of one scalerd. Create wins the key;
-// the leader refreshes it with Update at the revision it last wrote, so a
-// failed refresh means another scalerd holds the key now (ours expired) and
-// this one stops acting at once. Standbys try Create on every beat and
-// whenever the key is deleted, so a resigning leader is replaced at once
-// and a dead one a lease after its last refresh.
+// elector holds or seeks the leadership of one scalerd with a lease on the
+// leader key (package lease): Create wins the key, and the leader
+// refreshes it with an Update at the revision it last wrote, so a refresh
+// the server refuses means another scalerd holds the key now (ours
+// expired) and this one stops acting at once. A scalerd leads while its
+// lease is held: one whose refreshes go unanswered stops leading at the
+// lease's deadline, before the server can let the key expire and a standby
+// take it. Standbys try Create on every beat and whenever the key is
+// deleted, so a resigning leader is replaced at once and a dead one a
+// lease after its last refresh.
 type elector struct {
-	kv  jetstream.KeyValue
+	l   *lease.Lease
+	kv  jetstream.KeyValue // watched for deletions
 	id  string
 	log *slog.Logger
-	now func() time.Time
+	now func() time.Time // the times in the key's value
 	// onChange is called with the new state whenever it changes, under mu.
 	onChange func(leader bool)
 
-	mu    sync.Mutex
-	rev   uint64 // our key's revision; 0 when not the leader
-	since time.Time
+	cmu   sync.Mutex // held by campaign, resign and abdicate, across their I/O
+	since time.Time  // when this scalerd took the key; zero when it claims none
+	// fence calls leader at the lease's deadline, so that a leader whose
+	// refreshes go unanswered reports that it stopped leading then, even
+	// while a refresh hangs.
+	fence *time.Timer
+
+	mu      sync.Mutex
+	leading bool // the state last reported to onChange
 }
 
-// newElector opens (creating) the leader bucket with TTL lease, replicated
-// as the A2A stream is.
-func newElector(ctx context.Context, js jetstream.JetStream, id string, lease time.Duration, log *slog.Logger, now func() time.Time, onChange func(bool)) (*elector, error) {
+// newElector opens (creating) the leader bucket with TTL ttl, replicated as
+// the A2A stream is.
+func newElector(ctx context.Context, js jetstream.JetStream, id string, ttl time.Duration, log *slog.Logger, now func() time.Time, onChange func(bool)) (*elector, error) {
 	s, err := js.Stream(ctx, agentbus.StreamName)
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", agentbus.StreamName, err)
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: LeaderBucket, Description: "a2abus: the scalerd that sets the consumer target",
-		TTL: lease, History: 1, Replicas: s.CachedInfo().Config.Replicas,
-	})
+	kv, err := lease.Bucket(ctx, js, LeaderBucket, "a2abus: the scalerd that sets the consumer target", ttl, s.CachedInfo().Config.Replicas)
 	if err != nil {
-		return nil, fmt.Errorf("bucket %s: %w", LeaderBucket, err)
+		return nil, err
 	}
-	return &elector{kv: kv, id: id, log: log, now: now, onChange: onChange}, nil
+	return elect(kv, id, ttl, log, now, onChange)
 }
 
-// leader reports whether this scalerd held the key at its last refresh.
+// elect returns the elector of scalerd id on the leader key of kv, whose
+// TTL is ttl.
+func elect(kv jetstream.KeyValue, id string, ttl time.Duration, log *slog.Logger, now func() time.Time, onChange func(bool)) (*elector, error) {
+	l, err := lease.New(kv, leaderKey, ttl)
+	if err != nil {
+		return nil, err
+	}
+	e := &elector{l: l, kv: kv, id: id, log: log, now: now, onChange: onChange}
+	e.fence = time.AfterFunc(ttl, func() {
+		if !e.leader() {
+			e.log.Warn("stopped leading: no refresh of the leader key was answered before the lease's deadline", "id", e.id)
+		}
+	})
+	e.fence.Stop()
+	return e, nil
+}
+
+// leader reports whether this scalerd leads: whether its lease holds the
+// key. It does not wait for a refresh in flight.
 func (e *elector) leader() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.rev != 0
+	is := e.l.Held()
+	if is != e.leading {
+		e.leading = is
+		if e.onChange != nil {
+			e.onChange(is)
+		}
+	}
+	return is
 }
 
-// campaign refreshes the key if this scalerd leads, or tries to take it if
-// not, and reports whether it leads now.
+// campaign refreshes the key if this scalerd claims it, or tries to take it
+// if not, and reports whether it leads now.
 func (e *elector) campaign(ctx context.Context) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.cmu.Lock()
+	defer e.cmu.Unlock()
 	now := e.now()
-	if e.rev != 0 {
-		val, _ := json.Marshal(leaderValue{ID: e.id, Since: e.since, At: now})
-		rev, err := e.kv.Update(ctx, leaderKey, val, e.rev)
-		if err != nil {
-			if ctx.Err() != nil {
-				return true // stopping: resign decides, not a cancelled refresh
+	if !e.since.IsZero() {
+		err := e.l.Renew(ctx, e.value(e.since, now))
+		switch {
+		case err == nil:
+			e.fence.Reset(time.Until(e.l.Deadline()))
+		case errors.Is(err, lease.ErrLost):
+			e.since = time.Time{}
+			e.fence.Stop()
+			e.log.Warn("leadership lost: another scalerd took the leader key, or it expired", "id", e.id, "err", err)
+		case errors.Is(ctx.Err(), context.Canceled):
+			// Stopping: resign decides, not a cancelled refresh.
+		default:
+			// Neither refreshed nor known lost: the lease's deadline decides
+			// (the fence reports it), and the next refresh may still win.
+			level := slog.LevelDebug
+			if e.l.Held() {
+				level = slog.LevelWarn
 			}
-			e.set(0)
-			e.log.Warn("leadership lost: the leader key could not be refreshed", "id", e.id, "err", err)
-			return false
+			e.log.Log(ctx, level, "leader key not refreshed", "id", e.id, "leading_until", e.l.Deadline(), "err", err)
 		}
-		e.rev = rev
-		return true
+		return e.leader()
 	}
-	val, _ := json.Marshal(leaderValue{ID: e.id, Since: now, At: now})
-	rev, err := e.kv.Create(ctx, leaderKey, val)
-	if err != nil {
-		return false // another scalerd leads, or the server did not answer
+	if err := e.l.Acquire(ctx, e.value(now, now)); err != nil {
+		return e.leader() // another scalerd leads, or the server did not answer
 	}
 	e.since = now
-	e.set(rev)
+	e.fence.Reset(time.Until(e.l.Deadline()))
 	e.log.Info("leading: this scalerd writes the consumer target", "id", e.id)
-	return true
+	return e.leader()
 }
 
-// set changes the revision and reports a change of state; e.mu is held.
-func (e *elector) set(rev uint64) {
-	was := e.rev != 0
-	e.rev = rev
-	if is := rev != 0; is != was && e.onChange != nil {
-		e.onChange(is)
-	}
+// value is the key's value for a leadership taken at since.
+func (e *elector) value(since, at time.Time) []byte {
+	val, _ := json.Marshal(leaderValue{ID: e.id, Since: since, At: at})
+	return val
 }
 
-// resign deletes the leader key if this scalerd still holds it, so that a
+// resign deletes the leader key if this scalerd still claims it, so that a
 // standby takes over at once instead of after the lease.
 func (e *elector) resign(ctx context.Context) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.rev == 0 {
+	e.cmu.Lock()
+	defer e.cmu.Unlock()
+	if e.since.IsZero() {
 		return
 	}
-	if err := e.kv.Delete(ctx, leaderKey, jetstream.LastRevision(e.rev)); err != nil {
+	e.since = time.Time{}
+	e.fence.Stop()
+	if err := e.l.Release(ctx); err != nil {
 		e.log.Warn("resign: the leader key stays until its lease ends", "id", e.id, "err", err)
 	} else {
 		e.log.Info("resigned leadership", "id", e.id)
 	}
-	e.set(0)
+	e.leader()
 }
 
 // abdicate forgets the leadership without touching the key, as a scalerd
 // that died would: the key stays until its lease ends.
 func (e *elector) abdicate() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.set(0)
+	e.cmu.Lock()
+	defer e.cmu.Unlock()
+	e.since = time.Time{}
+	e.fence.Stop()
+	e.l.Forget()
+	e.leader()
 }
 
 // run campaigns every beat, and at once whenever the key is deleted (an
 // expiry makes no event: standbys see it at their next beat), until ctx
-// ends.
+// ends. Each campaign has a beat to get its answer.
 func (e *elector) run(ctx context.Context, beat time.Duration) {
 	gone := make(chan struct{}, 1) // a pending "the key went away"
 	wctx, cancel := context.WithCancel(ctx)
@@ -171,7 +214,9 @@ func (e *elector) run(ctx context.Context, beat time.Duration) {
 	tick := time.NewTicker(beat)
 	defer tick.Stop()
 	for {
-		e.campaign(ctx)
+		cctx, cancelCampaign := context.WithTimeout(ctx, beat)
+		e.campaign(cctx)
+		cancelCampaign()
 		select {
 		case <-ctx.Done():
 			cancel()
