@@ -160,6 +160,9 @@ func (b *Bus) Members(ctx context.Context) ([]Member, error) {
 		}
 		out = append(out, m)
 	}
+	if err := ctx.Err(); err != nil { // a listing cut short ends without an error
+		return nil, fmt.Errorf("agentbus: members: %w", err)
+	}
 	slices.SortFunc(out, func(a, b Member) int {
 		if c := strings.Compare(a.Pool, b.Pool); c != 0 {
 			return c
@@ -318,6 +321,9 @@ func (m *membership) peers(ctx context.Context) ([]Member, error) {
 		}
 		out = append(out, p)
 	}
+	if err := ctx.Err(); err != nil { // a listing cut short ends without an error
+		return nil, err
+	}
 	return out, nil
 }
 
@@ -460,7 +466,7 @@ func (s *server) startPartition(ctx context.Context, p *partition) {
 		s.bus.cfg.log.Warn("start partition; retrying at the next heartbeat", "consumer", p.name, "err", err)
 	}
 	if cc != nil {
-		_ = direct.Unsubscribe()
+		stopDirect(direct)
 		cc.Drain()
 		<-cc.Closed()
 	}
@@ -536,11 +542,36 @@ func (s *server) stopPartition(p *partition) {
 		<-p.done // startPartition finishes the stop
 		return
 	}
-	_ = direct.Unsubscribe()
+	stopDirect(direct)
 	cc.Drain()
 	<-cc.Closed()
 	p.batches.Wait()
 	close(p.done)
+}
+
+// stopDirect stops a partition's direct requests without losing any: a
+// drain, so that the requests the server routed here before it saw the
+// unsubscription are still handled and answered (an Unsubscribe drops
+// them, and their requesters, who got no "no responders" either, wait
+// for their deadlines). It returns once the last handler has returned.
+func stopDirect(sub *nats.Subscription) {
+	closed := sub.StatusChanged(nats.SubscriptionClosed)
+	if sub.Drain() != nil {
+		_ = sub.Unsubscribe()
+		return
+	}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-closed:
+			return
+		case <-tick.C:
+			if !sub.IsValid() { // its connection closed
+				return
+			}
+		}
+	}
 }
 
 // observe updates the per-partition metrics of the partitions pulled, once

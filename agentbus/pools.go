@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/a2abus/a2abus/codec"
 	"github.com/a2abus/a2abus/placement"
@@ -119,10 +118,11 @@ const maxCachedSubjects = 1 << 16
 func (r *routes) start(b *Bus) error {
 	r.once.Do(func() {
 		r.ready = make(chan struct{})
+		r.mu.Lock()
 		r.changed = make(chan struct{})
 		r.pools = map[string]*placement.Pool{}
 		r.agents = map[string]string{}
-		r.subjects = map[subjectKey]string{}
+		r.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), b.cfg.sendTimeout)
 		defer cancel()
 		kv, err := b.poolsBucket(ctx)
@@ -206,6 +206,22 @@ func decodePool(val []byte, c *PoolConfig) (*placement.Pool, error) {
 		return nil, err
 	}
 	return c.placement()
+}
+
+// learn records what this bus itself declared, so that its own sends
+// right after Declare need not wait for the registry's watch to report it.
+func (r *routes) learn(p *placement.Pool, agents []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.pools == nil {
+		return // not watching: the registry itself has it
+	}
+	r.pools[p.Name()] = p
+	for _, a := range agents {
+		r.agents[a] = p.Name()
+	}
+	close(r.changed)
+	r.changed = make(chan struct{})
 }
 
 func (r *routes) close() {
@@ -359,6 +375,7 @@ func (b *Bus) Declare(ctx context.Context, cfg PoolConfig, agents ...string) (*p
 				ErrPoolMismatch, cfg.Name, p.Partitions(), p.Order(), want.Partitions(), want.Order(), poolKeyPrefix, cfg.Name, PoolsBucket)
 		}
 	}
+	defer b.routes.learn(want, agents)
 	rec, _ := json.Marshal(agentRecord{Pool: cfg.Name})
 	for _, a := range agents {
 		_, err := kv.Create(ctx, agentKeyPrefix+a, rec)
@@ -461,6 +478,3 @@ func WithUnknownAgents(u UnknownAgents) Option {
 		return nil
 	}
 }
-
-// registryTimeout bounds one registry request of Serve.
-const registryTimeout = 10 * time.Second

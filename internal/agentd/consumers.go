@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/a2abus/a2abus/agentbus"
+	"github.com/a2abus/a2abus/internal/lease"
 	"github.com/a2abus/a2abus/internal/sysinfo"
 	"github.com/a2abus/a2abus/placement"
 	"github.com/nats-io/nats.go/jetstream"
@@ -19,32 +20,39 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// HostsBucket holds one key per agentd that runs consumers, with the CPUs
-// it offers: the scaler's consumer count is spread over these hosts by
-// their capacity.
+// HostsBucket holds one key per agentd that runs consumers, <pool>.<host>,
+// with the CPUs it offers: a lease (internal/lease) that the agentd renews
+// every hostTTL/4 and that expires hostTTL after its last renewal. A
+// pool's scale target is spread over the hosts of that pool only, by their
+// capacity.
 const HostsBucket = "a2abus_hosts"
 
-// hostTTL is how long an agentd that stopped heartbeating counts as a host;
-// one heartbeat's requests take at most heartbeatTimeout.
+// hostTTL is how long an agentd that stopped renewing its key counts as a
+// host; one heartbeat's requests take at most heartbeatTimeout, and
+// releasing the key on the way out at most releaseTimeout (it expires
+// anyway).
 const (
 	hostTTL          = 10 * time.Second
 	heartbeatTimeout = 5 * time.Second
+	releaseTimeout   = 2 * time.Second
 )
 
 // hostInfo is an agentd's value in the hosts bucket.
 type hostInfo struct {
 	ID        string `json:"id"`
+	Pool      string `json:"pool"`
 	Capacity  int    `json:"capacity"`  // thousandths of the CPUs it offers
 	Consumers int    `json:"consumers"` // consumers it runs
 }
 
-// consumerPool runs this agentd's consumers of the bus, one Serve call
-// each: as many as its share of the scaler's target, or def while no
+// consumerPool runs this agentd's consumers of its pool, one Serve call
+// each: as many as its share of the pool's scale target, or def while no
 // scaler has set one.
 type consumerPool struct {
 	bus      *agentbus.Bus
 	js       jetstream.JetStream
 	log      *slog.Logger
+	pool     string // the pool its consumers serve; its target and hosts are this pool's
 	id       string // this agentd in the hosts bucket; consumers are id-c<n>
 	capacity int
 	def      int
@@ -55,7 +63,7 @@ type consumerPool struct {
 	// Touched only by run's goroutine until it returns, then by wait.
 	next     int            // number of the next consumer started
 	running  []*consumerRun // consumers that count
-	stopping []*consumerRun // cancelled, handing their groups over
+	stopping []*consumerRun // cancelled, handing their partitions over
 
 	gauge  prometheus.Gauge
 	wanted prometheus.Gauge
@@ -79,22 +87,29 @@ func (r *consumerRun) ended() bool {
 // cpuCapacity is what this host offers, in thousandths of a CPU.
 func cpuCapacity() int { return max(int(sysinfo.CPUs()*1000), 1) }
 
-// newConsumerPool returns a pool of bus's consumers whose size follows the
-// scale target; its metrics go on reg.
-func newConsumerPool(bus *agentbus.Bus, js jetstream.JetStream, log *slog.Logger, reg prometheus.Registerer, def int, opts ...agentbus.ServeOption) (*consumerPool, error) {
+// newConsumerPool returns a pool of bus's consumers of pool, whose size
+// follows pool's scale target; its metrics go on reg. Its consumers Serve
+// with opts and ServePool(pool).
+func newConsumerPool(bus *agentbus.Bus, js jetstream.JetStream, log *slog.Logger, reg prometheus.Registerer, pool string, def int, opts ...agentbus.ServeOption) (*consumerPool, error) {
+	if err := placement.ValidatePoolName(pool); err != nil {
+		return nil, fmt.Errorf("consumers: %w", err)
+	}
 	host, _ := os.Hostname()
 	id := nuid.Next()
 	id = id[len(id)-8:]
 	if host != "" && placement.ValidateAgentID(host+"-"+id) == nil {
 		id = host + "-" + id
 	}
-	p := &consumerPool{bus: bus, js: js, log: log, id: id, capacity: cpuCapacity(), def: def, opts: opts,
+	labels := prometheus.Labels{"pool": pool}
+	p := &consumerPool{bus: bus, js: js, log: log.With("pool", pool), pool: pool, id: id, capacity: cpuCapacity(), def: def,
+		opts: append(slices.Clip(opts), agentbus.ServePool(pool)),
 		beat: hostTTL / 4, retry: time.Second,
 		gauge: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "a2abus_agentd_consumers", Help: "Consumers this agentd runs.",
+			Name: "a2abus_agentd_consumers", Help: "Consumers this agentd runs.", ConstLabels: labels,
 		}),
 		wanted: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "a2abus_agentd_consumers_wanted", Help: "This agentd's share of the scaler's consumer target (or its --consumers default).",
+			Name: "a2abus_agentd_consumers_wanted", Help: "This agentd's share of its pool's consumer target (or its --consumers default).",
+			ConstLabels: labels,
 		}),
 	}
 	if reg != nil {
@@ -107,38 +122,47 @@ func newConsumerPool(bus *agentbus.Bus, js jetstream.JetStream, log *slog.Logger
 	return p, nil
 }
 
-// run joins the hosts bucket, follows the scale target and resizes the
-// pool until ctx ends; then it cancels every consumer (each hands its
-// groups over: wait for them with wait) and leaves the hosts bucket.
+// hosts is this agentd's claim in the hosts bucket.
+type hosts struct {
+	kv    jetstream.KeyValue
+	key   string       // <pool>.<id>
+	lease *lease.Lease // on key
+}
+
+// run joins the hosts bucket, follows the pool's scale target and resizes
+// the pool until ctx ends; then it cancels every consumer (each hands its
+// partitions over: wait for them with wait) and leaves the hosts bucket.
 // Set-up steps that fail (a cluster still electing leaders) are retried
 // until ctx ends; the pool runs its default meanwhile.
 func (p *consumerPool) run(ctx context.Context) {
 	defer p.resize(0)
-	hosts := p.openHosts(ctx)
-	if hosts == nil {
+	h := p.openHosts(ctx)
+	if h == nil {
 		return // ctx ended
 	}
 	defer func() {
-		dctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		rctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
 		defer cancel()
-		_ = hosts.Delete(dctx, p.id)
+		if err := h.lease.Release(rctx); err != nil {
+			p.log.Debug("consumer hosts: this host's key stays until it expires", "err", err)
+		}
 	}()
 	var (
 		targets <-chan *agentbus.ScaleTarget
 		target  *agentbus.ScaleTarget
-		peers   []hostInfo // the last list of hosts read
+		peers   []hostInfo // the last list of the pool's hosts read
 	)
 	tick := time.NewTicker(p.beat)
 	defer tick.Stop()
 	for {
 		if targets == nil {
 			var err error
-			if targets, err = p.bus.WatchScaleTarget(ctx); err != nil && ctx.Err() == nil {
+			if targets, err = p.bus.WatchScaleTarget(ctx, p.pool); err != nil && ctx.Err() == nil {
 				p.log.Warn("scale target: retrying at the next heartbeat", "err", err)
 			} else if err == nil {
 				// The watch's first value is the stored target (or none):
 				// take it before sizing the pool, so that a host joining a
-				// scaled bus does not start its default first.
+				// scaled pool does not start its default first.
 				select {
 				case t, ok := <-targets:
 					if ok {
@@ -151,7 +175,7 @@ func (p *consumerPool) run(ctx context.Context) {
 		}
 		// A failed heartbeat keeps the last list: with this host alone it
 		// would take the whole target.
-		if ps, err := p.heartbeat(ctx, hosts); err == nil {
+		if ps, err := p.heartbeat(ctx, h); err == nil {
 			peers = ps
 		} else if ctx.Err() == nil {
 			p.log.Warn("consumer hosts: keeping the last list", "err", err)
@@ -181,8 +205,8 @@ func (p *consumerPool) run(ctx context.Context) {
 }
 
 // want is how many consumers this host should run: its default without a
-// target, its share of the target over peers, or as many as it runs while
-// it has no list of hosts yet.
+// target, its share of the target over the pool's hosts peers, or as many
+// as it runs while it has no list of hosts yet.
 func (p *consumerPool) want(target *agentbus.ScaleTarget, peers []hostInfo) int {
 	switch {
 	case target == nil || target.Consumers < 0:
@@ -194,21 +218,24 @@ func (p *consumerPool) want(target *agentbus.ScaleTarget, peers []hostInfo) int 
 	}
 }
 
-// openHosts opens the hosts bucket, with the A2A stream's replicas,
-// retrying until it succeeds or ctx ends (then nil).
-func (p *consumerPool) openHosts(ctx context.Context) jetstream.KeyValue {
+// openHosts opens the hosts bucket, with the A2A stream's replicas, and
+// this host's lease in it, retrying until it succeeds or ctx ends (then
+// nil).
+func (p *consumerPool) openHosts(ctx context.Context) *hosts {
 	for {
-		replicas := 1
 		s, err := p.js.Stream(ctx, agentbus.StreamName)
 		if err == nil {
-			replicas = s.CachedInfo().Config.Replicas
 			var kv jetstream.KeyValue
-			kv, err = p.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-				Bucket: HostsBucket, Description: "a2abus: agentd hosts that run consumers", TTL: hostTTL,
-				History: 1, Replicas: replicas,
-			})
+			kv, err = lease.Bucket(ctx, p.js, HostsBucket, "a2abus: agentd hosts that run consumers, <pool>.<host>",
+				hostTTL, s.CachedInfo().Config.Replicas)
 			if err == nil {
-				return kv
+				key := p.pool + "." + p.id
+				l, err := lease.New(kv, key, hostTTL)
+				if err != nil {
+					p.log.Error("consumer hosts", "err", err) // cannot happen: the key and TTL are valid
+					return nil
+				}
+				return &hosts{kv: kv, key: key, lease: l}
 			}
 		}
 		if ctx.Err() != nil {
@@ -226,39 +253,48 @@ func (p *consumerPool) openHosts(ctx context.Context) jetstream.KeyValue {
 	}
 }
 
-// heartbeat refreshes this host's key and returns the live hosts, this one
-// included, or an error if it could not read them all.
-func (p *consumerPool) heartbeat(ctx context.Context, kv jetstream.KeyValue) ([]hostInfo, error) {
+// heartbeat renews this host's lease and returns the pool's live hosts,
+// this one included, or an error if it could not renew or read them all.
+// A host whose lease is lost (its key expired while it could not renew)
+// keeps its consumers: the hosts registry only divides the target, and
+// the consumers' own fences keep the promises; Keep takes the key again.
+func (p *consumerPool) heartbeat(ctx context.Context, h *hosts) ([]hostInfo, error) {
 	// A request lost in a leader change must not hold the pool's loop.
 	ctx, cancel := context.WithTimeout(ctx, heartbeatTimeout)
 	defer cancel()
-	self := hostInfo{ID: p.id, Capacity: p.capacity, Consumers: len(p.running)}
+	self := hostInfo{ID: p.id, Pool: p.pool, Capacity: p.capacity, Consumers: len(p.running)}
 	val, _ := json.Marshal(self)
-	if _, err := kv.Put(ctx, p.id, val); err != nil {
+	if err := h.lease.Keep(ctx, val); err != nil {
 		return nil, fmt.Errorf("heartbeat: %w", err)
 	}
-	keys, err := kv.Keys(ctx)
-	if err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
+	lister, err := h.kv.ListKeysFiltered(ctx, p.pool+".*")
+	if err != nil {
 		return nil, fmt.Errorf("list hosts: %w", err)
 	}
+	defer func() { _ = lister.Stop() }()
 	peers := []hostInfo{self}
-	for _, k := range keys {
-		if k == p.id {
+	for k := range lister.Keys() {
+		if k == h.key {
 			continue
 		}
-		e, err := kv.Get(ctx, k)
+		e, err := h.kv.Get(ctx, k)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			continue // gone since the listing
 		}
 		if err != nil {
 			return nil, fmt.Errorf("host %s: %w", k, err)
 		}
-		var h hostInfo
-		if err := json.Unmarshal(e.Value(), &h); err != nil || h.ID != k {
+		var hi hostInfo
+		if err := json.Unmarshal(e.Value(), &hi); err != nil || hi.Pool+"."+hi.ID != k {
 			p.log.Warn("ignoring an unreadable host entry", "key", k, "err", err)
 			continue
 		}
-		peers = append(peers, h)
+		peers = append(peers, hi)
+	}
+	if ctx.Err() != nil {
+		// The listing ends early, without an error, when ctx ends: a
+		// partial list would give this host too large a share.
+		return nil, fmt.Errorf("list hosts: %w", ctx.Err())
 	}
 	return peers, nil
 }
@@ -279,7 +315,7 @@ func (p *consumerPool) reap() {
 }
 
 // resize starts or cancels consumers until n run. A cancelled consumer
-// hands its groups over in the background; wait waits for them.
+// hands its partitions over in the background; wait waits for them.
 func (p *consumerPool) resize(n int) {
 	for len(p.running) < n {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -304,7 +340,7 @@ func (p *consumerPool) resize(n int) {
 }
 
 // wait waits, after run returned, until every consumer has handed its
-// groups over, or ctx ends (their leases and member keys then expire).
+// partitions over, or ctx ends (their leases and member keys then expire).
 func (p *consumerPool) wait(ctx context.Context) error {
 	for _, r := range append(p.running, p.stopping...) {
 		select {

@@ -121,8 +121,14 @@ func (d *Daemon) startHosted(ctx context.Context, nc *nats.Conn) (stop, stopCall
 		d.log.Info("hosting no agents: no consumers to run (--demo or --sidecars host some)")
 		return closeAll, stopCalls, nil
 	}
-	pool, err := newConsumerPool(bus, js, d.log, d.reg, d.cfg.Consumers,
-		agentbus.ServePool(d.cfg.Pool), agentbus.ServePartitions(d.cfg.Partitions), agentbus.ServeAgents(hosted...),
+	// Declared before agentd is ready, as its consumers will (they start
+	// in the background): calls to the hosted agents made as soon as it is
+	// ready are routed to the pool, not refused as unknown agents.
+	if _, err := bus.Declare(ctx, agentbus.PoolConfig{Name: d.cfg.Pool, Partitions: d.cfg.Partitions}, hosted...); err != nil {
+		return nil, nil, fmt.Errorf("--pool %s: %w", d.cfg.Pool, err)
+	}
+	pool, err := newConsumerPool(bus, js, d.log, d.reg, d.cfg.Pool, d.cfg.Consumers,
+		agentbus.ServePartitions(d.cfg.Partitions), agentbus.ServeAgents(hosted...),
 		agentbus.ServeMemberTTL(d.cfg.MemberTTL))
 	if err != nil {
 		return nil, nil, err

@@ -19,7 +19,7 @@ type Config struct {
 	NATS      string        // NATS server URL(s), comma-separated
 	Interval  time.Duration // time between two decisions
 	DryRun    bool          // decide and report, never write the target
-	HTTP      string        // address of /metrics, /healthz, /readyz and /scale
+	HTTP      string        // address of /metrics, /healthz, /readyz, /scale and /scale/{pool}
 	Lease     time.Duration // TTL of the leader key; the leader refreshes it every Lease/3
 	ID        string        // this scalerd in the leader key and the targets it writes
 	LogLevel  string        // debug, info, warn or error
@@ -135,16 +135,16 @@ func flagSet(c *Config) *flag.FlagSet {
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&c.NATS, "nats", c.NATS, "NATS server `URL`s, comma-separated")
 	fs.DurationVar(&c.Interval, "interval", c.Interval, "time between two decisions")
-	fs.BoolVar(&c.DryRun, "dry-run", c.DryRun, "decide and report, never write the consumer target")
-	fs.StringVar(&c.HTTP, "http", c.HTTP, "`address` of /metrics, /healthz, /readyz and /scale")
+	fs.BoolVar(&c.DryRun, "dry-run", c.DryRun, "decide and report, never write the pools' consumer targets")
+	fs.StringVar(&c.HTTP, "http", c.HTTP, "`address` of /metrics, /healthz, /readyz, /scale and /scale/{pool}")
 	fs.DurationVar(&c.Lease, "lease", c.Lease, "TTL of the leader key: a leader that stops is replaced this long after its last refresh (every scalerd of a bus must use the same)")
 	fs.StringVar(&c.ID, "id", c.ID, "`name` of this scalerd in the leader key and the targets it writes (default: host name and a unique suffix)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: text or json")
 
 	p := &c.Policy
-	fs.IntVar(&p.MinConsumers, "min-consumers", p.MinConsumers, "fewest consumers `n`")
-	fs.IntVar(&p.MaxConsumers, "max-consumers", p.MaxConsumers, "most consumers `n`")
+	fs.IntVar(&p.MinConsumers, "min-consumers", p.MinConsumers, "fewest consumers `n` of each pool")
+	fs.IntVar(&p.MaxConsumers, "max-consumers", p.MaxConsumers, "most consumers `n` of each pool")
 	fs.Float64Var(&p.ScaleUpCPU, "scale-up-cpu", p.ScaleUpCPU, "scale up when the consumers' mean CPU `fraction` is above it")
 	fs.Float64Var(&p.ScaleDownCPU, "scale-down-cpu", p.ScaleDownCPU, "scaling down needs the mean CPU `fraction` below it")
 	fs.Float64Var(&p.TargetCPU, "target-cpu", p.TargetCPU, "CPU `fraction` a scaling step aims at")

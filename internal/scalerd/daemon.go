@@ -33,8 +33,11 @@ const (
 	readTimeout  = 10 * time.Second // HTTP request headers
 )
 
-// Status is the daemon's latest decision, as GET /scale returns it.
-type Status struct {
+// PoolStatus is one pool's latest decision, as GET /scale/{pool} returns
+// it.
+type PoolStatus struct {
+	// Pool is the pool decided for.
+	Pool string `json:"pool"`
 	// DesiredConsumers is the latest decision's consumer count: the value
 	// KEDA's metrics-api scaler reads (valueLocation "desiredConsumers").
 	DesiredConsumers int    `json:"desiredConsumers"`
@@ -45,12 +48,12 @@ type Status struct {
 	Leader bool      `json:"leader"`
 	DryRun bool      `json:"dryRun"`
 	At     time.Time `json:"at"`
-	// Consumers is the count the decision started from, Live the members
-	// alive and Ready those of them that report their CPU.
+	// Consumers is the count the decision started from, Live the pool's
+	// members alive and Ready those of them that report their CPU.
 	Consumers int `json:"consumers"`
 	Live      int `json:"live"`
 	Ready     int `json:"ready"`
-	// Target is the stored scale target, if any.
+	// Target is the pool's stored scale target, if any.
 	Target *agentbus.ScaleTarget `json:"target,omitempty"`
 	// Backlog and Waiting are in stored messages, the rates in stored
 	// messages per second.
@@ -61,6 +64,17 @@ type Status struct {
 	CPU         float64 `json:"cpu"`
 }
 
+// Status is the daemon's latest evaluation, as GET /scale returns it: the
+// decision of every pool that has reported (has partition consumers or
+// live members), by pool name.
+type Status struct {
+	ID     string                `json:"id"`
+	Leader bool                  `json:"leader"`
+	DryRun bool                  `json:"dryRun"`
+	At     time.Time             `json:"at"`
+	Pools  map[string]PoolStatus `json:"pools"`
+}
+
 // Option configures a Daemon.
 type Option func(*Daemon)
 
@@ -68,17 +82,20 @@ type Option func(*Daemon)
 // the snapshots' times, which are the policy's clock, and the targets'.
 func WithClock(now func() time.Time) Option { return func(d *Daemon) { d.now = now } }
 
-// Daemon is a running scalerd: every interval it samples the bus's backlog
-// and consumers, lets the scaling policy decide, and, while it leads and is
-// not a dry run, writes the decision as the bus's consumer target.
+// Daemon is a running scalerd: every interval it samples each pool's
+// backlog and consumers, lets the pool's scaling policy decide, and, while
+// it leads and is not a dry run, writes the decision as the pool's
+// consumer target.
 type Daemon struct {
-	cfg    Config
-	id     string
-	log    *slog.Logger
-	now    func() time.Time
-	reg    *prometheus.Registry
-	m      *metrics
-	policy *scaler.Policy
+	cfg Config
+	id  string
+	log *slog.Logger
+	now func() time.Time
+	reg *prometheus.Registry
+	m   *metrics
+
+	// pools are the pools that reported, touched by the loop only.
+	pools map[string]*poolState
 
 	ln       net.Listener
 	hs       *http.Server
@@ -89,14 +106,14 @@ type Daemon struct {
 
 	started atomic.Bool
 	conn    atomic.Pointer[nats.Conn] // the bus's connection once reached
-	status  atomic.Pointer[Status]
+	status  atomic.Pointer[Status]    // the latest evaluation
 	leading atomic.Bool
 	// crash, when set before the loop stops, makes it stop as a killed
 	// process would: no resignation (tests).
 	crash atomic.Bool
-	// onStatus, when set before Start, sees every evaluation's status
-	// (tests).
-	onStatus func(Status)
+	// onStatus, when set before Start, sees every pool's status at every
+	// evaluation (tests).
+	onStatus func(PoolStatus)
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -108,11 +125,10 @@ func NewDaemon(cfg Config, log *slog.Logger, opts ...Option) (*Daemon, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	policy, err := scaler.New(cfg.Policy)
-	if err != nil {
+	if _, err := scaler.New(cfg.Policy); err != nil {
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, id: cfg.ID, log: log, now: time.Now, policy: policy,
+	d := &Daemon{cfg: cfg, id: cfg.ID, log: log, now: time.Now, pools: map[string]*poolState{},
 		reg: prometheus.NewRegistry(), serveErr: make(chan error, 1), done: make(chan struct{})}
 	for _, o := range opts {
 		o(d)
@@ -125,6 +141,7 @@ func NewDaemon(cfg Config, log *slog.Logger, opts ...Option) (*Daemon, error) {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewBuildInfoCollector(),
 	)
+	var err error
 	if d.m, err = newMetrics(d.reg); err != nil {
 		return nil, err
 	}
@@ -186,13 +203,24 @@ func (d *Daemon) HTTPAddr() string {
 // Err yields the HTTP server's error if it stops serving before Shutdown.
 func (d *Daemon) Err() <-chan error { return d.serveErr }
 
-// Status returns the latest decision; ok is false before the first.
+// Status returns the latest evaluation; ok is false before the first.
 func (d *Daemon) Status() (s Status, ok bool) {
 	p := d.status.Load()
 	if p == nil {
 		return Status{}, false
 	}
 	return *p, true
+}
+
+// PoolStatus returns pool's latest decision; ok is false before the pool
+// has reported.
+func (d *Daemon) PoolStatus(pool string) (s PoolStatus, ok bool) {
+	p := d.status.Load()
+	if p == nil {
+		return PoolStatus{}, false
+	}
+	s, ok = p.Pools[pool]
+	return s, ok
 }
 
 // Leader reports whether this scalerd leads now.
@@ -242,20 +270,10 @@ func (d *Daemon) run(ctx context.Context) {
 	}()
 
 	var el *elector
-	targets := &targetCache{}
 	for el == nil {
 		js, err := jetstream.New(bus.Conn())
 		if err == nil {
 			el, err = newElector(ctx, js, d.id, d.cfg.Lease, d.log, d.now, d.setLeader)
-		}
-		if err == nil {
-			// The stored target, then every change to it: a watch, rather
-			// than a read every interval.
-			var t agentbus.ScaleTarget
-			var ok bool
-			if t, ok, err = bus.ScaleTarget(ctx); err == nil {
-				targets.set(t, ok)
-			}
 		}
 		if err != nil {
 			el = nil
@@ -268,29 +286,16 @@ func (d *Daemon) run(ctx context.Context) {
 			}
 		}
 	}
-	src, err := newStreamSource(bus)
+	streams, err := newStreamSource(bus)
 	if err != nil {
-		d.log.Error("backlog source", "err", err) // cannot happen: the groups are valid
+		d.log.Error("backlog source", "err", err) // cannot happen: the connection is open
 		return
 	}
-	sampler := scaler.NewSampler(src, memberSource{bus}, d.now)
+	members := memberSource{bus}
 
 	var wg sync.WaitGroup
 	ectx, stopElection := context.WithCancel(ctx)
 	wg.Go(func() { el.run(ectx, d.cfg.Lease/3) })
-	if ch, err := bus.WatchScaleTarget(ectx); err != nil {
-		d.log.Warn("watch scale target; only this scalerd's writes are seen", "err", err)
-	} else {
-		wg.Go(func() {
-			for t := range ch {
-				if t == nil {
-					targets.set(agentbus.ScaleTarget{}, false) // deleted
-				} else {
-					targets.set(*t, true)
-				}
-			}
-		})
-	}
 	defer func() {
 		stopElection()
 		wg.Wait()
@@ -306,7 +311,7 @@ func (d *Daemon) run(ctx context.Context) {
 	tick := time.NewTicker(d.cfg.Interval)
 	defer tick.Stop()
 	for {
-		d.evaluate(ctx, bus, sampler, el, targets)
+		d.evaluate(ctx, bus, streams, members, el)
 		select {
 		case <-ctx.Done():
 			return
@@ -349,13 +354,43 @@ func (d *Daemon) setLeader(leader bool) {
 	}
 }
 
-// evaluate is one interval: sample, decide, and write the target if this
-// scalerd leads, is not a dry run, and the decision is a step to a count
-// other than the stored target's (or the stored target is old).
-func (d *Daemon) evaluate(ctx context.Context, bus *agentbus.Bus, sampler *scaler.Sampler, el *elector, targets *targetCache) {
+// poolState is what the daemon keeps of a pool that has reported: its
+// policy (whose state, such as the forecast and the learned capacity, is
+// the pool's), its sampler, and its stored target as last read or written.
+type poolState struct {
+	name      string
+	src       *poolSource
+	sampler   *scaler.Sampler
+	policy    *scaler.Policy
+	target    agentbus.ScaleTarget
+	hasTarget bool
+}
+
+// pool returns the state of a pool, made when it first reports.
+func (d *Daemon) pool(name string) *poolState {
+	if ps := d.pools[name]; ps != nil {
+		return ps
+	}
+	policy, _ := scaler.New(d.cfg.Policy) // validated by NewDaemon
+	src := &poolSource{}
+	ps := &poolState{name: name, src: src, sampler: scaler.NewSampler(src, src, d.now), policy: policy}
+	d.pools[name] = ps
+	d.m.addPool(name)
+	d.log.Info("pool reported", "pool", name)
+	return ps
+}
+
+// evaluate is one interval: read the backlog and the members of every
+// pool, then for each pool that has reported (it has partition consumers
+// or live members) decide, and write the pool's target if this scalerd
+// leads, is not a dry run, and the decision is a step to a count other
+// than the stored target's (or the stored target is old). A pool that has
+// not reported is left alone: it has no state here, and its target is
+// neither set nor changed.
+func (d *Daemon) evaluate(ctx context.Context, bus *agentbus.Bus, streams *streamSource, members memberSource, el *elector) {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	snap, err := sampler.Sample(ctx)
+	r, err := readPools(ctx, streams, members)
 	if err != nil {
 		if ctx.Err() == nil {
 			d.m.sampleErrors.Inc()
@@ -363,68 +398,106 @@ func (d *Daemon) evaluate(ctx context.Context, bus *agentbus.Bus, sampler *scale
 		}
 		return
 	}
-	target, hasTarget := targets.get()
+	// The leadership is confirmed (the leader key refreshed) once per
+	// evaluation, right before its first write.
+	confirmed, confirmedOK := false, false
+	confirm := func() bool {
+		if !confirmed {
+			confirmed, confirmedOK = true, el.campaign(ctx)
+		}
+		return confirmedOK
+	}
+	names := r.pools()
+	statuses := make(map[string]PoolStatus, len(names))
+	for _, name := range names {
+		ps := d.pool(name)
+		ps.src.set(r, name)
+		statuses[name] = d.decide(ctx, bus, el, ps, confirm)
+	}
+	for name := range d.pools {
+		if _, ok := statuses[name]; !ok {
+			delete(d.pools, name) // its consumers were deleted and its members left
+			d.m.dropPool(name)
+			d.log.Info("pool no longer reports: its partition consumers and members are gone", "pool", name)
+		}
+	}
+	leader := el.leader()
+	for name, st := range statuses {
+		st.Leader = leader
+		statuses[name] = st
+		if d.onStatus != nil {
+			d.onStatus(st)
+		}
+	}
+	d.m.pools.Set(float64(len(names)))
+	d.m.lastSample.Set(float64(d.now().UnixNano()) / 1e9)
+	d.status.Store(&Status{ID: d.id, Leader: leader, DryRun: d.cfg.DryRun, At: d.now(), Pools: statuses})
+}
+
+// decide samples one pool, lets its policy decide, and writes its target
+// when due.
+func (d *Daemon) decide(ctx context.Context, bus *agentbus.Bus, el *elector, ps *poolState, confirm func() bool) PoolStatus {
+	snap, err := ps.sampler.Sample(ctx) // from the reading in memory: cannot fail
+	if err != nil {
+		d.log.Warn("sample", "pool", ps.name, "err", err)
+	}
+	if t, ok, err := bus.ScaleTarget(ctx, ps.name); err == nil {
+		ps.target, ps.hasTarget = t, ok
+	} else if ctx.Err() == nil {
+		d.log.Warn("scale target not read; using the last one known", "pool", ps.name, "err", err)
+	}
+	target, hasTarget := ps.target, ps.hasTarget
 	live := snap.Consumers
 	// The consumers of a new target count as starting until they have had
 	// Lead to start: the policy must not mistake them for missing.
 	if hasTarget && target.Consumers > snap.Consumers && snap.Time.Sub(target.At) < d.cfg.Policy.Lead {
 		snap.Consumers = target.Consumers
 	}
-	dec := d.policy.Decide(snap)
-	d.m.observe(snap, dec)
-	if hasTarget {
-		d.m.target.Set(float64(target.Consumers))
-	} else {
-		d.m.target.Set(-1)
-	}
+	dec := ps.policy.Decide(snap)
+	d.m.observe(ps.name, snap, dec)
 
-	leader := el.leader()
 	switch {
-	case !leader || d.cfg.DryRun:
+	case !el.leader() || d.cfg.DryRun:
 	case dec.To != dec.From && (!hasTarget || dec.To != target.Consumers):
-		target, hasTarget = d.write(ctx, bus, el, dec.To, dec.Reason, dec, targets)
+		d.write(ctx, bus, ps, dec.To, dec.Reason, dec, confirm)
 	case hasTarget && snap.Time.Sub(target.At) >= refreshAfter*d.cfg.Interval:
 		why := fmt.Sprintf("unchanged at %d consumers; latest decision: %s", target.Consumers, dec.Reason)
-		target, hasTarget = d.write(ctx, bus, el, target.Consumers, why, dec, targets)
+		d.write(ctx, bus, ps, target.Consumers, why, dec, confirm)
 	}
-	leader = el.leader()
+	d.m.setTarget(ps.name, ps.target, ps.hasTarget)
 
-	st := &Status{DesiredConsumers: dec.To, Reason: dec.Reason, Trigger: string(dec.Trigger),
-		Leader: leader, DryRun: d.cfg.DryRun, At: dec.Time,
-		Consumers: dec.From, Live: live, Ready: snap.Ready,
+	st := PoolStatus{Pool: ps.name, DesiredConsumers: dec.To, Reason: dec.Reason, Trigger: string(dec.Trigger),
+		DryRun: d.cfg.DryRun, At: dec.Time, Consumers: dec.From, Live: live, Ready: snap.Ready,
 		Backlog: snap.Backlog, Waiting: max(snap.Backlog-max(snap.InFlight, 0), 0),
 		ArrivalRate: snap.ArrivalRate, HandledRate: snap.HandledRate, CPU: snap.CPU}
-	if hasTarget {
-		st.Target = &target
-	}
-	d.status.Store(st)
-	if d.onStatus != nil {
-		d.onStatus(*st)
+	if ps.hasTarget {
+		t := ps.target
+		st.Target = &t
 	}
 	level := slog.LevelDebug
 	if dec.To != dec.From {
 		level = slog.LevelInfo
 	}
-	d.log.Log(ctx, level, "decision", "from", dec.From, "to", dec.To, "trigger", dec.Trigger, "reason", dec.Reason,
-		"leader", leader, "dry_run", d.cfg.DryRun, "backlog", snap.Backlog, "live", live, "ready", snap.Ready)
+	d.log.Log(ctx, level, "decision", "pool", ps.name, "from", dec.From, "to", dec.To, "trigger", dec.Trigger, "reason", dec.Reason,
+		"leader", el.leader(), "dry_run", d.cfg.DryRun, "backlog", snap.Backlog, "live", live, "ready", snap.Ready)
+	return st
 }
 
-// write stores a target after confirming the leadership (a refresh of the
-// leader key right before it), and returns the stored target as it now is.
-func (d *Daemon) write(ctx context.Context, bus *agentbus.Bus, el *elector, n int, why string, dec scaler.Decision, targets *targetCache) (agentbus.ScaleTarget, bool) {
+// write stores a pool's target after confirming the leadership (a refresh
+// of the leader key right before the evaluation's first write), and
+// records it as the pool's stored target.
+func (d *Daemon) write(ctx context.Context, bus *agentbus.Bus, ps *poolState, n int, why string, dec scaler.Decision, confirm func() bool) {
 	t := agentbus.ScaleTarget{Consumers: n, Reason: why, At: dec.Time, By: d.id}
-	if !el.campaign(ctx) {
-		return targets.get() // lost the lead: the new leader decides
+	if !confirm() {
+		return // lost the lead: the new leader decides
 	}
-	if err := bus.SetScaleTarget(ctx, t); err != nil {
-		d.log.Warn("scale target not written", "consumers", n, "err", err)
-		return targets.get()
+	if err := bus.SetScaleTarget(ctx, ps.name, t); err != nil {
+		d.log.Warn("scale target not written", "pool", ps.name, "consumers", n, "err", err)
+		return
 	}
-	targets.set(t, true)
-	d.m.writes.Inc()
-	d.m.target.Set(float64(n))
-	d.log.Info("scale target written", "consumers", n, "reason", why)
-	return t, true
+	ps.target, ps.hasTarget = t, true
+	d.m.writes.WithLabelValues(ps.name).Inc()
+	d.log.Info("scale target written", "pool", ps.name, "consumers", n, "reason", why)
 }
 
 // handler serves /metrics, /healthz, /readyz and /scale.
@@ -445,18 +518,41 @@ func (d *Daemon) handler() http.Handler {
 		}
 	})
 	mux.HandleFunc("GET /scale", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
 		st, ok := d.Status()
 		if !ok {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_ = json.NewEncoder(w).Encode(map[string]string{"error": "no decision yet"})
+			answerJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "no decision yet"})
 			return
 		}
-		enc := json.NewEncoder(w)
-		enc.SetEscapeHTML(false) // reasons say "backlog 5400 > 1000", not \u003e
-		_ = enc.Encode(st)
+		answerJSON(w, http.StatusOK, st)
+	})
+	mux.HandleFunc("GET /scale/{pool}", func(w http.ResponseWriter, r *http.Request) {
+		pool := r.PathValue("pool")
+		if err := placement.ValidatePoolName(pool); err != nil {
+			answerJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		if _, ok := d.Status(); !ok {
+			answerJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "no decision yet"})
+			return
+		}
+		st, ok := d.PoolStatus(pool)
+		if !ok {
+			answerJSON(w, http.StatusNotFound, map[string]string{
+				"error": fmt.Sprintf("pool %s has not reported: it has no partition consumers and no live members", pool)})
+			return
+		}
+		answerJSON(w, http.StatusOK, st)
 	})
 	return mux
+}
+
+// answerJSON answers with v as JSON.
+func answerJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // reasons say "backlog 5400 > 1000", not \u003e
+	_ = enc.Encode(v)
 }
 
 // sleep waits for d or until ctx ends; it reports whether ctx is still live.
@@ -469,23 +565,4 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
-}
-
-// targetCache is the stored scale target as the watch last reported it.
-type targetCache struct {
-	mu sync.Mutex
-	t  agentbus.ScaleTarget
-	ok bool
-}
-
-func (c *targetCache) set(t agentbus.ScaleTarget, ok bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t, c.ok = t, ok
-}
-
-func (c *targetCache) get() (agentbus.ScaleTarget, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t, c.ok
 }

@@ -137,12 +137,13 @@ func TestLostLeaseStopsActing(t *testing.T) {
 func TestDryRunWritesNothing(t *testing.T) {
 	srv := embeddedtest.RunServer(t)
 	bus := newBus(t, srv)
+	reportPool(t, bus, "web", "web", 4)
 	cfg := testDaemonConfig(srv, "scalerd-dry")
 	cfg.DryRun = true
 	cfg.Policy.MinConsumers = 3 // with no consumers, every decision is a step to 3
 	d := startDaemon(t, cfg)
 	waitFor(t, 30*time.Second, "the dry run leads and decides", func() bool {
-		st, ok := d.Status()
+		st, ok := d.PoolStatus("web")
 		return ok && d.Leader() && st.DesiredConsumers == 3
 	})
 	for range 5 {
@@ -150,14 +151,14 @@ func TestDryRunWritesNothing(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if tgt, ok, err := bus.ScaleTarget(ctx); err != nil || ok {
+	if tgt, ok, err := bus.ScaleTarget(ctx, "web"); err != nil || ok {
 		t.Errorf("dry run wrote %+v (%v)", tgt, err)
 	}
-	st, _ := d.Status()
+	st, _ := d.PoolStatus("web")
 	if !st.DryRun || st.Target != nil || !strings.Contains(st.Reason, "minimum 3") || st.Trigger != "bounds" {
 		t.Errorf("status %+v", st)
 	}
-	if n := testutil.ToFloat64(d.m.writes); n != 0 {
+	if n := testutil.ToFloat64(d.m.writes.WithLabelValues("web")); n != 0 {
 		t.Errorf("%v writes", n)
 	}
 
@@ -168,22 +169,23 @@ func TestDryRunWritesNothing(t *testing.T) {
 	}
 	w := startDaemon(t, cfg)
 	waitFor(t, 30*time.Second, "the target is written", func() bool {
-		tgt, ok, err := bus.ScaleTarget(ctx)
+		tgt, ok, err := bus.ScaleTarget(ctx, "web")
 		return err == nil && ok && tgt.Consumers == 3 && tgt.By == "scalerd-wet" && strings.Contains(tgt.Reason, "minimum 3")
 	})
 	for range 5 {
 		time.Sleep(cfg.Interval)
 	}
-	if n := testutil.ToFloat64(w.m.writes); n != 1 {
+	if n := testutil.ToFloat64(w.m.writes.WithLabelValues("web")); n != 1 {
 		t.Errorf("%v writes of an unchanged target, want 1", n)
 	}
 }
 
-// TestHTTP: /healthz, /readyz, /scale and /metrics answer, and the metrics
-// pass the Prometheus linter.
+// TestHTTP: /healthz, /readyz, /scale, /scale/{pool} and /metrics answer,
+// and the metrics pass the Prometheus linter.
 func TestHTTP(t *testing.T) {
 	srv := embeddedtest.RunServer(t)
-	newBus(t, srv)
+	bus := newBus(t, srv)
+	reportPool(t, bus, "web", "web", 4)
 	d := startDaemon(t, testDaemonConfig(srv, "scalerd-http"))
 	if code, _ := get(t, d, "/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz %d", code)
@@ -191,33 +193,55 @@ func TestHTTP(t *testing.T) {
 	if err := d.Start(context.Background()); !errors.Is(err, ErrStarted) {
 		t.Errorf("second Start: %v", err)
 	}
-	waitFor(t, 30*time.Second, "/readyz answers 200", func() bool {
+	waitFor(t, 30*time.Second, "/readyz answers 200 and the pool's target is written", func() bool {
 		code, _ := get(t, d, "/readyz")
-		return code == http.StatusOK
+		st, ok := d.PoolStatus("web")
+		return code == http.StatusOK && ok && st.Target != nil
 	})
 	code, body := get(t, d, "/scale")
-	var st map[string]any
-	if err := json.Unmarshal([]byte(body), &st); code != http.StatusOK || err != nil {
+	var all struct {
+		ID     string                    `json:"id"`
+		Leader bool                      `json:"leader"`
+		Pools  map[string]map[string]any `json:"pools"`
+	}
+	if err := json.Unmarshal([]byte(body), &all); code != http.StatusOK || err != nil {
 		t.Fatalf("/scale %d %q: %v", code, body, err)
 	}
-	for _, k := range []string{"desiredConsumers", "reason", "leader", "at", "trigger"} {
-		if _, ok := st[k]; !ok {
-			t.Errorf("/scale has no %q: %s", k, body)
-		}
-	}
-	if st["desiredConsumers"] != 1.0 || st["leader"] != true {
+	if all.ID != "scalerd-http" || !all.Leader || len(all.Pools) != 1 || all.Pools["web"]["desiredConsumers"] != 1.0 {
 		t.Errorf("/scale %s", body)
 	}
+	code, body = get(t, d, "/scale/web")
+	var st map[string]any
+	if err := json.Unmarshal([]byte(body), &st); code != http.StatusOK || err != nil {
+		t.Fatalf("/scale/web %d %q: %v", code, body, err)
+	}
+	for _, k := range []string{"pool", "desiredConsumers", "reason", "leader", "at", "trigger", "target"} {
+		if _, ok := st[k]; !ok {
+			t.Errorf("/scale/web has no %q: %s", k, body)
+		}
+	}
+	if st["pool"] != "web" || st["desiredConsumers"] != 1.0 || st["leader"] != true {
+		t.Errorf("/scale/web %s", body)
+	}
 	if reason, _ := st["reason"].(string); !strings.Contains(body, reason) {
-		t.Errorf("/scale escapes its reason %q: %s", reason, body)
+		t.Errorf("/scale/web escapes its reason %q: %s", reason, body)
+	}
+	if code, body := get(t, d, "/scale/nobody"); code != http.StatusNotFound || !strings.Contains(body, "has not reported") {
+		t.Errorf("/scale/nobody %d %s", code, body)
+	}
+	if code, _ := get(t, d, "/scale/a.b"); code != http.StatusBadRequest {
+		t.Errorf("/scale/a.b %d", code)
 	}
 	code, body = get(t, d, "/metrics")
 	for _, name := range []string{
-		"a2abus_scaler_backlog_messages", "a2abus_scaler_backlog_waiting_messages", "a2abus_scaler_arrivals_per_second",
-		"a2abus_scaler_handled_per_second", "a2abus_scaler_consumer_cpu_ratio", "a2abus_scaler_consumers",
-		"a2abus_scaler_forecast_arrivals_per_second", "a2abus_scaler_forecast_confidence", "a2abus_scaler_predicted_growth_ratio",
-		"a2abus_scaler_desired_consumers 1", "a2abus_scaler_leader 1", `a2abus_scaler_decisions_total{direction="up",trigger="bounds"}`,
-		"go_goroutines",
+		`a2abus_scaler_backlog_messages{pool="web"}`, `a2abus_scaler_backlog_waiting_messages{pool="web"}`,
+		`a2abus_scaler_arrivals_per_second{pool="web"}`, `a2abus_scaler_handled_per_second{pool="web"}`,
+		`a2abus_scaler_consumer_cpu_ratio{pool="web"}`, `a2abus_scaler_consumers{pool="web"}`,
+		`a2abus_scaler_forecast_arrivals_per_second{pool="web"}`, `a2abus_scaler_forecast_confidence{pool="web"}`,
+		`a2abus_scaler_predicted_growth_ratio{pool="web"}`, `a2abus_scaler_desired_consumers{pool="web"} 1`,
+		`a2abus_scaler_target_consumers{pool="web"} 1`, `a2abus_scaler_target_writes_total{pool="web"} 1`,
+		"a2abus_scaler_leader 1", "a2abus_scaler_pools 1",
+		`a2abus_scaler_decisions_total{direction="up",pool="web",trigger="bounds"}`, "go_goroutines",
 	} {
 		if code != http.StatusOK || !strings.Contains(body, name) {
 			t.Errorf("/metrics (%d) has no %s", code, name)

@@ -3,31 +3,43 @@
 //
 // # The daemon
 //
-// "scalerd" (no command) runs the daemon. Every --interval (default 15 s)
-// it samples the bus:
+// "scalerd" (no command) runs the daemon. It scales each pool
+// (agentbus.ServePool: agentd's --pool, or an agent process's own pool)
+// apart: every --interval (default 15 s) it samples the bus, by pool:
 //
 //   - the backlog, through the JetStream API (never the monitoring
-//     endpoint): the info of every group's durable consumer on stream A2A
-//     (NumPending waiting, NumAckPending in flight; each consumer's leader
-//     answers for it), and the stream's state: its last sequence is the
-//     count of messages received, and, since the stream keeps a message
-//     until it is acknowledged, the last sequence less the messages stored
-//     is the count finished. All three are stored messages: batches of A2A
-//     messages, so the arrival and handled rates and the thresholds
-//     (--scale-up-backlog) are in batches, as KEDA's nats-jetstream lag is.
-//   - the consumers, from the members bucket (agentbus.Bus.Members): each
-//     member's process CPU; a member that has not reported its CPU yet has
-//     just started and is not ready.
+//     endpoint): the info of every partition's durable consumer on stream
+//     A2A (<pool>_pNNNN, grouped by pool; NumPending waiting,
+//     NumAckPending in flight; each consumer's leader answers for it). A
+//     pool's finished count is the rise of its consumers' ack floors (a
+//     partition has at most one message out, MaxAckPending 1), its
+//     received count that plus the rise of its backlog. All are stored
+//     messages: batches of A2A messages, so the arrival and handled rates
+//     and the thresholds (--scale-up-backlog) are in batches, as KEDA's
+//     nats-jetstream lag is.
+//   - the consumers, from the members bucket (agentbus.Bus.Members),
+//     grouped by Member.Pool: each member's process CPU; a member that has
+//     not reported its CPU yet has just started and is not ready.
 //
-// The scaling policy (package scaler) decides the consumer count from the
-// sample. The count it starts from is the live members, or the stored
-// target's count while that target's new consumers have had less than
-// --lead to start. While this scalerd leads and is not a --dry-run, a
+// A pool has reported once it has partition consumers or live members;
+// scalerd decides only for pools that have reported. A pool that is only
+// declared in the registry, even with messages waiting for it, is left
+// alone: its target stays unset (agentd then runs its --consumers
+// default, whose members make the pool report). A pool whose consumers
+// and members are all gone is forgotten, with its metric series.
+//
+// Each pool has a scaling policy of its own (package scaler, the same
+// settings for every pool, so --min-consumers and --max-consumers bound
+// each pool), which decides the pool's consumer count from the pool's
+// sample. The count it starts from is the pool's live members, or its
+// stored target's count while that target's new consumers have had less
+// than --lead to start. While this scalerd leads and is not a --dry-run, a
 // decision that steps to a count other than the stored target's is written
-// as the bus's scale target (agentbus.Bus.SetScaleTarget, bucket
-// a2abus_scale; "nats kv history a2abus_scale consumers" lists past
-// decisions with their reasons), which every agentd follows; an unchanged
-// target is written again every 20 intervals, to show the leader is alive.
+// as the pool's scale target (agentbus.Bus.SetScaleTarget, bucket
+// a2abus_scale, key pools.<pool>; "nats kv history a2abus_scale
+// pools.<pool>" lists past decisions with their reasons), which every
+// agentd of the pool follows; an unchanged target is written again every
+// 20 intervals, to show the leader is alive.
 //
 // Leader election: two or more scalerds share KV bucket a2abus_scaler, key
 // "leader", whose TTL is --lease (default 10 s), through package
@@ -59,33 +71,47 @@
 // before agentd. SIGTERM stops it: it resigns and exits 0.
 //
 // HTTP, on --http: /metrics (its own registry: a2abus_scaler_* gauges of
-// the backlog, rates, CPU, consumers, forecast, predicted growth, desired
-// and stored counts and leadership; a2abus_scaler_decisions_total by
-// direction and trigger; the bus connection's and the Go runtime's
-// metrics), /healthz (200 while the process runs), /readyz (200 once
-// connected to the bus and sampled once) and /scale, the latest decision
-// as JSON:
+// each pool's backlog, rates, CPU, consumers, forecast, predicted growth,
+// desired and stored counts, labelled pool, e.g.
+// a2abus_scaler_target_consumers{pool="agentd"}; a2abus_scaler_decisions_total
+// by pool, direction and trigger; a2abus_scaler_target_writes_total by
+// pool; a2abus_scaler_pools, a2abus_scaler_leader; the bus connection's
+// and the Go runtime's metrics), /healthz (200 while the process runs),
+// /readyz (200 once connected to the bus and sampled once), /scale, the
+// latest decision of every pool that has reported, and /scale/{pool}, one
+// pool's (404 for a pool that has not reported):
 //
-//	{"desiredConsumers": 6, "reason": "backlog 926 > 500: 1 → 6 consumers",
-//	 "trigger": "backlog", "leader": true, "dryRun": false,
-//	 "at": "2026-11-26T13:18:27Z", "consumers": 1, "live": 1, "ready": 1,
-//	 "target": {...}, "backlog": 1100, "waiting": 926, ...}
+//	GET /scale/agentd
+//	{"pool": "agentd", "desiredConsumers": 6,
+//	 "reason": "backlog 926 > 500: 1 → 6 consumers", "trigger": "backlog",
+//	 "leader": true, "dryRun": false, "at": "2026-11-26T13:18:27Z",
+//	 "consumers": 1, "live": 1, "ready": 1, "target": {...},
+//	 "backlog": 1100, "waiting": 926, ...}
 //
-// KEDA: agentd follows the target in KV by itself, so KEDA is not needed to
-// run more consumers on the hosts there are. To let KEDA add or remove
-// agentd pods (hosts) as well, point its metrics-api scaler at /scale:
+//	GET /scale
+//	{"id": "scalerd-1", "leader": true, "dryRun": false, "at": "...",
+//	 "pools": {"agentd": {...}, "research": {...}}}
+//
+// KEDA: agentd follows its pool's target in KV by itself, so KEDA is not
+// needed to run more consumers on the hosts there are. To let KEDA add or
+// remove a pool's agentd pods (hosts) as well, give each pool's deployment
+// a ScaledObject whose metrics-api trigger reads that pool's
+// /scale/{pool} (deploy/keda.yaml):
 //
 //	triggers:
 //	- type: metrics-api
 //	  metadata:
-//	    url: "http://scalerd.a2abus.svc:8081/scale"
+//	    url: "http://scalerd.a2abus.svc:8081/scale/agentd"
 //	    valueLocation: "desiredConsumers"
 //	    targetValue: "4"      # consumers per agentd pod
 //
 // With the default AverageValue metric type the HPA runs
 // ceil(desiredConsumers / targetValue) pods. Every scalerd decides, so any
 // of them answers; the leader's decision is the one written (its "leader"
-// is true).
+// is true). Until the pool reports, /scale/{pool} answers 404, which KEDA
+// counts as a failed read: after failureThreshold of them the deployment
+// runs its fallback replicas (deploy/keda.yaml sets one), and its first
+// agentd's default consumers make the pool report.
 //
 // # The simulator
 //

@@ -12,16 +12,19 @@ import (
 	"github.com/a2abus/a2abus/codec"
 	"github.com/a2abus/a2abus/embedded"
 	"github.com/a2abus/a2abus/embedded/embeddedtest"
+	"github.com/a2abus/a2abus/placement"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // newBus connects a bus to srv, provisioning the streams, closed when the
-// test ends.
+// test ends. Its sends to an agent wait for the agent's declaration, which
+// a Serve or a Declare of the test makes.
 func newBus(t *testing.T, srv *embedded.Server, opts ...agentbus.Option) *agentbus.Bus {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	all := append([]agentbus.Option{agentbus.WithURL(srv.ClientURL()), agentbus.WithLogger(embeddedtest.Logger(t)),
-		agentbus.WithEnsureStreams(agentbus.StreamConfig{})}, opts...)
+		agentbus.WithEnsureStreams(agentbus.StreamConfig{}), agentbus.WithUnknownAgents(agentbus.WaitUnknown)}, opts...)
 	bus, err := agentbus.Connect(ctx, all...)
 	if err != nil {
 		t.Fatal(err)
@@ -114,4 +117,30 @@ func get(t *testing.T, d *Daemon, path string) (int, string) {
 		t.Fatal(err)
 	}
 	return resp.StatusCode, string(body)
+}
+
+// reportPool declares pool with agent and creates its partition consumers,
+// as a pool's first member does: the pool has reported, with no members.
+func reportPool(t *testing.T, bus *agentbus.Bus, pool, agent string, partitions int) *placement.Pool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, err := bus.Declare(ctx, agentbus.PoolConfig{Name: pool, Partitions: partitions}, agent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(bus.Conn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := range partitions {
+		cfg, err := agentbus.ConsumerConfig(p, n, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := js.CreateOrUpdateConsumer(ctx, agentbus.StreamName, cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p
 }

@@ -23,10 +23,14 @@ type timeline struct {
 
 type evalRecord struct {
 	since time.Duration // wall time since the burst started, for the log only
-	st    Status
+	st    PoolStatus
 }
 
-func (tl *timeline) add(st Status) {
+// add records the statuses of the agentds' pool.
+func (tl *timeline) add(st PoolStatus) {
+	if st.Pool != agentdPool {
+		return
+	}
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
 	since := time.Duration(0)
@@ -49,6 +53,9 @@ func (tl *timeline) markStart() int {
 	return len(tl.evals)
 }
 
+// agentdPool is the pool of agentd's hosted agents (its --pool default).
+const agentdPool = "agentd"
+
 // TestBurstScalesUpAndDown is the scaler's end-to-end test: real agentd
 // daemons hosting the demo agents are the consumers, two scalerds watch
 // the bus. A burst of 50 000 messages makes the leading scalerd raise the
@@ -58,11 +65,13 @@ func (tl *timeline) markStart() int {
 // hands over to the standby, which then writes the target.
 //
 // The burst goes to the demo agents echo and worker (the only agents an
-// agentd --demo hosts), so it fills two consumer groups: the consumers
-// beyond two have nothing to pull and the drain does not speed up. The test
-// checks the control loop, not the speed-up, which the simulator measures.
-// Batches of ten make the backlog 5 000 stored messages, far more than the
-// 2 × 128 a group's consumer holds in flight, so most of it waits.
+// agentd --demo hosts, in pool agentd), with no conversation and no
+// sender, so it fills two of the pool's partitions: the consumers beyond
+// two have nothing to pull and the drain does not speed up. The test
+// checks the control loop, not the speed-up, which the simulator
+// measures. Batches of ten make the backlog 5 000 stored messages, far
+// more than the one a partition's consumer holds in flight, so most of it
+// waits.
 func TestBurstScalesUpAndDown(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end to end: 50 000 messages through agentd daemons")
@@ -144,7 +153,7 @@ func TestBurstScalesUpAndDown(t *testing.T) {
 	b := newScalerd("scalerd-b", &tlB)
 
 	target := func() (agentbus.ScaleTarget, bool) {
-		tgt, ok, err := sender.ScaleTarget(ctx)
+		tgt, ok, err := sender.ScaleTarget(ctx, agentdPool)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -163,7 +172,7 @@ func TestBurstScalesUpAndDown(t *testing.T) {
 	}()
 	// Idle, the pool settles at the minimum: one consumer, ready.
 	waitFor(t, 60*time.Second, "the idle pool settles at one ready consumer", func() bool {
-		st, ok := a.Status()
+		st, ok := a.PoolStatus(agentdPool)
 		tgt, has := target()
 		return ok && has && tgt.Consumers == 1 && st.Live == 1 && st.Ready == 1 && st.Backlog == 0
 	})
@@ -173,7 +182,7 @@ func TestBurstScalesUpAndDown(t *testing.T) {
 	// ... and its last step is past the scale-up cooldown (on the scaler's
 	// clock), so that the burst's first decision may step.
 	waitFor(t, 30*time.Second, "the last step is past the scale-up cooldown", func() bool {
-		st, _ := a.Status()
+		st, _ := a.PoolStatus(agentdPool)
 		tgt, _ := target()
 		return st.At.Sub(tgt.At) > scalerCfg("").Policy.ScaleUpCooldown
 	})
@@ -248,20 +257,20 @@ func TestBurstScalesUpAndDown(t *testing.T) {
 	sentIn := time.Since(burstStart)
 	peakLive := 0
 	waitFor(t, 90*time.Second, "the backlog drains", func() bool {
-		st, _ := a.Status()
+		st, _ := a.PoolStatus(agentdPool)
 		peakLive = max(peakLive, st.Live)
 		return st.Backlog == 0 && st.HandledRate == 0
 	})
 	drainedIn := time.Since(burstStart)
 	waitFor(t, 60*time.Second, "the target comes back down to one consumer", func() bool {
-		st, _ := a.Status()
+		st, _ := a.PoolStatus(agentdPool)
 		peakLive = max(peakLive, st.Live)
 		tgt, _ := target()
 		return tgt.Consumers == 1
 	})
 	downIn := time.Since(burstStart)
 	waitFor(t, 30*time.Second, "the consumers follow the target down", func() bool {
-		st, _ := a.Status()
+		st, _ := a.PoolStatus(agentdPool)
 		return st.Live == 1
 	})
 

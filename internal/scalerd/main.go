@@ -20,13 +20,15 @@ const (
 
 const usageText = `Usage:
   scalerd [flags]
-      Run the scaler daemon: every --interval it reads the bus's backlog
-      (JetStream consumer info of every group) and its consumers (the
-      members bucket), decides the consumer count with the a2abus scaling
-      policy and, while it leads, writes it as the bus's scale target, which
-      every agentd follows. Two or more scalerds elect one leader; the
-      others decide too, report and stand by. Serves /metrics, /healthz,
-      /readyz and /scale (for KEDA's metrics-api scaler) on --http. Every
+      Run the scaler daemon: every --interval it reads each pool's backlog
+      (JetStream consumer info of its partitions) and its consumers (the
+      members bucket), decides each pool's consumer count with the a2abus
+      scaling policy and, while it leads, writes it as the pool's scale
+      target, which the pool's agentds follow; pools that have not
+      reported (no partition consumers, no members) are left alone. Two or
+      more scalerds elect one leader; the others decide too, report and
+      stand by. Serves /metrics, /healthz, /readyz, /scale and
+      /scale/{pool} (for KEDA's metrics-api scaler) on --http. Every
       flag is also a SCALERD_* environment variable (--dry-run is
       SCALERD_DRY_RUN); a flag given wins. See "scalerd --help" for the flags.
 

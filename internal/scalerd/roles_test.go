@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/a2abus/a2abus/agentbus"
+	"github.com/a2abus/a2abus/codec"
 	"github.com/a2abus/a2abus/embedded"
 	"github.com/a2abus/a2abus/embedded/embeddedtest"
 	"github.com/nats-io/nats-server/v2/server"
@@ -40,7 +41,7 @@ func (b *logBuffer) String() string {
 
 // TestScalerdRole runs a real scalerd with the credentials of its role
 // (agentbus.ScalerPermissions) beside a consumer with agentd's: it samples
-// the backlog and the members, leads, writes the consumer target and
+// the backlog and the members, leads, writes the pool's consumer target and
 // resigns, refused nothing (its log would show it); and its credentials
 // cannot publish to a2a.in.> nor delete the stream.
 func TestScalerdRole(t *testing.T) {
@@ -60,9 +61,12 @@ func TestScalerdRole(t *testing.T) {
 	defer cancel()
 
 	host := newBus(t, srv, agentbus.WithUserPassword("agentd", "agentd-secret"))
+	if err := host.Handle("echo", func(context.Context, *codec.Envelope) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
 	serveCtx, stopServe := context.WithCancel(ctx)
 	served := make(chan error, 1)
-	go func() { served <- host.Serve(serveCtx) }()
+	go func() { served <- host.Serve(serveCtx, agentbus.ServePool("agentd"), agentbus.ServePartitions(4)) }()
 	t.Cleanup(func() {
 		stopServe()
 		if err := <-served; err != nil {
@@ -87,8 +91,8 @@ func TestScalerdRole(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 30*time.Second, "scalerd samples one consumer, leads and writes the target", func() bool {
-		st, ok := d.Status()
-		target, stored, err := host.ScaleTarget(ctx)
+		st, ok := d.PoolStatus("agentd")
+		target, stored, err := host.ScaleTarget(ctx, "agentd")
 		return ok && st.Leader && st.Live == 1 && err == nil && stored && target.Consumers == 2 && target.By == d.ID()
 	})
 	if err := d.Shutdown(ctx); err != nil {
