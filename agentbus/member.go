@@ -224,22 +224,35 @@ func (s *server) member(ctx context.Context, cancelHandlers context.CancelCauseF
 		return err
 	}
 	host, _ := os.Hostname()
-	m := &membership{s: s, id: id, key: s.pool.Name() + "." + id, kv: kv, parts: map[int]*partition{},
-		info: Member{ID: id, Pool: s.pool.Name(), Agents: s.cfg.agents, Host: host, PID: os.Getpid(),
+	pool := s.cfg.pool
+	m := &membership{s: s, id: id, key: pool + "." + id, kv: kv, parts: map[int]*partition{},
+		info: Member{ID: id, Pool: pool, Agents: s.cfg.agents, Host: host, PID: os.Getpid(),
 			Started: time.Now(), CPUs: sysinfo.CPUs()}}
 	if m.lease, err = lease.New(kv, m.key, s.cfg.memberTTL); err != nil {
 		return err
 	}
-	if err := m.checkPeers(ctx); err != nil {
+	// The pool's members are checked before anything is declared, so that
+	// a member refused for serving other agents routes none of its agents
+	// to a pool whose members have no handler for them.
+	if err := m.checkPeers(ctx); err != nil || ctx.Err() != nil {
 		return err
 	}
-	b.cfg.log.Info("joined pool", "pool", s.pool.Name(), "member", id, "agents", len(s.cfg.agents), "partitions", s.pool.Partitions())
+	if s.pool, err = s.declare(ctx); err != nil || s.pool == nil {
+		return err
+	}
+	b.cfg.log.Info("joined pool", "pool", pool, "member", id, "agents", len(s.cfg.agents), "partitions", s.pool.Partitions())
 
 	tick := time.NewTicker(s.cfg.memberTTL / 4)
 	defer tick.Stop()
 	for {
-		if err := m.reconcile(ctx); err != nil && ctx.Err() == nil {
-			b.cfg.log.Warn("membership", "pool", s.pool.Name(), "member", id, "err", err)
+		err := m.reconcile(ctx)
+		if errors.Is(err, ErrPoolMismatch) {
+			b.cfg.log.Error("leaving the pool", "pool", pool, "member", id, "err", err)
+			m.leave(cancelHandlers)
+			return err
+		}
+		if err != nil && ctx.Err() == nil {
+			b.cfg.log.Warn("membership", "pool", pool, "member", id, "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -284,17 +297,46 @@ func (s *server) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 // the partitions would hand this member envelopes it has no handler for,
 // or the others envelopes of its agents.
 func (m *membership) checkPeers(ctx context.Context) error {
-	peers, err := m.peers(ctx)
+	var (
+		peers []Member
+		err   error
+	)
+	for attempt := 0; attempt < 5; attempt++ {
+		if peers, err = m.peers(ctx); err == nil || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
+		}
+	}
+	if ctx.Err() != nil {
+		return nil // stopping
+	}
 	if err != nil {
-		return nil // the heartbeats retry; nothing is known to conflict
+		return fmt.Errorf("agentbus: serve: list the members of pool %s: %w", m.info.Pool, err)
 	}
 	for _, p := range peers {
 		if p.ID != m.id && !slices.Equal(p.Agents, m.info.Agents) {
-			return fmt.Errorf("%w: pool %s's member %s serves %v; this member serves %v (members of a pool must serve the same agents: give this one its own pool with ServePool)",
-				ErrPoolMismatch, m.info.Pool, p.ID, p.Agents, m.info.Agents)
+			return m.mismatch(p)
 		}
 	}
 	return nil
+}
+
+func (m *membership) mismatch(p Member) error {
+	return fmt.Errorf("%w: pool %s's member %s serves %v; this member serves %v (members of a pool must serve the same agents: give this one its own pool with ServePool)",
+		ErrPoolMismatch, m.info.Pool, p.ID, p.Agents, m.info.Agents)
+}
+
+// elder reports whether p joined before m: of two members of a pool that
+// serve different agents (both checked an empty pool at once), the elder
+// stays and the other leaves.
+func (m *membership) elder(p Member) bool {
+	if !p.Started.Equal(m.info.Started) {
+		return p.Started.Before(m.info.Started)
+	}
+	return p.ID < m.id
 }
 
 // peers reads the pool's live members.
@@ -348,8 +390,12 @@ func (m *membership) reconcile(ctx context.Context) error {
 	}
 	names := []string{m.id}
 	for _, p := range peers {
-		if p.ID != m.id && slices.Equal(p.Agents, m.info.Agents) {
+		switch {
+		case p.ID == m.id:
+		case slices.Equal(p.Agents, m.info.Agents):
 			names = append(names, p.ID)
+		case m.elder(p):
+			return m.mismatch(p)
 		}
 	}
 	a, err := placement.Assign(m.s.pool.Partitions(), names)

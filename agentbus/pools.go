@@ -334,7 +334,9 @@ func (b *Bus) poolsBucket(ctx context.Context) (jetstream.KeyValue, error) {
 // what Serve does before it consumes; call it to make agents reachable
 // before their members start (sends to them are then stored and wait).
 // It fails, naming the conflict, when the pool exists with another
-// partition count or order, or an agent is served by another pool.
+// partition count or order, or an agent is served by another pool; it
+// checks every agent before it writes any, so that a refused Declare
+// routes no agent anywhere new.
 func (b *Bus) Declare(ctx context.Context, cfg PoolConfig, agents ...string) (*placement.Pool, error) {
 	if cfg.Partitions == 0 {
 		cfg.Partitions = DefaultPartitions
@@ -356,6 +358,7 @@ func (b *Bus) Declare(ctx context.Context, cfg PoolConfig, agents ...string) (*p
 	if err != nil {
 		return nil, err
 	}
+	// The pool: created, or the same as ours.
 	val, _ := json.Marshal(cfg)
 	if _, err := kv.Create(ctx, poolKeyPrefix+cfg.Name, val); err != nil {
 		if !errors.Is(err, jetstream.ErrKeyExists) {
@@ -375,9 +378,21 @@ func (b *Bus) Declare(ctx context.Context, cfg PoolConfig, agents ...string) (*p
 				ErrPoolMismatch, cfg.Name, p.Partitions(), p.Order(), want.Partitions(), want.Order(), poolKeyPrefix, cfg.Name, PoolsBucket)
 		}
 	}
-	defer b.routes.learn(want, agents)
-	rec, _ := json.Marshal(agentRecord{Pool: cfg.Name})
+	// The agents: every one checked before any is written.
+	var missing []string
 	for _, a := range agents {
+		pool, err := agentPool(ctx, kv, a)
+		switch {
+		case err != nil:
+			return nil, err
+		case pool == "":
+			missing = append(missing, a)
+		case pool != cfg.Name:
+			return nil, agentConflict(a, pool, cfg.Name)
+		}
+	}
+	rec, _ := json.Marshal(agentRecord{Pool: cfg.Name})
+	for _, a := range missing {
 		_, err := kv.Create(ctx, agentKeyPrefix+a, rec)
 		if err == nil {
 			continue
@@ -385,17 +400,42 @@ func (b *Bus) Declare(ctx context.Context, cfg PoolConfig, agents ...string) (*p
 		if !errors.Is(err, jetstream.ErrKeyExists) {
 			return nil, fmt.Errorf("agentbus: declare agent %s: %w", a, err)
 		}
-		e, err := kv.Get(ctx, agentKeyPrefix+a)
-		if err != nil {
-			return nil, fmt.Errorf("agentbus: read agent %s: %w", a, err)
-		}
-		var have agentRecord
-		if err := json.Unmarshal(e.Value(), &have); err != nil || have.Pool != cfg.Name {
-			return nil, fmt.Errorf("%w: agent %s is served by pool %q; this member's pool is %s (move it by deleting key %s%s from bucket %s)",
-				ErrPoolMismatch, a, have.Pool, cfg.Name, agentKeyPrefix, a, PoolsBucket)
+		// Declared by someone else since we looked.
+		pool, err := agentPool(ctx, kv, a)
+		switch {
+		case err != nil:
+			return nil, err
+		case pool == "":
+			// A replica that has not caught up answered the read: not a
+			// conflict, a reason to try again (Serve does).
+			return nil, fmt.Errorf("agentbus: declare agent %s: it exists but could not be read yet", a)
+		case pool != cfg.Name:
+			return nil, agentConflict(a, pool, cfg.Name)
 		}
 	}
+	b.routes.learn(want, agents)
 	return want, nil
+}
+
+// agentPool reads the pool an agent is declared in; "" when none.
+func agentPool(ctx context.Context, kv jetstream.KeyValue, agent string) (string, error) {
+	e, err := kv.Get(ctx, agentKeyPrefix+agent)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("agentbus: read agent %s: %w", agent, err)
+	}
+	var rec agentRecord
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+		return "", fmt.Errorf("agentbus: agent %s in the registry: %w", agent, err)
+	}
+	return rec.Pool, nil
+}
+
+func agentConflict(agent, have, want string) error {
+	return fmt.Errorf("%w: agent %s is served by pool %q; this member's pool is %s (move it by deleting key %s%s from bucket %s)",
+		ErrPoolMismatch, agent, have, want, agentKeyPrefix, agent, PoolsBucket)
 }
 
 // Pools returns the pools in the registry and the agents each serves,

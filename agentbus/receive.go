@@ -204,11 +204,6 @@ func (b *Bus) Serve(ctx context.Context, opts ...ServeOption) error {
 	var cancel context.CancelCauseFunc
 	s.hctx, cancel = context.WithCancelCause(context.WithoutCancel(ctx))
 	defer cancel(ErrServeStopped)
-	pool, err := s.declare(ctx)
-	if err != nil || pool == nil {
-		return err
-	}
-	s.pool = pool
 	return s.member(ctx, cancel)
 }
 
