@@ -55,6 +55,7 @@ func TestConnectAuth(t *testing.T) {
 				t.Fatalf("Connect with credentials: %v", err)
 			}
 			defer bus.Close(ctx)
+			declarePool(t, bus, sendPool, "b")
 			if err := bus.Send(ctx, textEnvelope("a", "b", "1", "hi")); err != nil {
 				t.Fatalf("send: %v", err)
 			}
@@ -72,7 +73,11 @@ func TestConnectErrors(t *testing.T) {
 		{"unreachable", []agentbus.Option{agentbus.WithURL("nats://127.0.0.1:1"), agentbus.WithConnectTimeout(time.Second)}, "connect to nats://127.0.0.1:1"},
 		{"pool size", []agentbus.Option{agentbus.WithPoolSize(0)}, "pool size 0"},
 		{"missing seed", []agentbus.Option{agentbus.WithURL("nats://127.0.0.1:1"), agentbus.WithNKeySeedFile("/nonexistent/seed")}, "nkey seed"},
-		{"bad groups", []agentbus.Option{agentbus.WithGroups(0), agentbus.WithURL("nats://127.0.0.1:1")}, "placement"},
+		{"bad route partitions", []agentbus.Option{agentbus.WithRoute("a", agentbus.PoolConfig{Name: "p", Partitions: -1}), agentbus.WithURL("nats://127.0.0.1:1")}, "partitions"},
+		{"bad route agent", []agentbus.Option{agentbus.WithRoute("a.b", agentbus.PoolConfig{Name: "p"}), agentbus.WithURL("nats://127.0.0.1:1")}, "invalid agent ID"},
+		{"bad route pool", []agentbus.Option{agentbus.WithRoute("a", agentbus.PoolConfig{Name: "p.q"}), agentbus.WithURL("nats://127.0.0.1:1")}, "invalid pool name"},
+		{"bad route order", []agentbus.Option{agentbus.WithRoute("a", agentbus.PoolConfig{Name: "p", Order: "random"}), agentbus.WithURL("nats://127.0.0.1:1")}, "order"},
+		{"bad unknown-agent mode", []agentbus.Option{agentbus.WithUnknownAgents(agentbus.WaitUnknown + 1), agentbus.WithURL("nats://127.0.0.1:1")}, "unknown-agent mode"},
 		{"bad batch", []agentbus.Option{agentbus.WithBatch(0, 1)}, "batch limits"},
 	}
 	for _, tt := range tests {
@@ -101,8 +106,14 @@ func TestPoolAndMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer bus.Close(ctx)
+	agent := func(i int) string { return "agent-" + string(rune('a'+i%26)) + string(rune('a'+i/26)) }
+	var agents []string
 	for i := range 64 {
-		if _, err := bus.SendAsync(ctx, textEnvelope("a", "agent-"+string(rune('a'+i%26))+string(rune('a'+i/26)), "", "x")); err != nil {
+		agents = append(agents, agent(i))
+	}
+	declarePool(t, bus, sendPool, agents...)
+	for i := range 64 {
+		if _, err := bus.SendAsync(ctx, textEnvelope("a", agent(i), "", "x")); err != nil {
 			t.Fatal(err)
 		}
 	}

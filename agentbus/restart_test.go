@@ -40,6 +40,7 @@ func TestSendAcrossServerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer bus.Close(context.Background())
+	declarePool(t, bus, sendPool, "agent-0", "agent-1", "agent-2", "agent-3")
 
 	var (
 		mu      sync.Mutex

@@ -13,6 +13,7 @@ import (
 	"github.com/a2abus/a2abus/codec"
 	"github.com/a2abus/a2abus/embedded"
 	"github.com/a2abus/a2abus/embedded/embeddedtest"
+	"github.com/a2abus/a2abus/placement"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -39,6 +40,10 @@ func connectBus(t *testing.T, srv *embedded.Server, opts ...agentbus.Option) *ag
 	t.Cleanup(func() { _ = bus.Close(context.Background()) })
 	return bus
 }
+
+// sendPool is the pool the send tests declare their destinations in: no
+// member serves it, so what they send stays in the stream.
+var sendPool = agentbus.PoolConfig{Name: "senders", Partitions: 8}
 
 func textEnvelope(from, to, id, text string) *codec.Envelope {
 	return &codec.Envelope{
@@ -77,8 +82,8 @@ func storedEnvelopes(t *testing.T, nc *nats.Conn) []codec.Envelope {
 		if out, err = c.DecodeBatch(out, m.Data); err != nil {
 			t.Fatalf("decode message %d: %v", seq, err)
 		}
-		if !strings.HasPrefix(m.Subject, "a2a.in.g") {
-			t.Fatalf("message %d on subject %s", seq, m.Subject)
+		if _, _, _, err := placement.ParseSubject(m.Subject); err != nil {
+			t.Fatalf("message %d on subject %s: %v", seq, m.Subject, err)
 		}
 	}
 	return out
@@ -89,6 +94,11 @@ func TestSendConcurrentExactlyOnceInOrder(t *testing.T) {
 	bus := connectBus(t, srv)
 	const senders, dests, perPair = 4, 16, 150
 	ctx := testCtx(t, time.Minute)
+	var agents []string
+	for d := range dests {
+		agents = append(agents, fmt.Sprintf("agent-%d", d))
+	}
+	declarePool(t, bus, sendPool, agents...)
 
 	var wg sync.WaitGroup
 	errc := make(chan error, senders)
@@ -147,6 +157,7 @@ func TestSendRefusesBadInputBeforeSending(t *testing.T) {
 	srv := embeddedtest.RunServer(t)
 	bus := connectBus(t, srv, agentbus.WithMaxMessageSize(1<<20))
 	ctx := testCtx(t, 30*time.Second)
+	declarePool(t, bus, sendPool, "b")
 	tests := []struct {
 		name    string
 		env     *codec.Envelope
@@ -156,6 +167,7 @@ func TestSendRefusesBadInputBeforeSending(t *testing.T) {
 		{"dot in to", textEnvelope("a", "b.c", "1", "x"), agentbus.ErrInvalidAgentID},
 		{"wildcard from", textEnvelope("a*", "b", "1", "x"), agentbus.ErrInvalidAgentID},
 		{"too large", textEnvelope("a", "b", "1", strings.Repeat("x", 1<<20)), agentbus.ErrTooLarge},
+		{"undeclared to", textEnvelope("a", "c", "1", "x"), agentbus.ErrUnknownAgent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -173,6 +185,7 @@ func TestSendLargeMessagesArriveWhole(t *testing.T) {
 	srv := embeddedtest.RunServer(t)
 	bus := connectBus(t, srv)
 	ctx := testCtx(t, time.Minute)
+	declarePool(t, bus, sendPool, "b")
 	// Just under the 10 MiB limit once encoded, and incompressible enough
 	// to exercise the raw path too.
 	big := make([]byte, 10<<20-512)
@@ -203,6 +216,7 @@ func TestSendFullStreamIsBackpressure(t *testing.T) {
 		agentbus.WithCompression(codec.CompressNone),
 		agentbus.WithSendTimeout(300*time.Millisecond))
 	ctx := testCtx(t, 30*time.Second)
+	declarePool(t, bus, sendPool, "b")
 	var sent, refused int
 	var lastErr error
 	for i := range 200 {
@@ -234,6 +248,7 @@ func TestCloseDeliversBufferedAndIsIdempotent(t *testing.T) {
 	srv := embeddedtest.RunServer(t)
 	bus := connectBus(t, srv)
 	ctx := testCtx(t, 30*time.Second)
+	declarePool(t, bus, sendPool, "b", "d0", "d1", "d2", "d3", "d4", "d5", "d6")
 	var tickets []*agentbus.Ticket
 	for i := range 2000 {
 		tk, err := bus.SendAsync(ctx, textEnvelope("a", fmt.Sprintf("d%d", i%7), fmt.Sprintf("m%05d", i), "x"))
@@ -273,6 +288,7 @@ func TestSendSizesAtTheLimits(t *testing.T) {
 	const max = 8 << 10
 	bus := connectBus(t, srv, agentbus.WithMaxMessageSize(max), agentbus.WithCompression(codec.CompressNone))
 	ctx := testCtx(t, 30*time.Second)
+	declarePool(t, bus, sendPool, "b")
 	var tickets []*agentbus.Ticket
 	for i := range 200 {
 		tk, err := bus.SendAsync(ctx, textEnvelope("a", "b", fmt.Sprintf("s%03d", i), "small"))
@@ -315,6 +331,7 @@ func TestSendFitsServerMaxPayload(t *testing.T) {
 	srv := embeddedtest.RunServer(t, embedded.WithMaxPayload(1<<20))
 	bus := connectBus(t, srv)
 	ctx := testCtx(t, 30*time.Second)
+	declarePool(t, bus, sendPool, "b")
 	big := textEnvelope("a", "b", "big", strings.Repeat("y", 2<<20))
 	if err := bus.Send(ctx, big); !errors.Is(err, agentbus.ErrTooLarge) {
 		t.Fatalf("2 MiB message to a 1 MiB server: %v, want ErrTooLarge", err)

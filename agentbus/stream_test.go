@@ -47,7 +47,7 @@ func TestEnsureStreamsCreatesWithDefaults(t *testing.T) {
 		t.Errorf("dead-letter stream config %+v", dc)
 	}
 
-	if _, err := js.Publish(ctx, "a2a.in.g0001.agent", []byte("x")); err != nil {
+	if _, err := js.Publish(ctx, "a2a.in.pool.p0001.agent", []byte("x")); err != nil {
 		t.Fatalf("publish to A2A stream: %v", err)
 	}
 }
@@ -99,7 +99,7 @@ func TestEnsureStreamsFullStreamIsAnError(t *testing.T) {
 	payload := make([]byte, 1024)
 	var err error
 	for i := 0; i < 10 && err == nil; i++ {
-		_, err = js.Publish(ctx, "a2a.in.g1.agent", payload)
+		_, err = js.Publish(ctx, "a2a.in.pool.p0001.agent", payload)
 	}
 	if err == nil {
 		t.Fatal("publishing 10 KiB into a 4 KiB stream never failed")

@@ -78,6 +78,7 @@ func TestTLSClientsAndRoutes(t *testing.T) {
 		}
 	}
 	t.Cleanup(func() { _ = bus.Close(context.Background()) })
+	declarePool(t, bus, sendPool, "b")
 	if err := bus.Send(ctx, textEnvelope("a", "b", "over-tls", "x")); err != nil {
 		t.Fatal(err)
 	}
