@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/a2abus/a2abus/internal/lease"
@@ -181,6 +182,7 @@ type partition struct {
 	cc       jetstream.ConsumeContext
 	direct   *nats.Subscription // direct requests to its agents
 	stopping bool
+	checking atomic.Bool // checkConsumer is running
 
 	batches sync.WaitGroup // its batches being handled
 	done    chan struct{}  // closed once stopped and drained
@@ -504,6 +506,10 @@ func (s *server) startPartition(ctx context.Context, p *partition) {
 		p.cc, p.direct = cc, direct
 		p.mu.Unlock()
 		s.bus.cfg.log.Debug("pulling partition", "consumer", p.name)
+		go func() {
+			<-cc.Closed()
+			s.losePartition(p, "its consume loop ended")
+		}()
 		return
 	}
 	p.stopping = true
@@ -551,8 +557,15 @@ func (s *server) consume(ctx context.Context, p *partition) (jetstream.ConsumeCo
 		// missed heartbeats) within seconds, not the default 30 s.
 		jetstream.PullExpiry(5*time.Second),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			if s.hctx.Err() == nil {
-				s.bus.cfg.log.Warn("consume", "consumer", cfg.Durable, "err", err)
+			if s.hctx.Err() != nil {
+				return
+			}
+			s.bus.cfg.log.Warn("consume", "consumer", cfg.Durable, "err", err)
+			// Missed heartbeats are what a pull on a deleted consumer
+			// sees: find out whether it still exists.
+			if errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, jetstream.ErrConsumerDeleted) ||
+				errors.Is(err, jetstream.ErrConsumerNotFound) {
+				go s.checkConsumer(p)
 			}
 		}))
 	if err != nil {
@@ -591,6 +604,42 @@ func (s *server) stopPartition(p *partition) {
 	stopDirect(direct)
 	cc.Drain()
 	<-cc.Closed()
+	p.batches.Wait()
+	close(p.done)
+}
+
+// checkConsumer gives the partition up when its consumer no longer
+// exists (deleted by an operator, or lost with its stream's data), so that
+// the next heartbeat creates it again rather than this member pulling
+// nothing while it keeps its place in the pool.
+func (s *server) checkConsumer(p *partition) {
+	if !p.checking.CompareAndSwap(false, true) {
+		return
+	}
+	defer p.checking.Store(false)
+	ctx, cancel := context.WithTimeout(s.hctx, 5*time.Second)
+	defer cancel()
+	if _, err := s.bus.js[0].Consumer(ctx, StreamName, p.name); errors.Is(err, jetstream.ErrConsumerNotFound) {
+		s.losePartition(p, "its consumer was deleted")
+	}
+}
+
+// losePartition stops a partition that stopped being pulled without being
+// asked to (its consumer deleted, its consume loop ended), counts and logs
+// it, and leaves it for the next heartbeat to start again.
+func (s *server) losePartition(p *partition, why string) {
+	p.mu.Lock()
+	if p.stopping {
+		p.mu.Unlock()
+		return
+	}
+	p.stopping = true
+	cc, direct := p.cc, p.direct
+	p.mu.Unlock()
+	s.bus.recv.lostParts.Add(1)
+	s.bus.cfg.log.Warn("partition lost: starting it again at the next heartbeat", "consumer", p.name, "why", why)
+	cc.Stop()
+	stopDirect(direct)
 	p.batches.Wait()
 	close(p.done)
 }

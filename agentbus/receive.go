@@ -72,6 +72,7 @@ type receiver struct {
 	poison    atomic.Uint64 // frames that could not be decoded
 	redeliver atomic.Uint64 // batches delivered more than once
 	fenced    atomic.Uint64 // batches given up because their hold could not be confirmed
+	lostParts atomic.Uint64 // partitions whose pull ended unasked
 	// dlFailures counts dead-letter publishes that failed; dlFailingSince
 	// is set while the last one failed.
 	dlFailures     atomic.Uint64
