@@ -67,6 +67,17 @@ func (h *hold) lose() {
 	h.cancel(ErrFenced)
 }
 
+// abandon gives the hold up at once: a handler of the batch hangs, so the
+// batch goes to its next delivery rather than being kept alive by it.
+func (h *hold) abandon() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.lost {
+		h.lost = true
+		h.cancel(ErrHandlerHung)
+	}
+}
+
 // release stops renewing, once the batch is acknowledged, released or
 // given up.
 func (h *hold) release() {
@@ -104,6 +115,13 @@ func (h *hold) keep(s *server) {
 			continue
 		case <-tick.C:
 			expire.Stop()
+		}
+		h.mu.Lock()
+		lost := h.lost // abandoned: renew no more
+		h.mu.Unlock()
+		if lost {
+			<-h.stop
+			return
 		}
 		sent := time.Now()
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)

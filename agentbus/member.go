@@ -459,7 +459,15 @@ func (m *membership) leave(cancelHandlers context.CancelCauseFunc) {
 		s.bus.cfg.log.Warn("drain time over: canceling the handlers still running; their batches go to the next member",
 			"pool", s.pool.Name(), "member", m.id, "drain", s.cfg.drainTimeout)
 		cancelHandlers(ErrServeStopped)
-		<-drained
+		select {
+		case <-drained:
+		case <-time.After(max(s.cfg.drainTimeout, 5*time.Second)):
+			// Handlers that ignore their canceled context: their batches
+			// are neither acknowledged nor released, and come back when
+			// their ack wait passes.
+			s.bus.cfg.log.Error("handlers still running after their contexts were canceled; leaving without them",
+				"pool", s.pool.Name(), "member", m.id)
+		}
 	}
 	if r := &s.bus.recv; r.partsOwned != nil {
 		r.partsOwned.Sub(float64(m.owned))

@@ -164,6 +164,7 @@ func sendDescs() map[string]*prometheus.Desc {
 		"poison":         prometheus.NewDesc("a2abus_receive_poison_frames_total", "Stored messages that could not be decoded.", nil, nil),
 		"redelivered":    prometheus.NewDesc("a2abus_receive_redelivered_batches_total", "Batches delivered more than once (a member died, stopped before it finished them, or lost its hold).", nil, nil),
 		"dl_failures":    prometheus.NewDesc("a2abus_receive_dead_letter_failures_total", "Dead letters the dead-letter stream refused or did not answer (the batch stays held and the publish is retried).", nil, nil),
+		"hung":           prometheus.NewDesc("a2abus_receive_hung_handlers", "Handlers still running past their timeout and a grace (they ignore their canceled context): their workers are freed and their batches given up.", nil, nil),
 		"lost_parts":     prometheus.NewDesc("a2abus_receive_partitions_lost_total", "Partitions whose pull ended without being asked to (their consumer deleted, their consume loop ended): each is started again at the next heartbeat.", nil, nil),
 		"fenced":         prometheus.NewDesc("a2abus_receive_fenced_batches_total", "Batches given up because their hold could not be confirmed before the ack wait would pass (a stalled or cut-off member): their handlers were canceled.", nil, nil),
 		"pool_created":   prometheus.NewDesc("a2abus_codec_buffers_created_total", "Codec buffers allocated because the pool had none.", nil, nil),
@@ -206,6 +207,7 @@ func (c *sendCollector) Collect(ch chan<- prometheus.Metric) {
 	counter("redelivered", rc.redeliver.Load())
 	counter("fenced", rc.fenced.Load())
 	counter("lost_parts", rc.lostParts.Load())
+	gauge("hung", float64(rc.hung.Load()))
 	counter("dl_failures", rc.dlFailures.Load())
 	counter("pool_created", ps.Created)
 	counter("pool_reused", ps.Reused)

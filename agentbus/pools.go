@@ -257,6 +257,11 @@ func (b *Bus) poolOf(ctx context.Context, agent string) (*placement.Pool, error)
 			return p, nil
 		}
 		if b.cfg.unknown == FailUnknown {
+			// The watch may not have brought a declaration made a moment
+			// ago: ask the registry itself before failing.
+			if p, err := b.lookupPool(ctx, agent); err != nil || p != nil {
+				return p, err
+			}
 			if declared {
 				return nil, fmt.Errorf("%w: %s is declared by pool %s, which the registry does not hold", ErrUnknownAgent, agent, name)
 			}
@@ -268,6 +273,33 @@ func (b *Bus) poolOf(ctx context.Context, agent string) (*placement.Pool, error)
 			return nil, fmt.Errorf("%w: no pool declared %s before the send's context ended: %w", ErrUnknownAgent, agent, context.Cause(ctx))
 		}
 	}
+}
+
+// lookupPool reads agent's pool from the registry, bypassing the watch,
+// and keeps what it found; nil, nil when the agent is not declared.
+func (b *Bus) lookupPool(ctx context.Context, agent string) (*placement.Pool, error) {
+	kv, err := b.poolsBucket(ctx)
+	if err != nil {
+		return nil, err
+	}
+	name, err := agentPool(ctx, kv, agent)
+	if err != nil || name == "" {
+		return nil, err
+	}
+	e, err := kv.Get(ctx, poolKeyPrefix+name)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("agentbus: read pool %s: %w", name, err)
+	}
+	var c PoolConfig
+	p, err := decodePool(e.Value(), &c)
+	if err != nil {
+		return nil, fmt.Errorf("agentbus: pool %s in the registry: %w", name, err)
+	}
+	b.routes.learn(p, []string{agent})
+	return p, nil
 }
 
 // Conversation returns the conversation env belongs to, which with its

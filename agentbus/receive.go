@@ -56,6 +56,10 @@ var (
 	// ErrHandlerTimeout is the cause of a handler context that ended at
 	// the handler timeout (ServeHandlerTimeout).
 	ErrHandlerTimeout = errors.New("agentbus: handler timed out")
+	// ErrHandlerHung is the cause of the context of a batch given up
+	// because one of its handlers ignored its canceled context past the
+	// handler timeout and a grace.
+	ErrHandlerHung = errors.New("agentbus: handler hung past its timeout")
 	// ErrServeStopped is the cause of a handler context that ended because
 	// Serve stopped and its drain time passed.
 	ErrServeStopped = errors.New("agentbus: serve stopped")
@@ -73,6 +77,7 @@ type receiver struct {
 	redeliver atomic.Uint64 // batches delivered more than once
 	fenced    atomic.Uint64 // batches given up because their hold could not be confirmed
 	lostParts atomic.Uint64 // partitions whose pull ended unasked
+	hung      atomic.Int64  // handlers running past their timeout and grace
 	// dlFailures counts dead-letter publishes that failed; dlFailingSince
 	// is set while the last one failed.
 	dlFailures     atomic.Uint64
@@ -257,7 +262,7 @@ func (s *server) handleDirect(p *partition, m *nats.Msg) {
 		return
 	}
 	env.ReplyTo = m.Reply
-	if err := s.attempt(s.hctx, env.To, &env); err != nil {
+	if err := s.attempt(s.hctx, nil, env.To, &env); err != nil {
 		s.bus.recv.failures.Add(1)
 		s.replyError(&env, err)
 		return
@@ -348,7 +353,7 @@ func (s *server) handleBatch(p *partition, msg jetstream.Msg) {
 				return
 			}
 			env := &envs[i]
-			attempts, err := s.handleEnvelope(ctx, agent, env)
+			attempts, err := s.handleEnvelope(ctx, h, agent, env)
 			if err == nil {
 				handled.Add(1)
 				continue
@@ -453,12 +458,12 @@ func (s *server) reject(ctx context.Context, h *hold, p *partition, msg jetstrea
 // handleEnvelope calls the agent's handler until it succeeds, MaxAttempts
 // is reached or ctx ends, waiting with back-off between attempts. It
 // returns the attempts made and the last error.
-func (s *server) handleEnvelope(ctx context.Context, agent string, env *codec.Envelope) (int, error) {
+func (s *server) handleEnvelope(ctx context.Context, h *hold, agent string, env *codec.Envelope) (int, error) {
 	wait := s.cfg.retryBackoff
 	var err error
 	for attempt := 1; ; attempt++ {
 		env.Attempt = uint32(attempt - 1)
-		err = s.attempt(ctx, agent, env)
+		err = s.attempt(ctx, h, agent, env)
 		if err == nil {
 			return attempt, nil
 		}
@@ -476,10 +481,15 @@ func (s *server) handleEnvelope(ctx context.Context, agent string, env *codec.En
 }
 
 // attempt runs the handler once in a worker slot, within the handler
-// timeout, turning a panic into an error.
-func (s *server) attempt(ctx context.Context, agent string, env *codec.Envelope) (err error) {
-	h := s.bus.handler(agent)
-	if h == nil {
+// timeout, turning a panic into an error. A handler still running a grace
+// after its timeout has ignored its canceled context: it is reported
+// (logged, a2abus_receive_hung_handlers) and stops holding anything: its
+// worker slot is freed and, when it handles a stored batch, the batch's
+// hold h is given up, so that the batch goes to the next delivery instead
+// of being kept alive for as long as the handler hangs.
+func (s *server) attempt(ctx context.Context, h *hold, agent string, env *codec.Envelope) (err error) {
+	handle := s.bus.handler(agent)
+	if handle == nil {
 		return fmt.Errorf("%w %s", ErrNoHandler, agent)
 	}
 	select {
@@ -487,24 +497,44 @@ func (s *server) attempt(ctx context.Context, agent string, env *codec.Envelope)
 	case <-ctx.Done():
 		return context.Cause(ctx)
 	}
-	defer func() { <-s.sem }()
+	var freed sync.Once
+	free := func() { freed.Do(func() { <-s.sem }) }
+	defer free()
 	ctx, cancel := context.WithTimeoutCause(ctx, s.cfg.handlerTimeout, ErrHandlerTimeout)
 	defer cancel()
+	start := time.Now()
 	if hist := s.bus.recv.latency; hist != nil {
-		start := time.Now()
 		defer func() { hist.Observe(time.Since(start).Seconds()) }()
 	}
+	watchdog := time.AfterFunc(s.cfg.handlerTimeout+hungGrace(s.cfg.handlerTimeout), func() {
+		s.bus.recv.hung.Add(1)
+		s.bus.cfg.log.Error("handler ignores its canceled context: freeing its worker and giving its batch up",
+			"agent", agent, "envelope", env.ID, "running", time.Since(start).Round(time.Second), "timeout", s.cfg.handlerTimeout)
+		if h != nil {
+			h.abandon()
+		}
+		free()
+	})
+	defer func() {
+		if !watchdog.Stop() {
+			s.bus.recv.hung.Add(-1) // it returned at last
+		}
+	}()
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("%w: %v", ErrHandlerPanic, p)
 		}
 	}()
-	err = h(ctx, env)
+	err = handle(ctx, env)
 	if err != nil && ctx.Err() != nil {
 		err = fmt.Errorf("%w (%w)", err, context.Cause(ctx))
 	}
 	return err
 }
+
+// hungGrace is how long past its timeout a handler may take to return
+// before it counts as hung.
+func hungGrace(timeout time.Duration) time.Duration { return min(timeout, 30*time.Second) }
 
 // deadLetter stores what could not be handled in the dead-letter stream:
 // one envelope (as a frame of its own) or, when env is nil, the whole
