@@ -1,8 +1,10 @@
 package a2abus_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -13,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/a2abus/a2abus/internal/agentd"
 	"github.com/nats-io/nats-server/v2/conf"
 	"go.yaml.in/yaml/v3"
 )
@@ -348,6 +351,46 @@ func TestComposeCluster(t *testing.T) {
 		if cf.Services[name].Healthcheck == nil {
 			t.Errorf("%s has no health check", name)
 		}
+	}
+}
+
+// TestComposeAgentdCommands: every agentd service runs a command agentd
+// accepts (its flags exist and their values parse), and the agentds all
+// host the demo agents in one pool, so that they share its partitions and
+// its scale target.
+func TestComposeAgentdCommands(t *testing.T) {
+	data, err := os.ReadFile("docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cf composeFile
+	if err := yaml.Unmarshal(data, &cf); err != nil {
+		t.Fatal(err)
+	}
+	noEnv := func(string) (string, bool) { return "", false }
+	pools := map[string][]string{}
+	for name, s := range cf.Services {
+		args := s.args()
+		if len(args) == 0 || args[0] != "agentd" {
+			continue
+		}
+		// Flags are parsed in order up to --help, which stops agentd
+		// before it starts.
+		var stderr strings.Builder
+		if code := agentd.Main(context.Background(), append(slices.Clip(args[1:]), "--help"), strings.NewReader(""), io.Discard, &stderr, noEnv); code != 0 {
+			t.Errorf("%s: agentd %s: exit %d: %s", name, strings.Join(args[1:], " "), code, stderr.String())
+		}
+		if !slices.Contains(args, "--demo") {
+			t.Errorf("%s: agentd does not host the demo agents (--demo)", name)
+		}
+		pool, ok := s.flag("--pool")
+		if !ok {
+			pool = agentd.DefaultConfig().Pool
+		}
+		pools[pool] = append(pools[pool], name)
+	}
+	if len(pools) != 1 {
+		t.Errorf("the agentd services are in pools %v, want one pool", pools)
 	}
 }
 

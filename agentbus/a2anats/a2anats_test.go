@@ -3,6 +3,7 @@ package a2anats_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -156,20 +157,65 @@ func TestCancelRunningTask(t *testing.T) {
 	}
 }
 
+// TestDirectWithoutConsumer: a direct call to an agent no pool declared
+// fails at once with ErrUnknownAgent; to a declared agent whose pool has
+// no member pulling, at once with ErrNoConsumer.
 func TestDirectWithoutConsumer(t *testing.T) {
 	srv := embeddedtest.RunServer(t)
 	bus := a2anatstest.ConnectBus(t, srv)
+	ctx := testCtx(t, 10*time.Second)
+	if _, err := bus.Declare(ctx, agentbus.PoolConfig{Name: "idle", Partitions: a2anatstest.Partitions}, "nobody"); err != nil {
+		t.Fatal(err)
+	}
 	c, err := a2anats.NewClient(bus, a2anats.ClientMode(agentbus.Direct))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, err := c.Transport("nobody")
-	if err != nil {
+	for _, tc := range []struct {
+		name, agent string
+		wantErr     error
+	}{
+		{"undeclared", "stranger", agentbus.ErrUnknownAgent},
+		{"declared, no member", "nobody", agentbus.ErrNoConsumer},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr, err := c.Transport(tc.agent)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tr.SendMessage(ctx, nil, text("x")); !errors.Is(err, tc.wantErr) {
+				t.Fatalf("direct call: %v, want %v", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// TestBusErrorReply: a call whose bus handler fails for good (here a plain
+// bus handler, not an a2anats Server) ends with the handler's error,
+// never as answers lost.
+func TestBusErrorReply(t *testing.T) {
+	srv := embeddedtest.RunServer(t)
+	host := a2anatstest.ConnectBus(t, srv)
+	if err := host.Handle("broken", func(context.Context, *codec.Envelope) error {
+		return errors.New("the model is down")
+	}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = tr.SendMessage(testCtx(t, 10*time.Second), nil, text("x"))
-	if !errors.Is(err, agentbus.ErrNoConsumer) {
-		t.Fatalf("direct call with no consumer: %v, want ErrNoConsumer", err)
+	a2anatstest.Serve(t, host, a2anatstest.PoolName("broken"))
+	bus := a2anatstest.ConnectBus(t, srv)
+	for _, mode := range []agentbus.RequestMode{agentbus.Direct, agentbus.Durable} {
+		c, err := a2anats.NewClient(bus, a2anats.ClientMode(mode))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr, err := c.Transport("broken")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = tr.SendMessage(testCtx(t, 30*time.Second), nil, text("x"))
+		if err == nil || errors.Is(err, a2anats.ErrEventsLost) || !strings.Contains(err.Error(), "the model is down") {
+			t.Fatalf("mode %d: %v, want the handler's error", mode, err)
+		}
 	}
 }
 
@@ -291,6 +337,10 @@ func TestAutoWaitsForConsumer(t *testing.T) {
 	srv := embeddedtest.RunServer(t)
 	bus := a2anatstest.ConnectBus(t, srv)
 	ctx := testCtx(t, time.Minute)
+	// Declared in the pool agents() serves it in, before any member.
+	if _, err := bus.Declare(ctx, agentbus.PoolConfig{Name: a2anatstest.PoolName("echo", "worker"), Partitions: a2anatstest.Partitions}, "echo"); err != nil {
+		t.Fatal(err)
+	}
 	c, err := a2anats.NewClient(bus, a2anats.ClientMode(agentbus.Auto))
 	if err != nil {
 		t.Fatal(err)
@@ -357,7 +407,14 @@ func TestTaskOutlivesItsConsumer(t *testing.T) {
 			_ = s.Close(ctx)
 		}
 	}
-	c, err := a2anats.NewClient(a2anatstest.ConnectBus(t, srv))
+	callerBus := a2anatstest.ConnectBus(t, srv)
+	// The pool Serve makes by default for a process with one agent: named
+	// after it, DefaultPartitions. Declared first, so that the call does
+	// not race the first member's declaration.
+	if _, err := callerBus.Declare(ctx, agentbus.PoolConfig{Name: "worker"}, "worker"); err != nil {
+		t.Fatal(err)
+	}
+	c, err := a2anats.NewClient(callerBus)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -434,5 +491,106 @@ func TestListTasks(t *testing.T) {
 	}
 	if _, err := c.ListTasks(ctx, &a2a.ListTasksRequest{PageToken: "x"}); !errors.Is(err, a2a.ErrInvalidParams) {
 		t.Fatalf("bad page token: %v", err)
+	}
+}
+
+// TestAutoCallsThroughRestarts: auto calls (the client's default mode)
+// made while the agent's only member stops and the next one starts are
+// all answered: a call the stopping member received is handled there, one
+// that nobody received is stored and handled by the next member; none
+// waits for its deadline.
+func TestAutoCallsThroughRestarts(t *testing.T) {
+	const rounds, callers = 5, 8
+	srv := embeddedtest.RunServer(t)
+	ctx := testCtx(t, 2*time.Minute)
+	pool := a2anatstest.PoolName("echo", "restarting")
+	callerBus := a2anatstest.ConnectBus(t, srv)
+	if _, err := callerBus.Declare(ctx, agentbus.PoolConfig{Name: pool, Partitions: 2}, "echo"); err != nil {
+		t.Fatal(err)
+	}
+	c, err := a2anats.NewClient(callerBus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := c.Transport("echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// member serves echo on a bus of its own, as a process would, until
+	// stop is called.
+	member := func() (stop func()) {
+		bus := a2anatstest.ConnectBus(t, srv)
+		s, err := a2anats.Handle(bus, "echo", a2asrv.NewHandler(demoagent.Echo{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- bus.Serve(sctx, agentbus.ServePool(pool), agentbus.ServePartitions(2), agentbus.ServeMemberTTL(time.Second))
+		}()
+		return func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+			if err := s.Close(ctx); err != nil {
+				t.Error(err)
+			}
+			if err := bus.Close(ctx); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+
+	var (
+		mu       sync.Mutex
+		answered int
+		failed   []string
+	)
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range callers {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-quit:
+					return
+				case <-ctx.Done():
+					return
+				default:
+				}
+				want := fmt.Sprintf("call %d-%d", g, i)
+				cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+				res, err := tr.SendMessage(cctx, nil, text(want))
+				cancel()
+				mu.Lock()
+				if err != nil {
+					failed = append(failed, fmt.Sprintf("%s: %v", want, err))
+				} else if m, ok := res.(*a2a.Message); !ok || demoagent.Text(m) != want {
+					failed = append(failed, fmt.Sprintf("%s: answer %#v", want, res))
+				} else {
+					answered++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for range rounds {
+		stop := member()
+		time.Sleep(300 * time.Millisecond)
+		stop()
+		time.Sleep(50 * time.Millisecond) // calls meanwhile are stored
+	}
+	stop := member()
+	close(quit)
+	wg.Wait()
+	stop()
+	t.Logf("%d calls answered", answered)
+	if len(failed) > 0 {
+		t.Fatalf("%d calls failed, the first: %s", len(failed), strings.Join(failed[:min(len(failed), 5)], "; "))
+	}
+	if answered == 0 {
+		t.Fatal("no call answered")
 	}
 }

@@ -29,7 +29,9 @@
 // SendMessage's result, is the bare A2A object as JSON, its type in the
 // a2a-event header (message, task, statusUpdate or artifactUpdate). A gap
 // in the numbers fails the call with ErrEventsLost instead of a stream
-// silently missing an event.
+// silently missing an event; an unnumbered error answer is the bus's own
+// (agentbus: the agent's handler failed for good, or there is none) and
+// ends the call with its text.
 //
 // Calls go over core NATS to the consumer that owns the agent's group, and
 // are stored in the A2A stream when none does, to wait there for one

@@ -38,7 +38,10 @@ func Example() {
 	defer srv.Shutdown(ctx)
 	bus, err := agentbus.Connect(ctx,
 		agentbus.WithInProcessServer(srv.NATSServer()),
-		agentbus.WithEnsureStreams(agentbus.StreamConfig{}))
+		agentbus.WithEnsureStreams(agentbus.StreamConfig{}),
+		// A call to an agent whose pool is not declared yet waits for it
+		// (Serve declares it as it starts) instead of failing at once.
+		agentbus.WithUnknownAgents(agentbus.WaitUnknown))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -61,6 +64,7 @@ func Example() {
 	}
 	serveCtx, stop := context.WithCancel(ctx)
 	defer stop()
+	// A process that serves one agent is a pool of its own, named after it.
 	go func() { _ = bus.Serve(serveCtx) }()
 
 	// The caller's side: the card from the registry, one option.

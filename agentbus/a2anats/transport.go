@@ -221,7 +221,13 @@ func (c *Client) route(m *nats.Msg) {
 		return // the call has ended: its requester is gone
 	}
 	if !a.noResponders {
-		if seq, _ := strconv.Atoi(a.env.Headers.Get(HeaderSeq)); seq != p.next {
+		seqText, numbered := a.env.Headers.Lookup(HeaderSeq)
+		if _, failed := a.env.Headers.Lookup(HeaderError); !numbered && failed {
+			// The bus's own error reply (agentbus: the handler failed for
+			// good, or the member has none): it ends the call with its
+			// reason, as an internal error.
+			a.env.Kind = KindError
+		} else if seq, _ := strconv.Atoi(seqText); seq != p.next {
 			p.lost = fmt.Errorf("%w: answer %d arrived when %d was due", ErrEventsLost, seq, p.next)
 			close(p.ch)
 			return

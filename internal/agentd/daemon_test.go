@@ -16,8 +16,10 @@ import (
 	"time"
 
 	"github.com/a2abus/a2abus/agentbus"
+	"github.com/a2abus/a2abus/agentbus/a2anats/a2anatstest"
 	"github.com/a2abus/a2abus/codec"
 	"github.com/a2abus/a2abus/embedded/embeddedtest"
+	"github.com/a2abus/a2abus/placement"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
@@ -273,7 +275,22 @@ func TestSendCommand(t *testing.T) {
 	cfg.NATS = srv.ClientURL()
 	startDaemon(t, cfg) // provisions the streams, as on a host
 	var stdout, stderr bytes.Buffer
-	code := Main(context.Background(), []string{"send", "--nats", srv.ClientURL(), "--to", "weather", "will", "it", "rain?"},
+	// No pool serves weather yet: the send is refused at once, saying so,
+	// and nothing is stored.
+	code := Main(context.Background(), []string{"send", "--nats", srv.ClientURL(), "--to", "weather", "hello"},
+		strings.NewReader(""), &stdout, &stderr, env(nil))
+	if code != exitError || !strings.Contains(stderr.String(), "unknown agent") || strings.Count(stderr.String(), "\n") != 1 {
+		t.Fatalf("send to an undeclared agent: exit %d, stderr %q; want exit %d and one line saying it is unknown", code, stderr.String(), exitError)
+	}
+	// Declared (as the weather agent's Serve would), the send is stored for
+	// its pool.
+	declarer := a2anatstest.ConnectBus(t, srv)
+	if _, err := declarer.Declare(context.Background(), agentbus.PoolConfig{Name: "weather", Partitions: 4}, "weather"); err != nil {
+		t.Fatal(err)
+	}
+	stdout.Reset()
+	stderr.Reset()
+	code = Main(context.Background(), []string{"send", "--nats", srv.ClientURL(), "--to", "weather", "will", "it", "rain?"},
 		strings.NewReader(""), &stdout, &stderr, env(nil))
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr.String())
@@ -297,6 +314,9 @@ func TestSendCommand(t *testing.T) {
 	}
 	if e := envs[0]; e.ID != id || e.To != "weather" || e.Message.Text() != "will it rain?" {
 		t.Fatalf("stored %+v, want ID %s to weather", e, id)
+	}
+	if pool, _, agent, err := placement.ParseSubject(m.Subject); err != nil || pool != "weather" || agent != "weather" {
+		t.Fatalf("stored on %s (%v), want a subject of pool weather and agent weather", m.Subject, err)
 	}
 
 	for _, args := range [][]string{

@@ -15,7 +15,6 @@ import (
 	"github.com/a2abus/a2abus/codec"
 	"github.com/a2abus/a2abus/embedded"
 	"github.com/a2abus/a2abus/embedded/embeddedtest"
-	"github.com/a2abus/a2abus/placement"
 	"github.com/nats-io/nats-server/v2/conf"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -25,7 +24,7 @@ import (
 // configuration parser: it holds exactly AgentPermissions.
 func TestPermissionsCommand(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	if code := Main(t.Context(), []string{"permissions", "--agent", "weather-bot", "--groups", "64"}, strings.NewReader(""), &stdout, &stderr, env(nil)); code != exitOK {
+	if code := Main(t.Context(), []string{"permissions", "--agent", "weather-bot", "--partitions", "64"}, strings.NewReader(""), &stdout, &stderr, env(nil)); code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 	t.Setenv("WEATHER_BOT_PASSWORD", "s3cret")
@@ -37,8 +36,10 @@ func TestPermissionsCommand(t *testing.T) {
 	if user["user"] != "weather-bot" || user["password"] != "s3cret" {
 		t.Errorf("user %v, password %v", user["user"], user["password"])
 	}
-	groups, _ := placement.NewGroups(64)
-	want, _ := agentbus.AgentPermissions(groups, "weather-bot")
+	want, err := agentbus.AgentPermissions("weather-bot", 64)
+	if err != nil {
+		t.Fatal(err)
+	}
 	perms := user["permissions"].(map[string]any)
 	for dir, subjects := range map[string][]string{"publish": want.Publish, "subscribe": want.Subscribe} {
 		var got []string
@@ -55,7 +56,7 @@ func TestPermissionsCommand(t *testing.T) {
 	if code := Main(t.Context(), []string{"permissions", "--agent", "a", "--nkey", key}, strings.NewReader(""), &stdout, &stderr, env(nil)); code != exitOK || !strings.Contains(stdout.String(), "nkey: "+key) {
 		t.Errorf("with --nkey: exit %d: %s", code, stdout.String())
 	}
-	for _, args := range [][]string{{"permissions"}, {"permissions", "--agent", "a.b"}, {"permissions", "--agent", "a", "--nkey", "x"}, {"permissions", "--agent", "a", "--groups", "0"}} {
+	for _, args := range [][]string{{"permissions"}, {"permissions", "--agent", "a.b"}, {"permissions", "--agent", "a", "--nkey", "x"}, {"permissions", "--agent", "a", "--partitions", "0"}} {
 		stderr.Reset()
 		if code := Main(t.Context(), args, strings.NewReader(""), &stdout, &stderr, env(nil)); code != exitUsage || strings.Count(stderr.String(), "\n") != 1 {
 			t.Errorf("%v: exit %d, stderr %q", args, code, stderr.String())
@@ -96,7 +97,7 @@ func TestPermissionsRoles(t *testing.T) {
 		t.Errorf("agentd's role does not own the hosts bucket %s", HostsBucket)
 	}
 	for _, args := range [][]string{{"permissions", "--role", "admin"}, {"permissions", "--role", "agentd", "--agent", "a"},
-		{"permissions", "--role", "scalerd", "--groups", "8"}, {"permissions", "--role", "agentd", "--nkey", "x"}} {
+		{"permissions", "--role", "scalerd", "--partitions", "8"}, {"permissions", "--role", "agentd", "--nkey", "x"}} {
 		var stdout, stderr bytes.Buffer
 		if code := Main(t.Context(), args, strings.NewReader(""), &stdout, &stderr, env(nil)); code != exitUsage || strings.Count(stderr.String(), "\n") != 1 {
 			t.Errorf("%v: exit %d, stderr %q", args, code, stderr.String())
@@ -189,7 +190,7 @@ func TestAgentdRole(t *testing.T) {
 	if keys, err := hosts.Keys(ctx); err != nil || len(keys) != 1 {
 		t.Errorf("hosts %v %v", keys, err)
 	}
-	if err := admin.SetScaleTarget(ctx, agentbus.ScaleTarget{Consumers: 2, Reason: "test"}); err != nil {
+	if err := admin.SetScaleTarget(ctx, cfg.Pool, agentbus.ScaleTarget{Consumers: 2, Reason: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {

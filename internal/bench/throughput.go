@@ -343,13 +343,19 @@ func busThroughput(ctx context.Context, env Env, c ThroughputConfig, senders int
 		return run, fmt.Errorf("bench: purge %s: %w", agentbus.StreamName, err)
 	}
 	defer func() { _ = s.Purge(context.Background()) }()
-	bus, err := agentbus.Connect(ctx, agentbus.WithConn(nc))
+	dests, bodies := payloads(c)
+	// No member reads what this party stores: its destinations are routed
+	// to a pool of their own without the registry.
+	opts := []agentbus.Option{agentbus.WithConn(nc)}
+	for _, d := range dests {
+		opts = append(opts, agentbus.WithRoute(d, agentbus.PoolConfig{Name: "bench-throughput"}))
+	}
+	bus, err := agentbus.Connect(ctx, opts...)
 	if err != nil {
 		return run, err
 	}
 	defer func() { _ = bus.Close(context.Background()) }()
 
-	dests, bodies := payloads(c)
 	// Payloads as interface values, converted before the clock starts as
 	// an application holding its messages would have them.
 	anyBodies := make([]any, len(bodies))

@@ -50,7 +50,7 @@ func TestThroughputRefusesBusInUse(t *testing.T) {
 	if err := agentbus.EnsureStreams(ctx, js, agentbus.StreamConfig{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := js.Publish(ctx, "a2a.in.g0001.someone", []byte("waiting")); err != nil {
+	if _, err := js.Publish(ctx, "a2a.in.someone.p0001.someone", []byte("waiting")); err != nil {
 		t.Fatal(err)
 	}
 	_, err = Throughput(ctx, Env{URL: srv.ClientURL(), Progress: io.Discard},

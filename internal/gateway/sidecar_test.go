@@ -63,7 +63,7 @@ func TestSidecarAgent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a2anatstest.Serve(t, hostBus, s)
+	a2anatstest.Serve(t, hostBus, a2anatstest.PoolName("planner"), s)
 
 	// The registry has the agent's own card, pointing at the bus only.
 	got, err := reg.Card(ctx, "planner")

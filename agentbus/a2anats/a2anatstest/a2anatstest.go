@@ -21,6 +21,7 @@ import (
 	"github.com/a2aproject/a2a-go/v2/a2a"
 	"github.com/a2aproject/a2a-go/v2/a2asrv"
 	"github.com/cespare/xxhash/v2"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Partitions is the partition count of the pools Serve declares: few, so
@@ -100,8 +101,11 @@ func PoolName(agents ...string) string {
 	return name
 }
 
-// Serve runs bus.Serve in pool until the test ends, then closes the
-// servers.
+// Serve runs bus.Serve in pool, with Partitions partitions, until the test
+// ends, then closes the servers. It returns once the pool and the bus's
+// agents are declared in the registry (so that sends to them are routed)
+// and a member pulls each of the pool's partitions (so that direct calls
+// find a consumer), and fails the test if Serve fails first.
 func Serve(t testing.TB, bus *agentbus.Bus, pool string, servers ...*a2anats.Server) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -109,10 +113,13 @@ func Serve(t testing.TB, bus *agentbus.Bus, pool string, servers ...*a2anats.Ser
 	go func() {
 		done <- bus.Serve(ctx, agentbus.ServePool(pool), agentbus.ServePartitions(Partitions), agentbus.ServeMemberTTL(2*time.Second))
 	}()
+	stopped := false // Serve returned before its pool was declared and pulled
 	t.Cleanup(func() {
 		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
+		if !stopped {
+			if err := <-done; err != nil {
+				t.Errorf("Serve: %v", err)
+			}
 		}
 		for _, s := range servers {
 			cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -122,4 +129,57 @@ func Serve(t testing.TB, bus *agentbus.Bus, pool string, servers ...*a2anats.Ser
 			ccancel()
 		}
 	})
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer wcancel()
+	js, err := jetstream.New(bus.Conn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if declared(wctx, bus, pool) && pulled(wctx, js, pool) {
+			return
+		}
+		select {
+		case err := <-done:
+			stopped = true
+			t.Fatalf("Serve in pool %s stopped before its pool was declared and pulled: %v", pool, err)
+		case <-wctx.Done():
+			t.Fatalf("pool %s not declared and pulled within 30s", pool)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// pulled reports whether a member pulls each partition of pool: its
+// consumer has a pull request waiting.
+func pulled(ctx context.Context, js jetstream.JetStream, pool string) bool {
+	p, err := placement.NewPool(pool, Partitions, placement.OrderConversation)
+	if err != nil {
+		return false
+	}
+	for n := range Partitions {
+		name, err := p.ConsumerName(n)
+		if err != nil {
+			return false
+		}
+		c, err := js.Consumer(ctx, agentbus.StreamName, name)
+		if err != nil || c.CachedInfo().NumWaiting == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// declared reports whether the registry holds pool with agents.
+func declared(ctx context.Context, bus *agentbus.Bus, pool string) bool {
+	pools, err := bus.Pools(ctx)
+	if err != nil {
+		return false
+	}
+	for c, agents := range pools {
+		if c.Name == pool && len(agents) > 0 {
+			return true
+		}
+	}
+	return false
 }
