@@ -206,10 +206,19 @@ func (b *Bus) Serve(ctx context.Context, opts ...ServeOption) error {
 			sc.pool = sc.agents[0]
 		}
 	}
-	s := &server{bus: b, cfg: &sc, sem: make(chan struct{}, sc.workers)}
+	s := &server{bus: b, cfg: &sc, workers: newWorkers(sc.workers)}
 	var cancel context.CancelCauseFunc
 	s.hctx, cancel = context.WithCancelCause(context.WithoutCancel(ctx))
 	defer cancel(ErrServeStopped)
+	stopWatch, watched := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(watched)
+		s.workers.watch(s, stopWatch)
+	}()
+	defer func() {
+		close(stopWatch)
+		<-watched
+	}()
 	return s.member(ctx, cancel)
 }
 
@@ -245,7 +254,9 @@ type server struct {
 	// hctx is the handlers' context: it outlives Serve's ctx by the drain
 	// time.
 	hctx context.Context
-	sem  chan struct{} // one slot per handler running
+	// workers are the handler slots; their watchdog enforces the handler
+	// timeout.
+	workers *workers
 
 	batches sync.WaitGroup // batches being handled
 	handled atomic.Uint64  // envelopes this Serve call handled successfully
@@ -481,43 +492,26 @@ func (s *server) handleEnvelope(ctx context.Context, h *hold, agent string, env 
 }
 
 // attempt runs the handler once in a worker slot, within the handler
-// timeout, turning a panic into an error. A handler still running a grace
-// after its timeout has ignored its canceled context: it is reported
-// (logged, a2abus_receive_hung_handlers) and stops holding anything: its
-// worker slot is freed and, when it handles a stored batch, the batch's
-// hold h is given up, so that the batch goes to the next delivery instead
-// of being kept alive for as long as the handler hangs.
+// timeout (the workers' watchdog cancels its context then), turning a
+// panic into an error. A handler still running a grace after its timeout
+// has ignored its canceled context: the watchdog reports it and stops it
+// holding anything (see watch).
 func (s *server) attempt(ctx context.Context, h *hold, agent string, env *codec.Envelope) (err error) {
 	handle := s.bus.handler(agent)
 	if handle == nil {
 		return fmt.Errorf("%w %s", ErrNoHandler, agent)
 	}
-	select {
-	case s.sem <- struct{}{}:
-	case <-ctx.Done():
-		return context.Cause(ctx)
+	w, err := s.workers.get(ctx)
+	if err != nil {
+		return err
 	}
-	var freed sync.Once
-	free := func() { freed.Do(func() { <-s.sem }) }
-	defer free()
-	ctx, cancel := context.WithTimeoutCause(ctx, s.cfg.handlerTimeout, ErrHandlerTimeout)
-	defer cancel()
-	start := time.Now()
-	if hist := s.bus.recv.latency; hist != nil {
-		defer func() { hist.Observe(time.Since(start).Seconds()) }()
-	}
-	watchdog := time.AfterFunc(s.cfg.handlerTimeout+hungGrace(s.cfg.handlerTimeout), func() {
-		s.bus.recv.hung.Add(1)
-		s.bus.cfg.log.Error("handler ignores its canceled context: freeing its worker and giving its batch up",
-			"agent", agent, "envelope", env.ID, "running", time.Since(start).Round(time.Second), "timeout", s.cfg.handlerTimeout)
-		if h != nil {
-			h.abandon()
-		}
-		free()
-	})
+	ctx, cancel := context.WithCancelCause(ctx)
+	start := w.begin(cancel, h, agent, env.ID)
 	defer func() {
-		if !watchdog.Stop() {
-			s.bus.recv.hung.Add(-1) // it returned at last
+		cancel(nil)
+		s.workers.put(w, s.bus)
+		if hist := s.bus.recv.latency; hist != nil {
+			hist.Observe(time.Since(start).Seconds())
 		}
 	}()
 	defer func() {
@@ -532,9 +526,6 @@ func (s *server) attempt(ctx context.Context, h *hold, agent string, env *codec.
 	return err
 }
 
-// hungGrace is how long past its timeout a handler may take to return
-// before it counts as hung.
-func hungGrace(timeout time.Duration) time.Duration { return min(timeout, 30*time.Second) }
 
 // deadLetter stores what could not be handled in the dead-letter stream:
 // one envelope (as a frame of its own) or, when env is nil, the whole
