@@ -526,7 +526,6 @@ func (s *server) attempt(ctx context.Context, h *hold, agent string, env *codec.
 	return err
 }
 
-
 // deadLetter stores what could not be handled in the dead-letter stream:
 // one envelope (as a frame of its own) or, when env is nil, the whole
 // stored message as it was. While the dead-letter stream refuses it (full,
