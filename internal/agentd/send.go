@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -48,8 +49,11 @@ func sendCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "agentd: send: --timeout %v must be positive\n", *timeout)
 		return exitUsage
 	}
+	// What the bus warns about (a reconnect, a retried publish) goes to
+	// stderr, beside the command's own errors.
+	warnings := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	bus, err := agentbus.Connect(ctx, agentbus.WithURL(*url), agentbus.WithName("agentd-send"),
-		agentbus.WithConnectTimeout(*timeout), agentbus.WithSendTimeout(*timeout))
+		agentbus.WithConnectTimeout(*timeout), agentbus.WithSendTimeout(*timeout), agentbus.WithLogger(warnings))
 	if err != nil {
 		fmt.Fprintf(stderr, "agentd: send: --nats %s: %v\n", *url, err)
 		return exitError
