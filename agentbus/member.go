@@ -443,6 +443,7 @@ func (m *membership) reap() {
 // released. Then it removes our member key so the others reassign at once.
 func (m *membership) leave(cancelHandlers context.CancelCauseFunc) {
 	s := m.s
+	close(s.stopping)
 	var stopped sync.WaitGroup
 	for _, p := range m.parts {
 		stopped.Go(func() { s.stopPartition(p) })

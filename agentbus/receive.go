@@ -206,7 +206,7 @@ func (b *Bus) Serve(ctx context.Context, opts ...ServeOption) error {
 			sc.pool = sc.agents[0]
 		}
 	}
-	s := &server{bus: b, cfg: &sc, workers: newWorkers(sc.workers)}
+	s := &server{bus: b, cfg: &sc, workers: newWorkers(sc.workers), stopping: make(chan struct{})}
 	var cancel context.CancelCauseFunc
 	s.hctx, cancel = context.WithCancelCause(context.WithoutCancel(ctx))
 	defer cancel(ErrServeStopped)
@@ -258,8 +258,9 @@ type server struct {
 	// timeout.
 	workers *workers
 
-	batches sync.WaitGroup // batches being handled
-	handled atomic.Uint64  // envelopes this Serve call handled successfully
+	batches  sync.WaitGroup // batches being handled
+	stopping chan struct{}  // closed when Serve starts to stop
+	handled  atomic.Uint64  // envelopes this Serve call handled successfully
 }
 
 // handleDirect handles a direct request: once, in the partition's
@@ -566,7 +567,7 @@ func (s *server) deadLetter(ctx context.Context, p *partition, msg jetstream.Msg
 	}
 	wait := deadLetterRetryMin
 	for failures := 0; ; failures++ {
-		actx, cancel := context.WithTimeout(ctx, b.cfg.sendTimeout)
+		actx, cancel := context.WithTimeout(ctx, min(b.cfg.sendTimeout, deadLetterAttempt))
 		err := b.publish(actx, b.js[0], dl, "dlq-"+id, 1)
 		cancel()
 		if err == nil {
@@ -582,6 +583,10 @@ func (s *server) deadLetter(ctx context.Context, p *partition, msg jetstream.Msg
 		select {
 		case <-ctx.Done():
 			return false
+		case <-s.stopping:
+			// Serve is stopping: the batch goes back for the next member,
+			// which tries again, rather than holding up the drain.
+			return false
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, deadLetterRetryMax)
@@ -595,10 +600,12 @@ func (s *server) deadLetter(ctx context.Context, p *partition, msg jetstream.Msg
 	return true
 }
 
-// Back-off of a dead letter the dead-letter stream refused.
+// Back-off of a dead letter the dead-letter stream refused, and how long
+// one try may take (a full stream is retried within it, as backpressure).
 const (
 	deadLetterRetryMin = time.Second
 	deadLetterRetryMax = 30 * time.Second
+	deadLetterAttempt  = 5 * time.Second
 )
 
 // DeadLetterHealth reports whether the last dead letter this bus tried to

@@ -65,6 +65,7 @@ type Daemon struct {
 
 	stopHosted   func(context.Context) // nil unless --demo or --sidecars
 	stopCalls    func(context.Context) // the hosted agents' A2A calls; nil unless --demo or --sidecars
+	hosted       atomic.Pointer[agentbus.Bus] // the bus the hosted agents are served on
 	gw           atomic.Pointer[gateway.Gateway]
 	gwBus        *agentbus.Bus
 	serveErr     chan error // size one: the HTTP server's exit

@@ -39,6 +39,7 @@ func (d *Daemon) startHosted(ctx context.Context, nc *nats.Conn) (stop, stopCall
 	if err != nil {
 		return nil, nil, err
 	}
+	d.hosted.Store(bus)
 	var servers []*a2anats.Server
 	stopCalls = func(ctx context.Context) {
 		gctx, cancel := context.WithTimeout(ctx, callGrace)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/a2abus/a2abus/agentbus"
 	"github.com/a2abus/a2abus/internal/gateway"
@@ -31,6 +32,15 @@ func (d *Daemon) readyz(w http.ResponseWriter, r *http.Request) {
 	if err := d.ready(r.Context()); err != nil {
 		http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 		return
+	}
+	if b := d.hosted.Load(); b != nil {
+		// Consuming goes on, but what cannot be handled waits, held, for
+		// the dead-letter stream: ready, degraded, with the reason.
+		if failing, since, reason := b.DeadLetterHealth(); failing {
+			fmt.Fprintf(w, "ready, degraded: dead letters cannot be stored since %s (their batches wait, held): %s\n",
+				since.UTC().Format(time.RFC3339), reason)
+			return
+		}
 	}
 	fmt.Fprintln(w, "ready")
 }
