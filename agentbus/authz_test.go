@@ -3,6 +3,7 @@ package agentbus_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -41,56 +42,62 @@ func (v *violations) has(subject string) bool {
 	return false
 }
 
+// agentPartitions is the partition count of the agents' own pools in the
+// permission tests: AgentPermissions lists each partition's consumer.
+const agentPartitions = 8
+
 // TestAgentPermissions runs two agents with their own credentials on a real
-// server whose authorization is AgentPermissions: each sends to and asks
-// the other, durable and direct, and serves its own group; neither can read
-// the other's messages, by its group's consumer, by sequence or over core
-// NATS.
+// server whose authorization is AgentPermissions (agentd, with every right,
+// provisions the streams and the registry and members buckets). Each
+// agent serves its own agent in its default pool, named after it, sends to
+// and asks the other (durable and direct) and is refused nothing on the
+// way; neither can read the other's messages (by the other pool's
+// consumers, by sequence, over core NATS), write the other's registry keys
+// or member keys, or declare another agent into its own pool.
 func TestAgentPermissions(t *testing.T) {
-	groups, err := placement.NewGroups(16)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Two agents in different groups.
-	a, b := "alice", ""
-	for i := 0; b == ""; i++ {
-		if id := fmt.Sprintf("bob-%d", i); groups.Group(id) != groups.Group(a) {
-			b = id
-		}
-	}
+	a, b := "alice", "bob"
 	users := []*server.User{{Username: "agentd", Password: "agentd-secret"}} // agentd's role: everything
 	for _, id := range []string{a, b} {
-		p, err := agentbus.AgentPermissions(groups, id)
+		p, err := agentbus.AgentPermissions(id, agentPartitions)
 		if err != nil {
 			t.Fatal(err)
 		}
-		users = append(users, &server.User{Username: id, Password: id + "-secret", Permissions: &server.Permissions{
-			Publish:   &server.SubjectPermission{Allow: p.Publish},
-			Subscribe: &server.SubjectPermission{Allow: p.Subscribe},
-		}})
+		users = append(users, roleUser(id, p))
 	}
 	srv := embeddedtest.RunServer(t, embedded.WithServerOptions(func(o *server.Options) { o.Users = users }))
-	ctx := testCtx(t, time.Minute)
+	ctx := testCtx(t, 2*time.Minute)
 
-	admin := embeddedtest.Connect(t, srv, nats.UserInfo("agentd", "agentd-secret"))
-	js, _ := jetstream.New(admin)
-	if err := agentbus.EnsureStreams(ctx, js, agentbus.StreamConfig{}); err != nil {
+	// agentd's part: the streams, the pool registry and the members bucket.
+	admin, err := agentbus.Connect(ctx, agentbus.WithConn(embeddedtest.Connect(t, srv, nats.UserInfo("agentd", "agentd-secret"))),
+		agentbus.WithEnsureStreams(agentbus.StreamConfig{}))
+	if err != nil {
 		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = admin.Close(context.Background()) })
+	for _, cfg := range []jetstream.KeyValueConfig{
+		{Bucket: agentbus.PoolsBucket, History: 1},
+		{Bucket: agentbus.MembersBucket, TTL: agentbus.DefaultMemberTTL, History: 1},
+	} {
+		if _, err := admin.KeyValue(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	type agent struct {
 		bus        *agentbus.Bus
 		nc         *nats.Conn
 		violations *violations
+		stop       func()
 		mu         sync.Mutex
 		got        []string
 	}
 	agents := map[string]*agent{}
 	for _, id := range []string{a, b} {
 		ag := &agent{violations: &violations{}}
-		ag.nc = embeddedtest.Connect(t, srv, nats.UserInfo(id, id+"-secret"),
-			nats.CustomInboxPrefix(agentbus.AgentInboxPrefix(id)), nats.ErrorHandler(ag.violations.handler))
-		ag.bus, err = agentbus.Connect(ctx, agentbus.WithConn(ag.nc), agentbus.WithGroups(16))
+		ag.nc = roleConn(t, srv, id, ag.violations, nats.CustomInboxPrefix(agentbus.AgentInboxPrefix(id)))
+		// The other agent may not have declared itself yet: wait for it.
+		ag.bus, err = agentbus.Connect(ctx, agentbus.WithConn(ag.nc), agentbus.WithUnknownAgents(agentbus.WaitUnknown),
+			agentbus.WithLogger(embeddedtest.Logger(t)))
 		if err != nil {
 			t.Fatalf("%s connects with its own permissions: %v", id, err)
 		}
@@ -105,7 +112,7 @@ func TestAgentPermissions(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		serve(t, bus, fastRetries, agentbus.ServeGroups(groups.Group(id)))
+		ag.stop = serve(t, bus, fastRetries, agentbus.ServePartitions(agentPartitions)) // the default pool: its own, named after it
 		agents[id] = ag
 	}
 
@@ -119,8 +126,10 @@ func TestAgentPermissions(t *testing.T) {
 			var reply *codec.Envelope
 			var err error
 			for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-				reply, err = bus.Request(ctx, textEnvelope(from, to, "", "question from "+from), mode)
-				if err == nil || time.Now().After(deadline) { // a direct request needs the group served first
+				rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				reply, err = bus.Request(rctx, textEnvelope(from, to, "", "question from "+from), mode)
+				cancel()
+				if err == nil || time.Now().After(deadline) { // a direct request needs the partition served first
 					break
 				}
 			}
@@ -141,12 +150,37 @@ func TestAgentPermissions(t *testing.T) {
 		}
 		return true
 	})
+	members, err := admin.Members(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range members {
+		if m.Pool != m.Agents[0] || len(m.Agents) != 1 {
+			t.Errorf("member %s serves %v in pool %s, want its own agent in a pool named after it", m.ID, m.Agents, m.Pool)
+		}
+	}
+	if len(members) != 2 {
+		t.Errorf("members %+v, want one per agent", members)
+	}
+	// Leaving the pool (draining, deleting the member key, stopping the
+	// registry's watch) is refused nothing either.
+	for _, id := range []string{a, b} {
+		agents[id].stop()
+		agents[id].violations.none(t, id)
+	}
+	if members, err := admin.Members(ctx); err != nil || len(members) != 0 {
+		t.Errorf("members after both left: %+v %v", members, err)
+	}
 
-	// Alice reads none of Bob's: a message goes to Bob while Alice tries
-	// every way in.
+	// Alice reads none of Bob's and writes none of his keys: a message
+	// goes to Bob while Alice tries every way in.
 	alice := agents[a]
-	bobGroup, _ := groups.GroupToken(groups.Group(b))
-	next := "$JS.API.CONSUMER.MSG.NEXT." + agentbus.StreamName + "." + bobGroup
+	bobPool, err := placement.NewPool(b, agentPartitions, placement.OrderConversation)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bobConsumer, _ := bobPool.ConsumerName(bobPool.Partition(b, "agentd-test"))
+	next := "$JS.API.CONSUMER.MSG.NEXT." + agentbus.StreamName + "." + bobConsumer
 	core, err := alice.nc.SubscribeSync(agentbus.SubjectPrefix + ".>")
 	if err != nil {
 		t.Fatal(err)
@@ -154,31 +188,94 @@ func TestAgentPermissions(t *testing.T) {
 	if err := agents[b].bus.Send(ctx, textEnvelope("agentd-test", b, "", "for bob only")); err != nil {
 		t.Fatal(err)
 	}
-	short := func() context.Context {
-		c, cancel := context.WithTimeout(ctx, time.Second)
-		t.Cleanup(cancel)
-		return c
-	}
 	ajs, _ := jetstream.New(alice.nc)
-	if _, err := ajs.Consumer(short(), agentbus.StreamName, bobGroup); err == nil {
-		t.Error("alice looked up bob's group consumer")
+	registry, err := ajs.KeyValue(ctx, agentbus.PoolsBucket)
+	if err != nil {
+		t.Fatalf("alice opens the pool registry: %v", err)
 	}
-	if m, err := alice.nc.Request(next, []byte(`{"batch":1}`), time.Second); err == nil {
-		t.Errorf("alice pulled from bob's group: %s %q", m.Subject, m.Data)
+	memberKV, err := ajs.KeyValue(ctx, agentbus.MembersBucket)
+	if err != nil {
+		t.Fatalf("alice opens the members bucket: %v", err)
 	}
-	if s, err := ajs.Stream(short(), agentbus.StreamName); err != nil {
-		t.Errorf("alice cannot read the stream's info: %v", err)
-	} else if m, err := s.GetMsg(short(), 1); err == nil {
-		t.Errorf("alice read stream message 1 by sequence: %s", m.Subject)
+	a2a, err := ajs.Stream(ctx, agentbus.StreamName)
+	if err != nil {
+		t.Fatalf("alice cannot read the stream's info: %v", err)
 	}
+	bobCfg, _ := agentbus.ConsumerConfig(bobPool, 0, time.Minute)
+	bobCfg.Durable = "alice-reads-bob"
+	refusals(t, ctx, "alice", map[string]func(context.Context) error{
+		"look up bob's partition consumer": func(c context.Context) error {
+			_, err := ajs.Consumer(c, agentbus.StreamName, bobConsumer)
+			return err
+		},
+		"pull from bob's partition": func(context.Context) error {
+			_, err := alice.nc.Request(next, []byte(`{"batch":1}`), time.Second)
+			return err
+		},
+		"create a consumer on bob's subjects": func(c context.Context) error {
+			_, err := ajs.CreateConsumer(c, agentbus.StreamName, bobCfg)
+			return err
+		},
+		"read a message by sequence": func(c context.Context) error { _, err := a2a.GetMsg(c, 1); return err },
+		"write bob's pool record":    func(c context.Context) error { _, err := registry.Put(c, "pools.bob", []byte("{}")); return err },
+		"write bob's agent record": func(c context.Context) error {
+			_, err := registry.Put(c, "agents.bob", []byte(`{"pool":"alice"}`))
+			return err
+		},
+		"declare another agent into its pool": func(c context.Context) error {
+			_, err := alice.bus.Declare(c, agentbus.PoolConfig{Name: a, Partitions: agentPartitions}, "carol")
+			return err
+		},
+		"write a member key of bob's pool": func(c context.Context) error {
+			_, err := memberKV.Put(c, "bob.fake", []byte("{}"))
+			return err
+		},
+	})
 	if m, err := core.NextMsg(time.Second); err == nil {
 		t.Errorf("alice read %s over core NATS", m.Subject)
 	}
-	waitFor(t, "alice's denied reads reported", func() bool {
-		return alice.violations.has("$JS.API.CONSUMER.INFO."+agentbus.StreamName+"."+bobGroup) && alice.violations.has(next) &&
-			alice.violations.has(agentbus.SubjectPrefix+".>") &&
-			alice.violations.has("$JS.API.STREAM.MSG.GET."+agentbus.StreamName)
-	})
+	alice.violations.wait(t, "alice",
+		"$JS.API.CONSUMER.INFO."+agentbus.StreamName+"."+bobConsumer, next,
+		"$JS.API.CONSUMER.CREATE."+agentbus.StreamName+".alice-reads-bob",
+		agentbus.SubjectPrefix+".>", "$JS.API.STREAM.MSG.GET."+agentbus.StreamName,
+		"$KV."+agentbus.PoolsBucket+".pools.bob", "$KV."+agentbus.PoolsBucket+".agents.bob",
+		"$KV."+agentbus.PoolsBucket+".agents.carol", "$KV."+agentbus.MembersBucket+".bob.fake")
+}
+
+// TestAgentSendsOnceTheRegistryExists: an agent's role may read the pool
+// registry but not create its bucket, which agentd provisions. A send made
+// before agentd did fails; once the registry exists and the destination
+// is declared, the same bus sends (the failure is not kept).
+func TestAgentSendsOnceTheRegistryExists(t *testing.T) {
+	p, err := agentbus.AgentPermissions("alice", agentPartitions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := []*server.User{{Username: "agentd", Password: "agentd-secret"}, roleUser("alice", p)}
+	srv := embeddedtest.RunServer(t, embedded.WithServerOptions(func(o *server.Options) { o.Users = users }))
+	ctx := testCtx(t, time.Minute)
+	admin, err := agentbus.Connect(ctx, agentbus.WithConn(embeddedtest.Connect(t, srv, nats.UserInfo("agentd", "agentd-secret"))),
+		agentbus.WithEnsureStreams(agentbus.StreamConfig{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = admin.Close(context.Background()) })
+	nc := roleConn(t, srv, "alice", &violations{}, nats.CustomInboxPrefix(agentbus.AgentInboxPrefix("alice")))
+	alice, err := agentbus.Connect(ctx, agentbus.WithConn(nc), agentbus.WithSendTimeout(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = alice.Close(context.Background()) })
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	early := alice.Send(sctx, textEnvelope("alice", "bob", "", "too early"))
+	cancel()
+	if early == nil {
+		t.Fatal("alice sent to bob before any registry existed")
+	}
+	declarePool(t, admin, agentbus.PoolConfig{Name: "bob", Partitions: agentPartitions}, "bob")
+	if err := alice.Send(ctx, textEnvelope("alice", "bob", "", "in time")); err != nil {
+		t.Fatalf("alice's send once the registry exists: %v (the first send failed with: %v)", err, early)
+	}
 }
 
 // roleUser is a user of the given permissions.
@@ -271,10 +368,11 @@ func seen(targets <-chan *agentbus.ScaleTarget, n int) bool {
 }
 
 // TestDaemonPermissions runs agentd's role on a real server: it creates
-// the streams, serves every group through membership, sends and asks
-// (durable and direct), dead-letters, watches the scale target and uses
-// the hosts, agent card and task buckets, refused nothing; and it cannot
-// delete or purge the streams, delete a consumer, read a message by
+// the streams, declares its pool and agents in the registry and reads it,
+// serves every partition of its pool through membership, sends and asks
+// (durable and direct), dead-letters, watches its pool's scale target and
+// uses the hosts, agent card and task buckets, refused nothing; and it
+// cannot delete or purge the streams, delete a consumer, read a message by
 // sequence, create another stream, set the scale target or open the
 // scaler's leader bucket.
 func TestDaemonPermissions(t *testing.T) {
@@ -282,7 +380,7 @@ func TestDaemonPermissions(t *testing.T) {
 	ctx := testCtx(t, 2*time.Minute)
 	v := &violations{}
 	connect := func() *agentbus.Bus {
-		bus, err := agentbus.Connect(ctx, agentbus.WithConn(roleConn(t, srv, "agentd", v)), agentbus.WithGroups(16),
+		bus, err := agentbus.Connect(ctx, agentbus.WithConn(roleConn(t, srv, "agentd", v)),
 			agentbus.WithEnsureStreams(agentbus.StreamConfig{}))
 		if err != nil {
 			t.Fatalf("agentd's role provisions the streams and connects: %v", err)
@@ -300,8 +398,9 @@ func TestDaemonPermissions(t *testing.T) {
 	if err := host.Handle("broken", func(context.Context, *codec.Envelope) error { return fmt.Errorf("always fails") }); err != nil {
 		t.Fatal(err)
 	}
-	serve(t, host, fastRetries, agentbus.ServeMaxAttempts(2))
-	scale, err := host.WatchScaleTarget(ctx)
+	declarePool(t, sender, agentbus.PoolConfig{Name: "agentd", Partitions: 16}, "echo", "broken")
+	serve(t, host, fastRetries, agentbus.ServeMaxAttempts(2), agentbus.ServePool("agentd"), agentbus.ServePartitions(16))
+	scale, err := host.WatchScaleTarget(ctx, "agentd")
 	if err != nil {
 		t.Fatalf("agentd watches the scale target: %v", err)
 	}
@@ -311,7 +410,7 @@ func TestDaemonPermissions(t *testing.T) {
 		var err error
 		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 			reply, err = sender.Request(ctx, textEnvelope("gateway", "echo", "", "hi"), mode)
-			if err == nil || time.Now().After(deadline) { // a direct request needs the group served first
+			if err == nil || time.Now().After(deadline) { // a direct request needs the partition served first
 				break
 			}
 		}
@@ -322,9 +421,15 @@ func TestDaemonPermissions(t *testing.T) {
 	if err := sender.Send(ctx, textEnvelope("gateway", "broken", "", "doomed")); err != nil {
 		t.Fatal(err)
 	}
-	members, err := host.Members(ctx)
-	if err != nil || len(members) != 1 {
-		t.Errorf("members: %v %v", members, err)
+	waitFor(t, "agentd to report pulling its pool's 16 partitions", func() bool {
+		members, err := host.Members(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(members) == 1 && members[0].Pool == "agentd" && members[0].Partitions == 16
+	})
+	if pools, err := sender.Pools(ctx); err != nil || len(pools[agentbus.PoolConfig{Name: "agentd", Partitions: 16, Order: "conversation", Hash: "jump-xxhash64"}]) != 2 {
+		t.Errorf("pools: %v %v", pools, err)
 	}
 	js, _ := jetstream.New(roleConn(t, srv, "agentd", v))
 	for _, bucket := range []string{"a2abus_hosts", "a2abus_agents", "a2abus_tasks"} {
@@ -351,7 +456,7 @@ func TestDaemonPermissions(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = admin.Close(context.Background()) })
-	if err := admin.SetScaleTarget(ctx, agentbus.ScaleTarget{Consumers: 3, Reason: "test"}); err != nil {
+	if err := admin.SetScaleTarget(ctx, "agentd", agentbus.ScaleTarget{Consumers: 3, Reason: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	if !seen(scale, 3) {
@@ -368,15 +473,17 @@ func TestDaemonPermissions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	group, _ := host.ConsumerName(0)
+	group := "agentd_p0000" // a partition consumer of its pool
 	refusals(t, ctx, "agentd", map[string]func(context.Context) error{
-		"delete the stream":          func(c context.Context) error { return js.DeleteStream(c, agentbus.StreamName) },
-		"delete the dead letters":    func(c context.Context) error { return js.DeleteStream(c, agentbus.DeadLetterStreamName) },
-		"purge the stream":           func(c context.Context) error { return a2a.Purge(c) },
-		"delete a group's consumer":  func(c context.Context) error { return js.DeleteConsumer(c, agentbus.StreamName, group) },
-		"read a message by sequence": func(c context.Context) error { _, err := a2a.GetMsg(c, 1); return err },
-		"set the scale target":       func(c context.Context) error { return sender.SetScaleTarget(c, agentbus.ScaleTarget{Consumers: 9}) },
-		"open the leader bucket":     func(c context.Context) error { _, err := js.KeyValue(c, "a2abus_scaler"); return err },
+		"delete the stream":             func(c context.Context) error { return js.DeleteStream(c, agentbus.StreamName) },
+		"delete the dead letters":       func(c context.Context) error { return js.DeleteStream(c, agentbus.DeadLetterStreamName) },
+		"purge the stream":              func(c context.Context) error { return a2a.Purge(c) },
+		"delete a partition's consumer": func(c context.Context) error { return js.DeleteConsumer(c, agentbus.StreamName, group) },
+		"read a message by sequence":    func(c context.Context) error { _, err := a2a.GetMsg(c, 1); return err },
+		"set the scale target": func(c context.Context) error {
+			return sender.SetScaleTarget(c, "agentd", agentbus.ScaleTarget{Consumers: 9})
+		},
+		"open the leader bucket": func(c context.Context) error { _, err := js.KeyValue(c, "a2abus_scaler"); return err },
 		"create another stream": func(c context.Context) error {
 			_, err := js.CreateStream(c, jetstream.StreamConfig{Name: "OTHER", Subjects: []string{"other.>"}})
 			return err
@@ -390,39 +497,50 @@ func TestDaemonPermissions(t *testing.T) {
 	})
 	v.wait(t, "agentd", "$JS.API.STREAM.DELETE."+agentbus.StreamName, "$JS.API.STREAM.DELETE."+agentbus.DeadLetterStreamName,
 		"$JS.API.STREAM.PURGE."+agentbus.StreamName, "$JS.API.CONSUMER.DELETE."+agentbus.StreamName+"."+group,
-		"$JS.API.STREAM.MSG.GET."+agentbus.StreamName, "$KV."+agentbus.ScaleBucket+".consumers",
+		"$JS.API.STREAM.MSG.GET."+agentbus.StreamName, "$KV."+agentbus.ScaleBucket+".pools.agentd",
 		"$JS.API.STREAM.INFO.KV_a2abus_scaler", "$JS.API.STREAM.CREATE.OTHER", "$JS.API.STREAM.UPDATE."+agentbus.StreamName)
 }
 
 // TestScalerPermissions runs scalerd's role on a real server beside a
-// consumer: it reads the stream's and consumers' info and the members,
-// elects itself in its leader bucket and writes and watches the scale
-// target, refused nothing; and it cannot send, ask directly, pull, read a
-// message, delete or purge the stream, write the members bucket or read
-// other connections' inboxes or direct requests.
+// member of pool echo: it reads the stream's and consumers' info, the
+// members and the pool registry, elects itself in its leader bucket and
+// writes and watches a pool's scale target, refused nothing; and it cannot
+// send, ask directly, pull, read a message, delete or purge the stream,
+// write the members bucket or the registry, or read other connections'
+// inboxes or direct requests.
 func TestScalerPermissions(t *testing.T) {
 	srv := roleServer(t)
 	ctx := testCtx(t, 2*time.Minute)
-	host, err := agentbus.Connect(ctx, agentbus.WithConn(roleConn(t, srv, "agentd", &violations{})), agentbus.WithGroups(16),
+	host, err := agentbus.Connect(ctx, agentbus.WithConn(roleConn(t, srv, "agentd", &violations{})),
 		agentbus.WithEnsureStreams(agentbus.StreamConfig{}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = host.Close(context.Background()) })
-	serve(t, host, fastRetries)
+	if err := host.Handle("echo", func(context.Context, *codec.Envelope) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	serve(t, host, fastRetries, agentbus.ServePartitions(16)) // pool echo
 
 	v := &violations{}
 	nc := roleConn(t, srv, "scalerd", v, nats.CustomInboxPrefix(agentbus.ScalerInboxPrefix))
 	// The refused send is retried for the send timeout.
-	bus, err := agentbus.Connect(ctx, agentbus.WithConn(nc), agentbus.WithGroups(16), agentbus.WithSendTimeout(2*time.Second))
+	bus, err := agentbus.Connect(ctx, agentbus.WithConn(nc), agentbus.WithSendTimeout(2*time.Second))
 	if err != nil {
 		t.Fatalf("scalerd's role connects: %v", err)
 	}
 	t.Cleanup(func() { _ = bus.Close(context.Background()) })
 	js, _ := jetstream.New(nc)
-	waitFor(t, "scalerd reads the member and its group consumers", func() bool {
+	waitFor(t, "scalerd reads the member, the registry and the pool's partition consumers", func() bool {
 		members, err := bus.Members(ctx)
-		if err != nil || len(members) != 1 {
+		if err != nil || len(members) != 1 || members[0].Pool != "echo" {
+			return false
+		}
+		pools, err := bus.Pools(ctx)
+		if err != nil {
+			t.Fatalf("pools: %v", err)
+		}
+		if len(pools) != 1 || !slices.Equal(pools[agentbus.PoolConfig{Name: "echo", Partitions: 16, Order: "conversation", Hash: "jump-xxhash64"}], []string{"echo"}) {
 			return false
 		}
 		s, err := js.Stream(ctx, agentbus.StreamName)
@@ -461,17 +579,17 @@ func TestScalerPermissions(t *testing.T) {
 		t.Errorf("watch saw %v, want the delete", e)
 	}
 	_ = w.Stop()
-	targets, err := bus.WatchScaleTarget(ctx)
+	targets, err := bus.WatchScaleTarget(ctx, "echo")
 	if err != nil {
 		t.Fatalf("watch the scale target: %v", err)
 	}
-	if err := bus.SetScaleTarget(ctx, agentbus.ScaleTarget{Consumers: 4, Reason: "test", By: "scalerd"}); err != nil {
+	if err := bus.SetScaleTarget(ctx, "echo", agentbus.ScaleTarget{Consumers: 4, Reason: "test", By: "scalerd"}); err != nil {
 		t.Fatalf("set the scale target: %v", err)
 	}
 	if !seen(targets, 4) {
 		t.Fatal("the scale target's watch did not see 4 consumers")
 	}
-	if got, ok, err := host.ScaleTarget(ctx); err != nil || !ok || got.Consumers != 4 {
+	if got, ok, err := host.ScaleTarget(ctx, "echo"); err != nil || !ok || got.Consumers != 4 {
 		t.Errorf("agentd reads the target %+v %v %v", got, ok, err)
 	}
 	v.none(t, "scalerd")
@@ -480,9 +598,11 @@ func TestScalerPermissions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	group, _ := bus.ConsumerName(0)
-	token, _ := bus.Groups().GroupToken(bus.Groups().Group("echo"))
+	pool, _ := placement.NewPool("echo", 16, placement.OrderConversation)
+	group, _ := pool.ConsumerName(0)
+	token, _ := pool.PartitionToken(pool.Partition("echo", "scalerd"))
 	members, _ := js.KeyValue(ctx, agentbus.MembersBucket)
+	registry, _ := js.KeyValue(ctx, agentbus.PoolsBucket)
 	refusals(t, ctx, "scalerd", map[string]func(context.Context) error{
 		"send": func(c context.Context) error { return bus.Send(c, textEnvelope("scalerd", "echo", "", "hi")) },
 		"ask directly": func(c context.Context) error {
@@ -492,8 +612,9 @@ func TestScalerPermissions(t *testing.T) {
 		"delete the stream":          func(c context.Context) error { return js.DeleteStream(c, agentbus.StreamName) },
 		"purge the stream":           func(c context.Context) error { return a2a.Purge(c) },
 		"read a message by sequence": func(c context.Context) error { _, err := a2a.GetMsg(c, 1); return err },
-		"pull a group":               func(c context.Context) error { _, err := js.Consumer(c, agentbus.StreamName, group); return err },
-		"write the members bucket":   func(c context.Context) error { _, err := members.Put(c, "fake", []byte("{}")); return err },
+		"pull a partition":           func(c context.Context) error { _, err := js.Consumer(c, agentbus.StreamName, group); return err },
+		"write the members bucket":   func(c context.Context) error { _, err := members.Put(c, "echo.fake", []byte("{}")); return err },
+		"write the pool registry":    func(c context.Context) error { _, err := registry.Put(c, "agents.echo", []byte("{}")); return err },
 	})
 	if err := nc.Publish(agentbus.SubjectPrefix+".x.y", []byte("x")); err != nil {
 		t.Fatal(err)
@@ -503,9 +624,9 @@ func TestScalerPermissions(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	v.wait(t, "scalerd", agentbus.SubjectPrefix+"."+token+".echo", agentbus.DirectSubjectPrefix+"."+token+".echo",
+	v.wait(t, "scalerd", agentbus.SubjectPrefix+".echo."+token+".echo", agentbus.DirectSubjectPrefix+".echo."+token+".echo",
 		"$JS.API.STREAM.DELETE."+agentbus.StreamName, "$JS.API.STREAM.PURGE."+agentbus.StreamName,
 		"$JS.API.STREAM.MSG.GET."+agentbus.StreamName, "$JS.API.CONSUMER.INFO."+agentbus.StreamName+"."+group,
-		"$KV."+agentbus.MembersBucket+".fake", agentbus.SubjectPrefix+".x.y",
+		"$KV."+agentbus.MembersBucket+".echo.fake", "$KV."+agentbus.PoolsBucket+".agents.echo", agentbus.SubjectPrefix+".x.y",
 		"_INBOX.>", agentbus.DirectSubjectPrefix+".>")
 }

@@ -14,14 +14,17 @@ import (
 	"github.com/a2abus/a2abus/agentbus"
 	"github.com/a2abus/a2abus/codec"
 	"github.com/a2abus/a2abus/embedded/embeddedtest"
+	"github.com/a2abus/a2abus/placement"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
-// clusterGroups keeps the number of durable consumers (each an R3 raft
-// group) small, so that a 3-node cluster on a 2-core machine elects their
-// leaders quickly.
-const clusterGroups = 8
+// clusterPartitions keeps the number of durable consumers (each an R3
+// raft group) small, so that a 3-node cluster on a 2-core machine elects
+// their leaders quickly: the pools of these tests have this many
+// partitions.
+const clusterPartitions = 8
 
 // clusterOnLeader starts a 3-node cluster, provisions the streams with 3
 // replicas, and returns the cluster, a connection for inspecting it, and
@@ -59,7 +62,6 @@ func connectClusterBus(t *testing.T, c *embeddedtest.TestCluster, first int, nam
 		agentbus.WithNATSOptions(nats.DontRandomize()),
 		agentbus.WithEnsureStreams(agentbus.StreamConfig{Replicas: 3}),
 		agentbus.WithLogger(embeddedtest.Logger(t)),
-		agentbus.WithGroups(clusterGroups),
 		agentbus.WithName(name),
 	}, opts...)
 	bus, err := agentbus.Connect(testCtx(t, 30*time.Second), all...)
@@ -91,12 +93,12 @@ func clusterStreamMsgs(nc *nats.Conn, stream string) (n uint64, ok bool) {
 	return info.State.Msgs, true
 }
 
-// clusterConsumerState describes a group's durable consumer, for failure
-// messages.
-func clusterConsumerState(nc *nats.Conn, bus *agentbus.Bus, agent string) string {
+// clusterConsumerState describes the durable consumer of the partition of
+// the key (agent, conversation) in pool, for failure messages.
+func clusterConsumerState(nc *nats.Conn, pool *placement.Pool, agent, conversation string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	name, err := bus.ConsumerName(bus.Groups().Group(agent))
+	name, err := pool.ConsumerName(pool.Partition(agent, conversation))
 	if err != nil {
 		return err.Error()
 	}
@@ -135,12 +137,12 @@ func waitCount(t *testing.T, what string, n int, within time.Duration, count fun
 	}
 }
 
-// watchStalls polls the durable consumers of bus's groups until stop is
-// called, and reports each group that sat idle with work for idle or
-// longer: messages pending, none delivered and unacknowledged, and no pull
-// request waiting. Nothing then pulls the group; a healthy Serve has a pull
+// watchStalls polls the partition consumers of pool until stop is called,
+// and reports each partition that sat idle with work for idle or longer:
+// messages pending, none delivered and unacknowledged, and no pull request
+// waiting. Nothing then pulls the partition; a healthy Serve has a pull
 // waiting within milliseconds.
-func watchStalls(nc *nats.Conn, bus *agentbus.Bus, idle time.Duration) (stop func() []string) {
+func watchStalls(nc *nats.Conn, pool *placement.Pool, idle time.Duration) (stop func() []string) {
 	js, _ := jetstream.New(nc)
 	done := make(chan struct{})
 	var (
@@ -148,7 +150,7 @@ func watchStalls(nc *nats.Conn, bus *agentbus.Bus, idle time.Duration) (stop fun
 		stalls []string
 	)
 	wg.Go(func() {
-		since := map[string]time.Time{} // group -> idle with work since
+		since := map[string]time.Time{} // consumer -> idle with work since
 		reported := map[string]bool{}
 		tick := time.NewTicker(200 * time.Millisecond)
 		defer tick.Stop()
@@ -158,8 +160,8 @@ func watchStalls(nc *nats.Conn, bus *agentbus.Bus, idle time.Duration) (stop fun
 				return
 			case <-tick.C:
 			}
-			for g := range clusterGroups {
-				name, _ := bus.ConsumerName(g)
+			for n := range pool.Partitions() {
+				name, _ := pool.ConsumerName(n)
 				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 				cons, err := js.Consumer(ctx, agentbus.StreamName, name)
 				cancel()
@@ -195,7 +197,7 @@ func watchStalls(nc *nats.Conn, bus *agentbus.Bus, idle time.Duration) (stop fun
 }
 
 // stallHint explains the stalls watchStalls has seen so far.
-const stallHint = "no consumer pulled these groups although Serve owned them. Seen so far: a group's first pull, sent " +
+const stallHint = "no member pulled these partitions although Serve owned them. Seen so far: a partition's first pull, sent " +
 	"right after Serve created its R3 consumer and before that consumer had a leader, got \"no responders\"; nats.go " +
 	"then pulls again only after two missed heartbeats (30 s with the default 30 s pull expiry)"
 
@@ -237,13 +239,15 @@ func TestClusterDurableRequestsSurviveLeaderStop(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	serve(t, server, fastRetries, agentbus.ServeMemberID("server"),
+	// One handler: the pool is named after it.
+	serve(t, server, fastRetries, agentbus.ServeMemberID("server"), agentbus.ServePartitions(clusterPartitions),
 		agentbus.ServeMemberTTL(2*time.Second), agentbus.ServeAckWait(time.Second))
 	client := connectClusterBus(t, c, leader, "client")
+	pool := declarePool(t, client, agentbus.PoolConfig{Name: "echo", Partitions: clusterPartitions}, "echo")
 
 	// One request first, so that the load starts once the echo agent's
-	// group has its consumer.
-	stalls := watchStalls(nc, client, 5*time.Second)
+	// partition has its consumer.
+	stalls := watchStalls(nc, pool, 5*time.Second)
 	warm, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	warmStart := time.Now()
 	_, err := client.Request(warm, textEnvelope("asker", "echo", "warm-up", "warm-up"), agentbus.Durable)
@@ -320,7 +324,7 @@ func TestClusterDurableRequestsSurviveLeaderStop(t *testing.T) {
 	replies := func() int { return int(nReplied.Load()) }
 	diag := func() string {
 		return fmt.Sprintf("client conn: %s\nserver conn: %s\n%s\nA2A stream leader: node %d",
-			connState(client.Conn()), connState(server.Conn()), clusterConsumerState(nc, client, "echo"),
+			connState(client.Conn()), connState(server.Conn()), clusterConsumerState(nc, pool, "echo", "asker"),
 			c.StreamLeader(agentbus.StreamName))
 	}
 	start := time.Now()
@@ -415,14 +419,21 @@ func TestClusterDurableRequestsSurviveLeaderStop(t *testing.T) {
 // TestClusterSendNoLossAcrossLeaderStop sends continuously to many agents
 // while the A2A stream's leader node (the one the bus is connected to)
 // stops and comes back. Every Send that returned nil must be stored once,
-// in each sender's order per agent, and then be handled exactly once.
+// in each sender's order per agent, and then be handled, each sender's
+// envelopes to an agent (one conversation) first handled in send order.
 func TestClusterSendNoLossAcrossLeaderStop(t *testing.T) {
 	const (
 		senders = 4
 		agents  = 48
+		pool    = "cluster"
 	)
 	c, nc, leader := clusterOnLeader(t)
 	bus := connectClusterBus(t, c, leader, "sender", agentbus.WithSendTimeout(20*time.Second))
+	ids := make([]string, agents)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("agent-%02d", i)
+	}
+	placed := declarePool(t, bus, agentbus.PoolConfig{Name: pool, Partitions: clusterPartitions}, ids...)
 
 	var (
 		mu     sync.Mutex
@@ -523,12 +534,16 @@ func TestClusterSendNoLossAcrossLeaderStop(t *testing.T) {
 	}
 
 	// Now drain the backlog, as an agentd would after an outage: one
-	// member with 2 workers whose handlers do 3 ms of work, so that
-	// draining takes a few ack waits. Each stored envelope must be handled
-	// exactly once, in each sender's order per agent. (Serve creates the
-	// R3 KV buckets, which needs the restarted node back as a peer.)
+	// member with 2 workers whose handlers do 3 ms of work, so that a
+	// batch takes longer than the ack wait and its hold is renewed. Each
+	// stored envelope must be handled, each sender's to an agent first
+	// handled in send order, and handled twice only if its batch was
+	// redelivered (a hold or an ack not confirmed in time: at-least-once).
+	// (Serve creates the R3 members bucket, which needs the restarted node
+	// back as a peer.)
 	embeddedtest.WaitPlacement(t, nc, 3)
-	consumer := connectClusterBus(t, c, newLeader, "consumer")
+	reg := prometheus.NewRegistry()
+	consumer := connectClusterBus(t, c, newLeader, "consumer", agentbus.WithRegisterer(reg))
 	hlog := newHandledLog()
 	for i := range agents {
 		record := hlog.handler("consumer", agentF(i))
@@ -540,11 +555,12 @@ func TestClusterSendNoLossAcrossLeaderStop(t *testing.T) {
 		}
 	}
 	drainStart := time.Now()
-	stalls := watchStalls(nc, consumer, 5*time.Second)
+	stalls := watchStalls(nc, placed, 5*time.Second)
 	serve(t, consumer, fastRetries, agentbus.ServeMemberID("consumer"), agentbus.ServeWorkers(2),
+		agentbus.ServePool(pool), agentbus.ServePartitions(clusterPartitions),
 		agentbus.ServeMemberTTL(2*time.Second), agentbus.ServeAckWait(time.Second))
 	waitCount(t, "stored envelopes handled", len(stored), 40*time.Second, hlog.count,
-		func() string { return clusterConsumerState(nc, consumer, agentF(0)) })
+		func() string { return clusterConsumerState(nc, placed, agentF(0), "sender-0") })
 	waitFor(t, "the A2A stream to empty", func() bool {
 		n, ok := clusterStreamMsgs(nc, agentbus.StreamName)
 		return ok && n == 0
@@ -558,11 +574,18 @@ func TestClusterSendNoLossAcrossLeaderStop(t *testing.T) {
 	handled := 0
 	for agent, ids := range hlog.byAgent {
 		handled += len(ids)
-		lastBy := map[string]string{} // sender prefix ("s0") -> last ID handled
+		// Per sender (one conversation of the agent): an ID handled for
+		// the first time must come after every ID first handled before it.
+		lastBy := map[string]string{} // sender prefix ("s0") -> last ID first handled
+		seen := map[string]bool{}
 		for _, id := range ids {
+			if seen[id] {
+				continue // handled again: at-least-once, checked below
+			}
+			seen[id] = true
 			s := id[:strings.IndexByte(id, '-')]
 			if prev := lastBy[s]; prev > id {
-				disorder = append(disorder, fmt.Sprintf("%s: %s after %s", agent, id, prev))
+				disorder = append(disorder, fmt.Sprintf("%s: %s first handled after %s", agent, id, prev))
 			} else {
 				lastBy[s] = id
 			}
@@ -576,16 +599,52 @@ func TestClusterSendNoLossAcrossLeaderStop(t *testing.T) {
 			t.Errorf("%s handled but not stored", id)
 		}
 	}
-	t.Logf("drained %d stored envelopes in %v: %d handler calls, %d envelopes handled more than once, %d out of order",
-		len(stored), time.Since(drainStart).Round(time.Millisecond), handled, len(doubles), len(disorder))
-	if len(doubles) > 0 || len(disorder) > 0 {
-		slices.Sort(doubles)
-		slices.Sort(disorder)
-		t.Errorf("draining a backlog with one healthy consumer: %d envelopes handled more than once (e.g. %v) and %d handled after a later one of the same sender and agent (e.g. %v).\n"+
-			"No consumer failed and every handler call took 3 ms, far under the 1 s ack wait: batches were redelivered because their ack wait passed while they waited, "+
-			"fetched, behind other batches (Serve keeps only running batches alive with progress acks)",
-			len(doubles), firstN(doubles, 5), len(disorder), firstN(disorder, 5))
+	redelivered := sumMetric(t, reg, "a2abus_receive_redelivered_batches_total")
+	t.Logf("drained %d stored envelopes in %v: %d handler calls, %d envelopes handled more than once, %v batches redelivered, %d out of order",
+		len(stored), time.Since(drainStart).Round(time.Millisecond), handled, len(doubles), redelivered, len(disorder))
+	slices.Sort(doubles)
+	slices.Sort(disorder)
+	if len(disorder) > 0 {
+		t.Errorf("draining a backlog with one consumer: %d envelopes first handled after a later one of the same sender and agent, e.g. %v",
+			len(disorder), firstN(disorder, 5))
 	}
+	if len(doubles) > 0 && redelivered == 0 {
+		t.Errorf("draining a backlog with one consumer: %d envelopes handled more than once (e.g. %v) although no batch was redelivered",
+			len(doubles), firstN(doubles, 5))
+	}
+	for id := range stored {
+		if len(hlog.by[id]) == 0 {
+			t.Errorf("%s stored and never handled", id)
+		}
+	}
+}
+
+// handledLog records which member handled each envelope, in order.
+type handledLog struct {
+	mu      sync.Mutex
+	byAgent map[string][]string // agent -> envelope IDs in handling order
+	by      map[string][]string // envelope ID -> members that handled it
+}
+
+func newHandledLog() *handledLog {
+	return &handledLog{byAgent: map[string][]string{}, by: map[string][]string{}}
+}
+
+func (l *handledLog) handler(member, agent string) agentbus.Handler {
+	return func(_ context.Context, env *codec.Envelope) error {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.byAgent[agent] = append(l.byAgent[agent], env.ID)
+		l.by[env.ID] = append(l.by[env.ID], member)
+		return nil
+	}
+}
+
+// count returns the distinct envelopes handled.
+func (l *handledLog) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.by)
 }
 
 // checkReconnected logs the connections' states and fails the test if one

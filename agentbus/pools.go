@@ -89,11 +89,12 @@ const (
 
 // routes is the sender's copy of the pool registry, kept by a watch.
 type routes struct {
-	once  sync.Once
-	err   error         // the watch could not start
-	ready chan struct{} // closed once the registry's stored values are in
-	stop  context.CancelFunc
-	done  chan struct{} // closed when the watch goroutine ends
+	startMu sync.Mutex
+	started bool          // the watch runs (until then each use tries to start it)
+	trying  *routesStart  // the start being tried, which concurrent uses share
+	ready   chan struct{} // closed once the registry's stored values are in
+	stop    context.CancelFunc
+	done    chan struct{} // closed when the watch goroutine ends
 
 	mu      sync.RWMutex
 	pools   map[string]*placement.Pool // by name
@@ -114,33 +115,64 @@ type subjectKey struct {
 
 const maxCachedSubjects = 1 << 16
 
-// start watches the registry on first use.
+// routesStart is one try at starting the watch.
+type routesStart struct {
+	done chan struct{} // closed when err is set
+	err  error
+}
+
+// start watches the registry on first use. Uses at the same time share
+// one try; a try that fails (the registry cannot be opened yet: a cluster
+// still electing, or a role that may not create the bucket before agentd
+// has) is made again at the next use, not kept as every later send's
+// error.
 func (r *routes) start(b *Bus) error {
-	r.once.Do(func() {
-		r.ready = make(chan struct{})
-		r.mu.Lock()
-		r.changed = make(chan struct{})
-		r.pools = map[string]*placement.Pool{}
-		r.agents = map[string]string{}
-		r.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), b.cfg.sendTimeout)
-		defer cancel()
-		kv, err := b.poolsBucket(ctx)
-		if err != nil {
-			r.err = err
-			return
-		}
-		wctx, stop := context.WithCancel(context.Background())
-		w, err := kv.WatchAll(wctx)
-		if err != nil {
-			stop()
-			r.err = fmt.Errorf("agentbus: watch %s: %w", PoolsBucket, err)
-			return
-		}
-		r.stop, r.done = stop, make(chan struct{})
-		go r.watch(b, w)
-	})
-	return r.err
+	r.startMu.Lock()
+	if r.started {
+		r.startMu.Unlock()
+		return nil
+	}
+	if try := r.trying; try != nil {
+		r.startMu.Unlock()
+		<-try.done
+		return try.err
+	}
+	try := &routesStart{done: make(chan struct{})}
+	r.trying = try
+	r.startMu.Unlock()
+	defer close(try.done)
+	try.err = r.open(b)
+	r.startMu.Lock()
+	r.trying = nil
+	r.startMu.Unlock()
+	return try.err
+}
+
+// open opens the registry and starts the watch; r.started is set once it
+// runs.
+func (r *routes) open(b *Bus) error {
+	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.sendTimeout)
+	defer cancel()
+	kv, err := b.poolsBucket(ctx)
+	if err != nil {
+		return err
+	}
+	wctx, stop := context.WithCancel(context.Background())
+	w, err := kv.WatchAll(wctx)
+	if err != nil {
+		stop()
+		return fmt.Errorf("agentbus: watch %s: %w", PoolsBucket, err)
+	}
+	r.mu.Lock()
+	r.changed = make(chan struct{})
+	r.pools = map[string]*placement.Pool{}
+	r.agents = map[string]string{}
+	r.mu.Unlock()
+	r.startMu.Lock()
+	r.ready, r.stop, r.done, r.started = make(chan struct{}), stop, make(chan struct{}), true
+	r.startMu.Unlock()
+	go r.watch(b, w)
+	return nil
 }
 
 // watch applies the registry's entries until the watch is stopped.
@@ -225,6 +257,8 @@ func (r *routes) learn(p *placement.Pool, agents []string) {
 }
 
 func (r *routes) close() {
+	r.startMu.Lock()
+	defer r.startMu.Unlock()
 	if r.stop != nil {
 		r.stop()
 		<-r.done

@@ -14,11 +14,11 @@ import (
 	"github.com/a2abus/a2abus/embedded"
 	"github.com/a2abus/a2abus/embedded/embeddedtest"
 	"github.com/a2abus/a2abus/internal/demoagent"
-	"github.com/a2abus/a2abus/placement"
 	"github.com/a2aproject/a2a-go/v2/a2a"
 	"github.com/a2aproject/a2a-go/v2/a2asrv"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // refusals records a connection's permission violations.
@@ -50,16 +50,13 @@ func (r *refusals) has(subject string) bool {
 
 // TestAgentRoleA2A: an SDK agent connected with its own narrowed
 // credentials (agentbus.AgentPermissions) opens the registry and its task
-// store, registers its card, serves its group and keeps and lists its
-// tasks, refused nothing; it cannot write another agent's card nor create
-// or read another agent's tasks.
+// store, registers its card, serves its own pool (named after it, as Serve
+// names it by default) and keeps and lists its tasks, refused nothing; it
+// cannot write another agent's card nor create or read another agent's
+// tasks.
 func TestAgentRoleA2A(t *testing.T) {
 	const id = "worker"
-	groups, err := placement.NewGroups(a2anatstest.Groups)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := agentbus.AgentPermissions(groups, id)
+	p, err := agentbus.AgentPermissions(id, a2anatstest.Partitions)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +70,8 @@ func TestAgentRoleA2A(t *testing.T) {
 	srv := embeddedtest.RunServer(t, embedded.WithServerOptions(func(o *server.Options) { o.Users = users }))
 	ctx := testCtx(t, time.Minute)
 
-	// agentd's part, with full rights: the streams and the buckets.
+	// agentd's part, with full rights: the streams and the buckets (the
+	// members bucket with the member TTL a2anatstest.Serve uses).
 	adminBus := a2anatstest.ConnectBus(t, srv, agentbus.WithUserPassword("admin", "admin-secret"))
 	reg, err := a2anats.NewRegistry(ctx, adminBus)
 	if err != nil {
@@ -82,12 +80,19 @@ func TestAgentRoleA2A(t *testing.T) {
 	if _, err := a2anats.NewTaskStore(ctx, adminBus, "other", time.Hour); err != nil {
 		t.Fatal(err)
 	}
+	for _, cfg := range []jetstream.KeyValueConfig{
+		{Bucket: agentbus.PoolsBucket, History: 1},
+		{Bucket: agentbus.MembersBucket, TTL: 2 * time.Second, History: 1},
+	} {
+		if _, err := adminBus.KeyValue(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	// The agent, with its own credentials only.
 	var r refusals
 	agentBus, err := agentbus.Connect(ctx,
 		agentbus.WithInProcessServer(srv.NATSServer()),
-		agentbus.WithGroups(a2anatstest.Groups),
 		agentbus.WithUserPassword(id, id+"-secret"),
 		agentbus.WithNATSOptions(nats.CustomInboxPrefix(agentbus.AgentInboxPrefix(id)), nats.ErrorHandler(r.handler)),
 		agentbus.WithLogger(embeddedtest.Logger(t)))
@@ -110,14 +115,13 @@ func TestAgentRoleA2A(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sctx, stop := context.WithCancel(ctx)
-	served := make(chan error, 1)
-	go func() { served <- agentBus.Serve(sctx, agentbus.ServeGroups(groups.Group(id))) }()
-	defer func() {
-		stop()
-		<-served
-		_ = s.Close(context.Background())
-	}()
+	// Its own pool, named after it: the pool Serve picks for a process
+	// with one agent. It returns once the pool is declared and pulled.
+	a2anatstest.Serve(t, agentBus, id, s)
+	members, err := adminBus.Members(ctx)
+	if err != nil || len(members) != 1 || members[0].Pool != id {
+		t.Fatalf("members %+v %v, want one in pool %s", members, err, id)
+	}
 
 	// A caller reaches it through the card it registered.
 	c := client(t, adminBus, reg, id)
