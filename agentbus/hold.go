@@ -12,8 +12,8 @@ import (
 // the batch (to any member) once its ack wait passes without an ack or a
 // progress ack, so the member renews the wait with progress acks that the
 // server confirms, every quarter of the ack wait. The hold's deadline is
-// when the last confirmed renewal was sent plus the ack wait, less a
-// margin: the server counts the wait from when it received that renewal,
+// when the last confirmed renewal was sent plus the ack wait, less an
+// eighth of it (time for the canceled handlers to return): the server counts the wait from when it received that renewal,
 // which is later, so the deadline passes before the server may redeliver.
 // Until the first confirmation the deadline counts from the delivery's
 // arrival, less a quarter of the ack wait for the time it was in transit.
@@ -132,7 +132,7 @@ func (h *hold) keep(s *server) {
 		}
 		h.mu.Lock()
 		if !h.lost {
-			h.deadline = sent.Add(h.ackWait - h.ackWait/16)
+			h.deadline = sent.Add(h.ackWait - h.ackWait/8)
 		}
 		h.mu.Unlock()
 	}

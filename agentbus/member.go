@@ -274,10 +274,13 @@ func (s *server) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	for {
 		// Opened before it would be created, so that an agent's role,
 		// which may not create buckets, can join.
-		kv, err := s.bus.KeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket: MembersBucket, Description: "a2abus: live members of each pool",
-			TTL: s.cfg.memberTTL, History: 1,
-		})
+		kv, err := s.bus.KeyValue(ctx, membersConfig(s.cfg.memberTTL))
+		if err == nil {
+			err = checkMemberTTL(ctx, kv, s.cfg.memberTTL)
+			if errors.Is(err, ErrPoolMismatch) {
+				return nil, err
+			}
+		}
 		switch {
 		case err == nil:
 			return kv, nil
@@ -293,6 +296,41 @@ func (s *server) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+func membersConfig(ttl time.Duration) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{Bucket: MembersBucket, Description: "a2abus: live members of each pool", TTL: ttl, History: 1}
+}
+
+// checkMemberTTL refuses a members bucket whose TTL is not the member's:
+// a member that heartbeats every TTL/4 of a longer TTL than the bucket's
+// would drop out of its pool between heartbeats.
+func checkMemberTTL(ctx context.Context, kv jetstream.KeyValue, ttl time.Duration) error {
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return fmt.Errorf("agentbus: bucket %s: %w", MembersBucket, err)
+	}
+	if have := st.TTL(); have != ttl {
+		return fmt.Errorf("%w: bucket %s expires members after %v; this member's TTL is %v (ServeMemberTTL, agentd's --member-ttl, must be the same on every member)",
+			ErrPoolMismatch, MembersBucket, have, ttl)
+	}
+	return nil
+}
+
+// EnsureBuckets creates the pool registry and the members bucket (members
+// expire memberTTL after their last heartbeat) if they do not exist, as
+// agentd does at start-up, so that agents whose credentials may not create
+// buckets can serve and send. An existing members bucket with another TTL
+// is an error wrapping ErrPoolMismatch.
+func (b *Bus) EnsureBuckets(ctx context.Context, memberTTL time.Duration) error {
+	if _, err := b.poolsBucket(ctx); err != nil {
+		return err
+	}
+	kv, err := b.KeyValue(ctx, membersConfig(memberTTL))
+	if err != nil {
+		return err
+	}
+	return checkMemberTTL(ctx, kv, memberTTL)
 }
 
 // checkPeers refuses to join a pool whose live members serve other agents:
@@ -444,6 +482,15 @@ func (m *membership) reap() {
 func (m *membership) leave(cancelHandlers context.CancelCauseFunc) {
 	s := m.s
 	close(s.stopping)
+	// The member key goes first, so that the others take the partitions
+	// at their next heartbeat instead of after the drain: safe, since a
+	// partition's next batch waits for the one this member still holds
+	// (MaxAckPending 1), whoever pulls.
+	kctx, kcancel := context.WithTimeout(context.Background(), leaveTimeout)
+	if err := m.lease.Release(kctx); err != nil {
+		s.bus.cfg.log.Debug("leave: member key stays until it expires", "member", m.id, "err", err)
+	}
+	kcancel()
 	var stopped sync.WaitGroup
 	for _, p := range m.parts {
 		stopped.Go(func() { s.stopPartition(p) })
@@ -477,11 +524,6 @@ func (m *membership) leave(cancelHandlers context.CancelCauseFunc) {
 			m.dropSeries(key)
 		}
 		m.observed = nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
-	defer cancel()
-	if err := m.lease.Release(ctx); err != nil {
-		s.bus.cfg.log.Debug("leave: member key stays until it expires", "member", m.id, "err", err)
 	}
 }
 

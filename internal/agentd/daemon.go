@@ -63,8 +63,8 @@ type Daemon struct {
 	// live is set once the streams are provisioned; the HTTP handlers read it.
 	live atomic.Pointer[busConn]
 
-	stopHosted   func(context.Context) // nil unless --demo or --sidecars
-	stopCalls    func(context.Context) // the hosted agents' A2A calls; nil unless --demo or --sidecars
+	stopHosted   func(context.Context)        // nil unless --demo or --sidecars
+	stopCalls    func(context.Context)        // the hosted agents' A2A calls; nil unless --demo or --sidecars
 	hosted       atomic.Pointer[agentbus.Bus] // the bus the hosted agents are served on
 	gw           atomic.Pointer[gateway.Gateway]
 	gwBus        *agentbus.Bus
@@ -137,6 +137,9 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	if err := agentbus.EnsureStreams(ctx, js, agentbus.StreamConfig{Replicas: replicas}); err != nil {
 		return fmt.Errorf("provision streams: %w", err)
 	}
+	if err := d.ensureBuckets(ctx, nc); err != nil {
+		return fmt.Errorf("provision buckets: %w", err)
+	}
 	if d.cfg.Demo || d.cfg.Sidecars != "" {
 		if d.stopHosted, d.stopCalls, err = d.startHosted(ctx, nc); err != nil {
 			return fmt.Errorf("hosted agents: %w", err)
@@ -148,6 +151,21 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	d.live.Store(&busConn{nc: nc, js: js})
 	d.log.Info("agentd ready", "http", ln.Addr().String(), "nats", d.NATSURL(),
 		"embedded", d.srv != nil, "stream", agentbus.StreamName, "replicas", replicas)
+	return nil
+}
+
+// ensureBuckets creates the pool registry and the members bucket, so that
+// agents with their own credentials (which may not create buckets) can
+// serve and send whether or not this agentd hosts agents itself.
+func (d *Daemon) ensureBuckets(ctx context.Context, nc *nats.Conn) error {
+	bus, err := agentbus.Connect(ctx, agentbus.WithConn(nc), agentbus.WithLogger(d.log))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = bus.Close(context.Background()) }()
+	if err := bus.EnsureBuckets(ctx, d.cfg.MemberTTL); err != nil {
+		return fmt.Errorf("--member-ttl %v: %w", d.cfg.MemberTTL, err)
+	}
 	return nil
 }
 
