@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/a2abus/a2abus/codec"
 	"github.com/a2abus/a2abus/placement"
@@ -101,10 +102,13 @@ type routes struct {
 	agents  map[string]string          // agent → pool name
 	changed chan struct{}              // closed and replaced on every change
 
+	// resolved caches agent → pool for the send path, read without a
+	// lock; cleared on every change of the registry.
+	resolved sync.Map // string → *placement.Pool
 	// subjects caches the subject of each (agent, partition) sent to, so
 	// that a send builds no string. It is cleared when full.
-	subjMu   sync.RWMutex
-	subjects map[subjectKey]string
+	subjects  sync.Map // subjectKey → string
+	nSubjects atomic.Int64
 }
 
 type subjectKey struct {
@@ -229,6 +233,7 @@ func (r *routes) apply(b *Bus, e jetstream.KeyValueEntry) {
 	default:
 		return
 	}
+	r.resolved.Clear()
 	close(r.changed)
 	r.changed = make(chan struct{})
 }
@@ -252,6 +257,7 @@ func (r *routes) learn(p *placement.Pool, agents []string) {
 	for _, a := range agents {
 		r.agents[a] = p.Name()
 	}
+	r.resolved.Clear()
 	close(r.changed)
 	r.changed = make(chan struct{})
 }
@@ -273,6 +279,9 @@ func (b *Bus) poolOf(ctx context.Context, agent string) (*placement.Pool, error)
 		return p, nil
 	}
 	r := &b.routes
+	if p, ok := r.resolved.Load(agent); ok { // the send path's usual case
+		return p.(*placement.Pool), nil
+	}
 	if err := r.start(b); err != nil {
 		return nil, err
 	}
@@ -286,6 +295,11 @@ func (b *Bus) poolOf(ctx context.Context, agent string) (*placement.Pool, error)
 		name, declared := r.agents[agent]
 		p := r.pools[name]
 		changed := r.changed
+		if p != nil {
+			// Stored under the read lock, so that a change (which clears
+			// the cache under the write lock) cannot be overtaken by it.
+			r.resolved.Store(agent, p)
+		}
 		r.mu.RUnlock()
 		if p != nil {
 			return p, nil
@@ -370,21 +384,18 @@ func (b *Bus) destination(ctx context.Context, env *codec.Envelope) (*placement.
 	part := p.Partition(env.To, Conversation(env))
 	key := subjectKey{p, env.To, part}
 	r := &b.routes
-	r.subjMu.RLock()
-	subj, ok := r.subjects[key]
-	r.subjMu.RUnlock()
-	if ok {
-		return p, part, subj, nil
+	if subj, ok := r.subjects.Load(key); ok {
+		return p, part, subj.(string), nil
 	}
-	if subj, err = p.Subject(env.To, part); err != nil {
+	subj, err := p.Subject(env.To, part)
+	if err != nil {
 		return nil, 0, "", err
 	}
-	r.subjMu.Lock()
-	if r.subjects == nil || len(r.subjects) >= maxCachedSubjects {
-		r.subjects = map[subjectKey]string{}
+	if r.nSubjects.Add(1) > maxCachedSubjects {
+		r.subjects.Clear()
+		r.nSubjects.Store(1)
 	}
-	r.subjects[key] = subj
-	r.subjMu.Unlock()
+	r.subjects.Store(key, subj)
 	return p, part, subj, nil
 }
 

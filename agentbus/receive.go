@@ -274,7 +274,9 @@ func (s *server) handleDirect(p *partition, m *nats.Msg) {
 		return
 	}
 	env.ReplyTo = m.Reply
-	if err := s.attempt(s.hctx, nil, env.To, &env); err != nil {
+	call := newCallCtx(s.hctx)
+	defer call.end()
+	if err := s.attempt(call, nil, env.To, &env); err != nil {
 		s.bus.recv.failures.Add(1)
 		s.replyError(&env, err)
 		return
@@ -359,13 +361,15 @@ func (s *server) handleBatch(p *partition, msg jetstream.Msg) {
 		incomplete atomic.Bool  // some envelope was neither handled nor dead-lettered
 	)
 	run := func(idx []int) {
+		call := newCallCtx(ctx)
+		defer call.end()
 		for _, i := range idx {
 			if ctx.Err() != nil {
 				incomplete.Store(true)
 				return
 			}
 			env := &envs[i]
-			attempts, err := s.handleEnvelope(ctx, h, agent, env)
+			attempts, err := s.handleEnvelope(ctx, call, h, agent, env)
 			if err == nil {
 				handled.Add(1)
 				continue
@@ -470,12 +474,12 @@ func (s *server) reject(ctx context.Context, h *hold, p *partition, msg jetstrea
 // handleEnvelope calls the agent's handler until it succeeds, MaxAttempts
 // is reached or ctx ends, waiting with back-off between attempts. It
 // returns the attempts made and the last error.
-func (s *server) handleEnvelope(ctx context.Context, h *hold, agent string, env *codec.Envelope) (int, error) {
+func (s *server) handleEnvelope(ctx context.Context, call *callCtx, h *hold, agent string, env *codec.Envelope) (int, error) {
 	wait := s.cfg.retryBackoff
 	var err error
 	for attempt := 1; ; attempt++ {
 		env.Attempt = uint32(attempt - 1)
-		err = s.attempt(ctx, h, agent, env)
+		err = s.attempt(call, h, agent, env)
 		if err == nil {
 			return attempt, nil
 		}
@@ -497,19 +501,18 @@ func (s *server) handleEnvelope(ctx context.Context, h *hold, agent string, env 
 // panic into an error. A handler still running a grace after its timeout
 // has ignored its canceled context: the watchdog reports it and stops it
 // holding anything (see watch).
-func (s *server) attempt(ctx context.Context, h *hold, agent string, env *codec.Envelope) (err error) {
+func (s *server) attempt(call *callCtx, h *hold, agent string, env *codec.Envelope) (err error) {
 	handle := s.bus.handler(agent)
 	if handle == nil {
 		return fmt.Errorf("%w %s", ErrNoHandler, agent)
 	}
+	ctx := call.next()
 	w, err := s.workers.get(ctx)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	start := w.begin(cancel, h, agent, env.ID)
+	start := w.begin(call, h, agent, env.ID)
 	defer func() {
-		cancel(nil)
 		s.workers.put(w, s.bus)
 		if hist := s.bus.recv.latency; hist != nil {
 			hist.Observe(time.Since(start).Seconds())

@@ -18,16 +18,16 @@ import (
 type workers struct {
 	free chan *worker // idle slots; its capacity is the slot count
 
-	mu   sync.Mutex
-	busy map[*worker]struct{}
+	mu  sync.Mutex
+	all []*worker // every slot, the watchdog's to scan
 }
 
 // worker is one handler slot.
 type worker struct {
 	mu       sync.Mutex
 	start    time.Time // of the call running; zero while idle
-	cancel   context.CancelCauseFunc
-	hold     *hold // of the call's stored batch; nil for a direct request
+	call     *callCtx  // the context the call runs under
+	hold     *hold     // of the call's stored batch; nil for a direct request
 	agent    string
 	envelope string
 	timedOut bool // its context was canceled at the timeout
@@ -35,28 +35,23 @@ type worker struct {
 }
 
 func newWorkers(n int) *workers {
-	w := &workers{free: make(chan *worker, n), busy: make(map[*worker]struct{}, n)}
-	for range n {
-		w.free <- &worker{}
+	ws := &workers{free: make(chan *worker, n), all: make([]*worker, n)}
+	for i := range ws.all {
+		ws.all[i] = &worker{}
+		ws.free <- ws.all[i]
 	}
-	return w
+	return ws
 }
 
 // get takes a free slot, waiting until ctx ends.
 func (ws *workers) get(ctx context.Context) (*worker, error) {
 	select {
 	case w := <-ws.free:
-		ws.mu.Lock()
-		ws.busy[w] = struct{}{}
-		ws.mu.Unlock()
 		return w, nil
 	default:
 	}
 	select {
 	case w := <-ws.free:
-		ws.mu.Lock()
-		ws.busy[w] = struct{}{}
-		ws.mu.Unlock()
 		return w, nil
 	case <-ctx.Done():
 		return nil, context.Cause(ctx)
@@ -64,10 +59,10 @@ func (ws *workers) get(ctx context.Context) (*worker, error) {
 }
 
 // begin marks the slot busy with a call and returns its start.
-func (w *worker) begin(cancel context.CancelCauseFunc, h *hold, agent, envelope string) time.Time {
+func (w *worker) begin(call *callCtx, h *hold, agent, envelope string) time.Time {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.start, w.cancel, w.hold, w.agent, w.envelope = time.Now(), cancel, h, agent, envelope
+	w.start, w.call, w.hold, w.agent, w.envelope = time.Now(), call, h, agent, envelope
 	w.timedOut = false
 	return w.start
 }
@@ -77,17 +72,41 @@ func (w *worker) begin(cancel context.CancelCauseFunc, h *hold, agent, envelope 
 func (ws *workers) put(w *worker, b *Bus) {
 	w.mu.Lock()
 	hung := w.hung
-	w.start, w.cancel, w.hold = time.Time{}, nil, nil
+	w.start, w.call, w.hold = time.Time{}, nil, nil
 	w.mu.Unlock()
 	if hung {
 		b.recv.hung.Add(-1) // it returned at last
 		return
 	}
-	ws.mu.Lock()
-	delete(ws.busy, w)
-	ws.mu.Unlock()
 	ws.free <- w // never blocks: the channel holds every slot
 }
+
+// callCtx is the context handler calls run under: one per run of a key's
+// envelopes in a batch (or per direct request), not one per call, made
+// anew only after the watchdog canceled it at a call's timeout.
+type callCtx struct {
+	parent context.Context
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+}
+
+func newCallCtx(parent context.Context) *callCtx {
+	c := &callCtx{parent: parent}
+	c.ctx, c.cancel = context.WithCancelCause(parent)
+	return c
+}
+
+// next returns the context for the next call: the same one, unless the
+// watchdog canceled it (a timed-out call) while the parent lives on.
+func (c *callCtx) next() context.Context {
+	if c.ctx.Err() != nil && c.parent.Err() == nil {
+		c.cancel(nil)
+		c.ctx, c.cancel = context.WithCancelCause(c.parent)
+	}
+	return c.ctx
+}
+
+func (c *callCtx) end() { c.cancel(nil) }
 
 // watch enforces the handler timeout until stop is closed.
 func (ws *workers) watch(s *server, stop <-chan struct{}) {
@@ -103,10 +122,7 @@ func (ws *workers) watch(s *server, stop <-chan struct{}) {
 		case <-tick.C:
 		}
 		ws.mu.Lock()
-		busy = busy[:0]
-		for w := range ws.busy {
-			busy = append(busy, w)
-		}
+		busy = append(busy[:0], ws.all...)
 		ws.mu.Unlock()
 		now := time.Now()
 		for _, w := range busy {
@@ -115,7 +131,7 @@ func (ws *workers) watch(s *server, stop <-chan struct{}) {
 			elapsed := now.Sub(w.start)
 			if running && elapsed >= timeout && !w.timedOut {
 				w.timedOut = true
-				w.cancel(ErrHandlerTimeout)
+				w.call.cancel(ErrHandlerTimeout)
 			}
 			hang := running && elapsed >= timeout+grace && !w.hung
 			if hang {
@@ -132,10 +148,15 @@ func (ws *workers) watch(s *server, stop <-chan struct{}) {
 			if h != nil {
 				h.abandon()
 			}
+			fresh := &worker{} // the replacement: the hung one never goes back
 			ws.mu.Lock()
-			delete(ws.busy, w)
+			for i := range ws.all {
+				if ws.all[i] == w {
+					ws.all[i] = fresh
+				}
+			}
 			ws.mu.Unlock()
-			ws.free <- &worker{} // the replacement: the hung one never goes back
+			ws.free <- fresh
 		}
 	}
 }
