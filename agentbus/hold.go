@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -25,28 +26,31 @@ import (
 // that one).
 type hold struct {
 	msg     jetstream.Msg
+	nc      *nats.Conn
 	ackWait time.Duration
 	cancel  context.CancelCauseFunc
-	stop    chan struct{}
-	done    chan struct{}
+	timer   *time.Timer // the next renewal (or the check of the deadline)
 
 	mu       sync.Mutex
 	deadline time.Time
 	lost     bool
+	released bool
 }
 
 // progressAck is the body of a progress ack (JetStream's AckProgress).
 var progressAck = []byte("+WPI")
 
 // hold starts keeping msg, whose handlers run under the context cancel
-// ends.
+// ends. No goroutine runs until the first renewal is due, a quarter of
+// the ack wait on: most batches are done before that.
 func (s *server) hold(msg jetstream.Msg, cancel context.CancelCauseFunc) *hold {
 	h := &hold{
-		msg: msg, ackWait: s.cfg.ackWait, cancel: cancel,
-		stop: make(chan struct{}), done: make(chan struct{}),
+		msg: msg, nc: s.bus.conns[0], ackWait: s.cfg.ackWait, cancel: cancel,
 		deadline: time.Now().Add(s.cfg.ackWait - s.cfg.ackWait/4),
 	}
-	go h.keep(s)
+	h.mu.Lock() // renew, which takes it first, sees the timer set
+	h.timer = time.AfterFunc(h.ackWait/4, h.renew)
+	h.mu.Unlock()
 	return h
 }
 
@@ -79,61 +83,44 @@ func (h *hold) abandon() {
 }
 
 // release stops renewing, once the batch is acknowledged, released or
-// given up.
+// given up. A renewal in flight then renews no more.
 func (h *hold) release() {
-	close(h.stop)
-	<-h.done
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.released = true
+	h.timer.Stop()
 }
 
-// keep renews the hold every quarter of the ack wait until released, and
-// loses it when a renewal cannot be confirmed before the deadline.
-func (h *hold) keep(s *server) {
-	defer close(h.done)
-	nc := s.bus.conns[0]
-	tick := time.NewTicker(h.ackWait / 4)
-	defer tick.Stop()
-	for {
-		h.mu.Lock()
-		deadline := h.deadline
+// renew runs on the hold's timer: it loses the hold once the deadline has
+// passed, and otherwise sends a progress ack that the server confirms and,
+// once it does, moves the deadline; then it sets the timer for the next
+// renewal, or for the deadline if that comes first.
+func (h *hold) renew() {
+	h.mu.Lock()
+	if h.released || h.lost {
 		h.mu.Unlock()
-		expire := time.NewTimer(time.Until(deadline))
-		select {
-		case <-h.stop:
-			expire.Stop()
-			return
-		case <-expire.C:
-			h.mu.Lock()
-			if !time.Now().Before(h.deadline) && !h.lost {
-				h.lose()
-			}
-			lost := h.lost
-			h.mu.Unlock()
-			if lost {
-				<-h.stop
-				return
-			}
-			continue
-		case <-tick.C:
-			expire.Stop()
-		}
-		h.mu.Lock()
-		lost := h.lost // abandoned: renew no more
-		h.mu.Unlock()
-		if lost {
-			<-h.stop
-			return
-		}
-		sent := time.Now()
-		ctx, cancel := context.WithDeadline(context.Background(), deadline)
-		_, err := nc.RequestWithContext(ctx, h.msg.Reply(), progressAck)
-		cancel()
-		if err != nil {
-			continue // the deadline decides
-		}
-		h.mu.Lock()
-		if !h.lost {
-			h.deadline = sent.Add(h.ackWait - h.ackWait/8)
-		}
-		h.mu.Unlock()
+		return
 	}
+	if !time.Now().Before(h.deadline) {
+		h.lose()
+		h.mu.Unlock()
+		return
+	}
+	deadline := h.deadline
+	h.mu.Unlock()
+
+	sent := time.Now()
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	_, err := h.nc.RequestWithContext(ctx, h.msg.Reply(), progressAck)
+	cancel()
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.released || h.lost {
+		return
+	}
+	if err == nil {
+		h.deadline = sent.Add(h.ackWait - h.ackWait/8)
+	}
+	h.timer.Reset(max(min(h.ackWait/4-time.Since(sent), time.Until(h.deadline)), 0))
 }
