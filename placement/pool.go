@@ -190,7 +190,6 @@ func (p *Pool) ConsumerName(partition int) (string, error) {
 	return p.name + "_" + tok, nil
 }
 
-
 // ConsumerPartition reports whether name is one of the pool's consumer
 // names, <pool>_<partition token>, and returns its partition. It accepts
 // any token p0000..p9999, not only those below Partitions(), so that a
