@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/a2abus/a2abus/codec"
 	"github.com/a2abus/a2abus/placement"
@@ -282,8 +283,21 @@ func (b *Bus) poolOf(ctx context.Context, agent string) (*placement.Pool, error)
 	if p, ok := r.resolved.Load(agent); ok { // the send path's usual case
 		return p.(*placement.Pool), nil
 	}
-	if err := r.start(b); err != nil {
-		return nil, err
+	for {
+		err := r.start(b)
+		if err == nil {
+			break
+		}
+		if b.cfg.unknown != WaitUnknown || ctx.Err() != nil {
+			return nil, err
+		}
+		// Waiting for a declaration includes waiting for the registry
+		// itself (a cluster still electing its leaders).
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: the pool registry could not be read before the send's context ended: %w", ErrUnknownAgent, err)
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 	select {
 	case <-r.ready:
