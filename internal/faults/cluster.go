@@ -43,7 +43,8 @@ type Cluster struct {
 	nodes   []*node
 	routes  map[[2]int]*Proxy // [from, to] -> proxy from's routes dial to reach to
 	clients []*Proxy          // per node, in front of its client port
-	advert  string            // a closed port every node advertises for routes
+	links   []*Link
+	advert  string // a closed port every node advertises for routes
 }
 
 type node struct {
@@ -61,6 +62,11 @@ const StartTimeout = 30 * time.Second
 // StartCluster starts n servers (n >= 1) storing under dir (one directory
 // per node) and waits until the JetStream meta group has a leader every
 // node follows. Servers log through log (nil discards).
+//
+// The nodes' ports are found free and held until just before the servers
+// bind them; another process may still take one in that moment, so a
+// start that fails with a port in use is tried again on fresh ports, up to
+// three times.
 func StartCluster(ctx context.Context, n int, dir string, log *slog.Logger) (*Cluster, error) {
 	if n < 1 {
 		return nil, fmt.Errorf("faults: cluster size %d, want at least 1", n)
@@ -68,10 +74,28 @@ func StartCluster(ctx context.Context, n int, dir string, log *slog.Logger) (*Cl
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	ports, err := freePorts(2*n + 1)
+	var err error
+	for range 3 {
+		var c *Cluster
+		if c, err = startCluster(ctx, n, dir, log); err == nil || !strings.Contains(err.Error(), "address already in use") {
+			return c, err
+		}
+		log.Warn("a port was taken while the cluster started; starting again on other ports", "err", err)
+		for i := range n {
+			if rerr := os.RemoveAll(filepath.Join(dir, fmt.Sprintf("n%d", i+1))); rerr != nil {
+				return nil, rerr
+			}
+		}
+	}
+	return nil, err
+}
+
+func startCluster(ctx context.Context, n int, dir string, log *slog.Logger) (*Cluster, error) {
+	ports, release, err := freePorts(2*n + 1)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	c := &Cluster{
 		name:   "a2abus-faults",
 		log:    log,
@@ -94,6 +118,8 @@ func StartCluster(ctx context.Context, n int, dir string, log *slog.Logger) (*Cl
 		_ = c.Close(context.Background())
 		return nil, err
 	}
+	// The proxies take ports of their own while the nodes' are still held,
+	// so that none of them takes a node's.
 	for i, nd := range c.nodes {
 		p, err := NewProxy("127.0.0.1:0", fmt.Sprintf("127.0.0.1:%d", nd.clientPort))
 		if err != nil {
@@ -115,6 +141,7 @@ func StartCluster(ctx context.Context, n int, dir string, log *slog.Logger) (*Cl
 	for i := range all {
 		all[i] = i
 	}
+	release()
 	if err := c.start(ctx, all...); err != nil {
 		return fail(err)
 	}
@@ -254,6 +281,66 @@ func (c *Cluster) DirectURLs(first int) string {
 		}
 	}
 	return strings.Join(urls, ",")
+}
+
+// Link is one client's own way to the cluster: a proxy in front of each
+// node's client port, for that client alone. Cutting it cuts the client off
+// from every node (its connection dropped, its reconnects refused) while
+// every other client carries on: a process stalled, or partitioned from
+// the servers, as the servers see it.
+type Link struct {
+	proxies []*Proxy
+}
+
+// NewLink returns a new Link to the cluster; Close closes it.
+func (c *Cluster) NewLink() (*Link, error) {
+	l := &Link{}
+	for _, nd := range c.nodes {
+		p, err := NewProxy("127.0.0.1:0", fmt.Sprintf("127.0.0.1:%d", nd.clientPort))
+		if err != nil {
+			_ = l.Close()
+			return nil, err
+		}
+		l.proxies = append(l.proxies, p)
+	}
+	c.mu.Lock()
+	c.links = append(c.links, l)
+	c.mu.Unlock()
+	return l, nil
+}
+
+// URLs returns the link's URLs, node first's before the others, as
+// Cluster.ClientURLs does.
+func (l *Link) URLs(first int) string {
+	urls := []string{"nats://" + l.proxies[first].Addr()}
+	for i, p := range l.proxies {
+		if i != first {
+			urls = append(urls, "nats://"+p.Addr())
+		}
+	}
+	return strings.Join(urls, ",")
+}
+
+// Cut drops the link's connections and refuses new ones until Restore.
+func (l *Link) Cut() {
+	for _, p := range l.proxies {
+		p.Cut()
+	}
+}
+
+// Restore lets the link's client connect again.
+func (l *Link) Restore() {
+	for _, p := range l.proxies {
+		p.Restore()
+	}
+}
+
+// Close closes the link's proxies. It is idempotent.
+func (l *Link) Close() error {
+	for _, p := range l.proxies {
+		_ = p.Close()
+	}
+	return nil
 }
 
 // Stop shuts node i down and waits until it has stopped. Its store is kept
@@ -445,7 +532,7 @@ func WaitPlacement(ctx context.Context, nc *nats.Conn, replicas int) error {
 	}
 }
 
-// Close stops every running node and closes the proxies.
+// Close stops every running node and closes the proxies and links.
 func (c *Cluster) Close(ctx context.Context) error {
 	err := c.StopAll(ctx)
 	for _, p := range c.routes {
@@ -454,26 +541,37 @@ func (c *Cluster) Close(ctx context.Context) error {
 	for _, p := range c.clients {
 		_ = p.Close()
 	}
+	c.mu.Lock()
+	links := c.links
+	c.links = nil
+	c.mu.Unlock()
+	for _, l := range links {
+		_ = l.Close()
+	}
 	return err
 }
 
-// freePorts finds n distinct free TCP ports on loopback. Another process
-// could take one before it is used; on loopback that is rare.
-func freePorts(n int) ([]int, error) {
-	ports := make([]int, 0, n)
+// freePorts finds n distinct free TCP ports on loopback and holds them
+// until release (idempotent) is called. Another process could take one
+// between release and its use; on loopback that is rare.
+func freePorts(n int) (ports []int, release func(), err error) {
 	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			_ = l.Close()
-		}
-	}()
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			for _, l := range ls {
+				_ = l.Close()
+			}
+		})
+	}
 	for range n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return nil, fmt.Errorf("faults: find a free port: %w", err)
+			release()
+			return nil, nil, fmt.Errorf("faults: find a free port: %w", err)
 		}
 		ls = append(ls, l)
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	return ports, nil
+	return ports, release, nil
 }

@@ -1,25 +1,37 @@
 // Package faults is the fault-injection suite and the soak of a2abus: real
 // agentbus publishers and consumers on a real 3-node embedded NATS cluster
 // (file store, R3 stream), faults injected from outside, and a ledger that
-// books every send and every handled envelope to say what was lost and
-// what was handled twice.
+// books every send and every handler call to say what was lost, what was
+// handled twice, what was handled out of order and what was handled by two
+// members at once.
 //
 // # The suite
 //
-//	go test -tags=faults -count=1 ./internal/faults/
+//	go test -race -tags=faults -count=1 -timeout 8m ./internal/faults/
 //
-// Six scenarios, each on a cluster of its own: a consumer killed in the
-// middle of a batch, the stream leader's node restarted, every node
+// Nine scenarios, each on a cluster of its own. Six inject faults into
+// short-lived consumers with handlers that take no time: a consumer killed
+// in the middle of a batch, the stream leader's node restarted, every node
 // restarted, the stream leader's node cut off from its routes, slow
-// consumers (a batch takes longer than the ack wait), and a reconnect
-// storm of publishers. After each the load stops and the run drains; then
-// every acknowledged send must have been handled (0 lost), every handled
-// envelope must have been sent, every duplicate must carry its message's
-// first envelope ID (0 duplicates by idempotency key), and handling a
-// message twice is allowed only where the at-least-once contract allows
-// it: the scenario crashed a consumer or a server (acks lost with them),
-// or the publisher itself sent the message again after a failed Send.
-// Each scenario logs its counts (with -v), and the run prints a summary.
+// consumers (a batch takes longer than the ack wait), and a reconnect storm
+// of publishers. Three are the ownership scenarios of issue 13: 40 agents
+// with 3 conversations each, handlers as long as LLM calls (HandlerTime),
+// the default member TTL and ack wait, 4 members, and then members joining
+// and one leaving gracefully, a member killed, or a member stalled past its
+// TTL (cut off at its Link) while one of its handlers runs longer than the
+// ack wait, which must see agentbus.ErrFenced before another member begins
+// its batch.
+//
+// After each the load stops and the run drains; then every acknowledged
+// send must have been handled (0 lost), every handled envelope must have
+// been sent, every duplicate must carry its message's first envelope ID,
+// handling a message twice is allowed only where the at-least-once contract
+// allows it (a consumer or a server crashed, or the publisher itself sent
+// the message again after a failed Send), and the ledger must find every
+// ordering key (agent and agentbus.Conversation) first handled in send
+// order (Ledger.Order) and no two handler calls of one key running at once,
+// on one member or two (Counts.Overlaps). Each scenario logs its counts
+// (with -v), and the run prints a summary.
 //
 // # The soak
 //
@@ -32,18 +44,22 @@
 // restarted. It prints one line per interval: heap in use and goroutines
 // (after a GC), sends acknowledged, envelopes handled, duplicates, and
 // acknowledged messages not handled yet. Then it drains and prints the
-// verdict: memory flat, goroutines flat, loss zero (exit status 1 when one
-// fails). -v logs the servers' and buses' warnings to stderr.
+// verdict: memory flat, goroutines flat, loss zero, order kept (exit
+// status 1 when one fails). -v logs the servers' and buses' warnings to stderr.
 //
 // # The harness
 //
 // The package's untagged files are the harness, shared by both: Cluster
 // (nodes whose routes and client connections pass through Proxy, so that
-// a node can be cut off and every client dropped), Consumer (a member that
-// can be stopped, slowed, or killed mid-batch: its connection closed with
-// its batches unacknowledged and its handlers doing nothing more, as a
-// crashed process), Publish (paced bursts, with application retries that
-// resend the same envelope) and Ledger.
+// a node can be cut off and every client dropped, and Links, one client's
+// own proxies, so that one member can be cut off), Consumer (a member that
+// can be stopped, slowed, held in a handler, or killed mid-batch: its link
+// cut and its connection closed with its batches unacknowledged and its
+// handlers doing nothing more, as a crashed process), Publish (paced
+// bursts, with application retries that resend the same envelope),
+// Converse (rounds of one message to every conversation of every agent)
+// and Ledger (sends, handler calls with their start and end, first
+// handlings in order).
 //
 // All exported functions and methods are safe for concurrent use unless
 // specified otherwise.

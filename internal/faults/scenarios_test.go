@@ -21,7 +21,7 @@ func TestConsumerKilledMidBatch(t *testing.T) {
 	survivor := r.consumer("survivor", 1)
 	r.publish(r.publisher("pub", 2), "pub", faults.PublisherConfig{Pause: 20 * time.Millisecond})
 	r.waitHandled("before the kill", 300)
-	waitFor(t, "both consumers to handle envelopes (each to hold groups)", func() bool {
+	waitFor(t, "both consumers to handle envelopes (each to hold partitions)", func() bool {
 		return victim.Handled() > 0 && survivor.Handled() > 0
 	})
 	paused := victim.PauseAfter(victim.Handled() + 5)

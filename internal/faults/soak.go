@@ -47,10 +47,15 @@ type SoakResult struct {
 	// NoLoss: nothing acknowledged lost, nothing unknown handled, no
 	// duplicate under another envelope ID, no dead letter.
 	NoLoss bool
+	// OrderViolations are messages first handled before one sent earlier
+	// under their ordering key (Ledger.Order); Counts.Overlaps the handler
+	// calls of one ordering key that ran at once. Ordered: both are zero.
+	OrderViolations int
+	Ordered         bool
 }
 
 // OK reports whether every verdict holds.
-func (r SoakResult) OK() bool { return r.HeapFlat && r.GoroutinesFlat && r.NoLoss }
+func (r SoakResult) OK() bool { return r.HeapFlat && r.GoroutinesFlat && r.NoLoss && r.Ordered }
 
 // soakFaults are injected in turn, one per interval.
 var soakFaults = []struct {
@@ -150,6 +155,9 @@ func Soak(ctx context.Context, cfg SoakConfig, out io.Writer) (SoakResult, error
 	res.DeadLetters, _ = StreamMsgs(ctx, s.nc, agentbus.DeadLetterStreamName)
 	c := res.Counts
 	res.NoLoss = drainErr == nil && c.Lost == 0 && c.Unknown == 0 && c.KeyDups == 0 && res.DeadLetters == 0
+	var disorder []string
+	res.OrderViolations, disorder = s.ledger.Order(5)
+	res.Ordered = res.OrderViolations == 0 && c.Overlaps == 0
 	h0, h1 := thirds(heap)
 	g0, g1 := thirds(gor)
 	res.HeapFlat = h1 <= 1.25*h0+8<<20
@@ -158,9 +166,13 @@ func Soak(ctx context.Context, cfg SoakConfig, out io.Writer) (SoakResult, error
 	if drainErr != nil {
 		fmt.Fprintf(out, "drain: %v\n", drainErr)
 	}
-	fmt.Fprintf(out, "verdict: memory %s (heap median %s in the first third, %s in the last), goroutines %s (median %.0f, then %.0f), loss %s (%d lost, %d unknown, %d duplicates by idempotency key, %d dead letters): %s\n",
+	for _, d := range append(disorder, s.ledger.Overlaps(5)...) {
+		fmt.Fprintf(out, "  %s\n", d)
+	}
+	fmt.Fprintf(out, "verdict: memory %s (heap median %s in the first third, %s in the last), goroutines %s (median %.0f, then %.0f), loss %s (%d lost, %d unknown, %d duplicates by idempotency key, %d dead letters), order %s (%d out of order, %d overlapping handler calls): %s\n",
 		flat(res.HeapFlat), mib(uint64(h0)), mib(uint64(h1)), flat(res.GoroutinesFlat), g0, g1,
 		map[bool]string{true: "zero", false: "NOT ZERO"}[res.NoLoss], c.Lost, c.Unknown, c.KeyDups, res.DeadLetters,
+		map[bool]string{true: "kept", false: "BROKEN"}[res.Ordered], res.OrderViolations, c.Overlaps,
 		map[bool]string{true: "PASS", false: "FAIL"}[res.OK()])
 	return res, nil
 }
@@ -183,7 +195,7 @@ type soak struct {
 }
 
 // serveOpts are the soak's consumers': short member TTL and ack wait, so
-// that a dead member's groups and batches move on within seconds.
+// that a dead member's partitions and batches move on within seconds.
 var serveOpts = []agentbus.ServeOption{
 	agentbus.ServeMemberTTL(2 * time.Second),
 	agentbus.ServeAckWait(2 * time.Second),
