@@ -2,9 +2,13 @@
 // use to talk over NATS JetStream: connect, send, handle, and provision the
 // streams.
 //
-// Sending batches envelopes per destination agent and stores each batch as
-// one JetStream message on a2a.in.<group>.<agent>, deduplicated by a batch
-// ID; Send returns once the batch is stored:
+// Every agent belongs to a pool, a named set of interchangeable members
+// that serve it. Sending finds the agent's pool in the pool registry (KV
+// bucket a2abus_pools, watched and cached), hashes the envelope's ordering
+// key (its agent and conversation) to one of the pool's partitions, and
+// batches envelopes per agent and partition: each batch is one JetStream
+// message on a2a.in.<pool>.<partition>.<agent>, deduplicated by a batch ID.
+// Send returns once the batch is stored:
 //
 //	bus, err := agentbus.Connect(ctx, agentbus.WithURL(url))
 //	if err != nil {
@@ -13,29 +17,36 @@
 //	defer bus.Close(ctx)
 //	err = bus.Send(ctx, &codec.Envelope{From: "planner", To: "weather", Message: msg})
 //
-// Receiving registers handlers by agent ID and serves the consumer groups:
-// one durable pull consumer per group, envelopes handled in order per agent
-// and in parallel across agents, a batch acknowledged once all its
-// envelopes were handled, failures retried in place (so later messages to
-// the agent wait) and dead-lettered with their reason after the last
-// attempt:
+// Receiving registers handlers by agent ID and serves them as one member of
+// a pool: Serve declares the pool and its agents, joins the pool's members
+// and pulls the partitions that bounded-load rendezvous hashing assigns it,
+// one durable pull consumer per partition. Envelopes of one key are handled
+// one at a time in send order, across members, hand-overs and
+// redeliveries; different keys in parallel. A batch is acknowledged once
+// all its envelopes were handled; failures are retried in place (so later
+// envelopes of the key wait) and dead-lettered with their reason after the
+// last attempt:
 //
 //	bus.Handle("weather", func(ctx context.Context, env *codec.Envelope) error { ... })
-//	err = bus.Serve(ctx) // until ctx ends
+//	err = bus.Serve(ctx) // pool "weather", until ctx ends
+//
+// Ownership is fenced by the server (a partition's consumer hands out one
+// batch at a time) and by a hold on each batch that its member renews with
+// confirmed progress acks and gives up before the server could redeliver
+// it: see member.go and docs/ownership.md.
 //
 // Request and Reply are A2A's request/reply round trip, in three modes:
-// Durable (stored like any message), Direct (core NATS to the consumer that
-// owns the agent's group) and Auto (direct, stored when no consumer owns
-// the group). The A2A protocol binding over the bus, for the A2A Go SDK, is
+// Durable (stored like any message), Direct (core NATS to the member that
+// pulls the request's partition) and Auto (direct, stored when nobody
+// pulls it). The A2A protocol binding over the bus, for the A2A Go SDK, is
 // in the a2anats subpackage.
 //
-// Each Serve call is one consumer: it joins the members bucket, whose
-// heartbeats carry what the scaler reads (Members), and takes the groups
-// that bounded-load rendezvous hashing assigns it. The scaler's wanted
-// consumer count is in a KV bucket too (SetScaleTarget, WatchScaleTarget);
-// agentd runs that many Serve calls across its hosts.
+// Members report in their heartbeats what the scaler reads (Members); the
+// scaler's wanted member count per pool is in a KV bucket too
+// (SetScaleTarget, WatchScaleTarget), and agentd runs its share of its
+// pool's count.
 //
 // All exported functions and methods are safe for concurrent use unless
-// specified otherwise. Several Serve calls may run on one Bus, except that
-// a ServeGroups call runs alone.
+// specified otherwise. Several Serve calls may run on one Bus, each a
+// member of its own.
 package agentbus

@@ -18,7 +18,7 @@ const (
 	// consumers. Messages are removed once acknowledged (work queue).
 	StreamName = "A2A"
 	// SubjectPrefix starts every A2A message subject:
-	// a2a.in.<group>.<agent>.
+	// a2a.in.<pool>.<partition>.<agent>.
 	SubjectPrefix = "a2a.in"
 
 	// DeadLetterStreamName is the stream of messages that could not be

@@ -33,7 +33,7 @@
 // (agentbus: the agent's handler failed for good, or there is none) and
 // ends the call with its text.
 //
-// Calls go over core NATS to the consumer that owns the agent's group, and
+// Calls go over core NATS to the member that pulls the call's partition, and
 // are stored in the A2A stream when none does, to wait there for one
 // (agentbus.Auto, the default; ClientMode chooses Durable or Direct
 // instead). A stored call is acknowledged once its agent has started it;
