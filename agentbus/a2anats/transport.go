@@ -93,11 +93,11 @@ type Client struct {
 type ClientOption func(*Client) error
 
 // ClientMode chooses how calls travel: agentbus.Auto (the default) sends
-// each call over core NATS to the consumer that owns the agent's group and,
-// when NATS answers that nobody received it, stores it in the A2A stream,
-// where it waits for a consumer (a hand-over, a scale step);
+// each call over core NATS to the member that pulls the call's partition
+// and, when NATS answers that nobody received it, stores it in the A2A
+// stream, where it waits for a member (a hand-over, a scale step);
 // agentbus.Durable always stores it; agentbus.Direct never does, failing
-// at once with agentbus.ErrNoConsumer when no consumer owns the group.
+// at once with agentbus.ErrNoConsumer when nobody pulls the partition.
 func ClientMode(m agentbus.RequestMode) ClientOption {
 	return func(c *Client) error {
 		if m != agentbus.Durable && m != agentbus.Direct && m != agentbus.Auto {
