@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/url"
 	"sync"
 	"testing"
@@ -14,6 +12,7 @@ import (
 	"github.com/a2abus/a2abus/agentbus"
 	"github.com/a2abus/a2abus/codec"
 	"github.com/a2abus/a2abus/embedded/embeddedtest"
+	"github.com/a2abus/a2abus/internal/faults"
 	"github.com/a2abus/a2abus/placement"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -45,7 +44,11 @@ func testHoldFence(t *testing.T, cutAfter time.Duration) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy := newCutProxy(t, u.Host)
+	proxy, err := faults.NewProxy("127.0.0.1:0", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proxy.Close() })
 	ctx := testCtx(t, 2*time.Minute)
 
 	// One partition, and member IDs chosen so that it is the second
@@ -258,105 +261,4 @@ func streamMsgsNoFail(nc *nats.Conn, stream string) (uint64, error) {
 		return 0, err
 	}
 	return info.State.Msgs, nil
-}
-
-// cutProxy forwards TCP connections to a target and can be cut: Cut
-// closes every connection it carries and refuses new ones (accepted and
-// closed at once, as a peer that went away) until Restore. It is
-// internal/faults' Proxy in small, kept here so that this package's tests
-// do not depend on the fault harness.
-type cutProxy struct {
-	ln     net.Listener
-	target string
-
-	mu    sync.Mutex
-	cut   bool
-	conns map[net.Conn]bool
-	wg    sync.WaitGroup
-}
-
-func newCutProxy(t *testing.T, target string) *cutProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &cutProxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
-	p.wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.wg.Go(func() { p.forward(c) })
-		}
-	})
-	t.Cleanup(func() {
-		_ = ln.Close()
-		p.Cut()
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *cutProxy) Addr() string { return p.ln.Addr().String() }
-
-// Cut closes every connection and refuses new ones until Restore.
-func (p *cutProxy) Cut() {
-	p.mu.Lock()
-	p.cut = true
-	conns := p.conns
-	p.conns = map[net.Conn]bool{}
-	p.mu.Unlock()
-	for c := range conns {
-		_ = c.Close()
-	}
-}
-
-// Restore lets connections through again.
-func (p *cutProxy) Restore() {
-	p.mu.Lock()
-	p.cut = false
-	p.mu.Unlock()
-}
-
-// track adds c to the connections carried, or closes it when cut.
-func (p *cutProxy) track(c net.Conn) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cut {
-		_ = c.Close()
-		return false
-	}
-	p.conns[c] = true
-	return true
-}
-
-func (p *cutProxy) forward(in net.Conn) {
-	if !p.track(in) {
-		return
-	}
-	out, err := net.DialTimeout("tcp", p.target, 2*time.Second)
-	if err != nil {
-		_ = in.Close()
-		return
-	}
-	if !p.track(out) {
-		_ = in.Close()
-		return
-	}
-	var wg sync.WaitGroup
-	pipe := func(dst, src net.Conn) {
-		_, _ = io.Copy(dst, src)
-		// Either side ending ends both, as a cut link would.
-		_ = in.Close()
-		_ = out.Close()
-	}
-	wg.Go(func() { pipe(out, in) })
-	wg.Go(func() { pipe(in, out) })
-	wg.Wait()
-	p.mu.Lock()
-	delete(p.conns, in)
-	delete(p.conns, out)
-	p.mu.Unlock()
 }
