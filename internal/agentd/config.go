@@ -42,6 +42,8 @@ type Config struct {
 	// pool must host the same agents with the same count.
 	Pool       string
 	Partitions int
+	// HandlerTimeout bounds one handler call of a hosted agent.
+	HandlerTimeout time.Duration
 	// MemberTTL is how long a consumer that stopped heartbeating keeps its
 	// partitions; every consumer of a bus must use the same.
 	MemberTTL time.Duration
@@ -76,6 +78,7 @@ func DefaultConfig() Config {
 		Consumers:       1,
 		Pool:            "agentd",
 		Partitions:      agentbus.DefaultPartitions,
+		HandlerTimeout:  agentbus.DefaultHandlerTimeout,
 		MemberTTL:       agentbus.DefaultMemberTTL,
 		NUMANode:        -1,
 		A2AMode:         "auto",
@@ -115,6 +118,9 @@ func (c Config) Validate() error {
 	}
 	if c.Partitions < 1 || c.Partitions > placement.MaxGroups {
 		return fmt.Errorf("--partitions %d: want 1..%d", c.Partitions, placement.MaxGroups)
+	}
+	if c.HandlerTimeout < time.Second || c.HandlerTimeout > 24*time.Hour {
+		return fmt.Errorf("--handler-timeout %v: want 1s..24h", c.HandlerTimeout)
 	}
 	if c.MemberTTL < time.Second || c.MemberTTL > 10*time.Minute {
 		return fmt.Errorf("--member-ttl %v: want 1s..10m", c.MemberTTL)
@@ -217,6 +223,7 @@ func flagSet(c *Config) *flag.FlagSet {
 	fs.IntVar(&c.Consumers, "consumers", c.Consumers, "consumers `n` of the agents this agentd hosts while no scaler sets a target (then its share of the target)")
 	fs.StringVar(&c.Pool, "pool", c.Pool, "`name` of the pool of the agents this agentd hosts (every agentd of a pool hosts the same agents)")
 	fs.IntVar(&c.Partitions, "partitions", c.Partitions, "partition `count` of the pool, fixed when the pool is first declared")
+	fs.DurationVar(&c.HandlerTimeout, "handler-timeout", c.HandlerTimeout, "longest a hosted agent may take on one message before the attempt fails (retried, then dead-lettered)")
 	return fs
 }
 

@@ -130,7 +130,7 @@ func (d *Daemon) startHosted(ctx context.Context, nc *nats.Conn) (stop, stopCall
 	}
 	pool, err := newConsumerPool(bus, js, d.log, d.reg, d.cfg.Pool, d.cfg.Consumers,
 		agentbus.ServePartitions(d.cfg.Partitions), agentbus.ServeAgents(hosted...),
-		agentbus.ServeMemberTTL(d.cfg.MemberTTL))
+		agentbus.ServeMemberTTL(d.cfg.MemberTTL), agentbus.ServeHandlerTimeout(d.cfg.HandlerTimeout))
 	if err != nil {
 		return nil, nil, err
 	}
