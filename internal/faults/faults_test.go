@@ -18,6 +18,7 @@ import (
 	"github.com/a2abus/a2abus/embedded/embeddedtest"
 	"github.com/a2abus/a2abus/internal/faults"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // serveOpts are every consumer's: short member TTL and ack wait, so that a
@@ -141,7 +142,35 @@ func (r *run) consumer(name string, node int, opts ...agentbus.ServeOption) *fau
 			r.t.Errorf("stop consumer %s: %v", name, err)
 		}
 	})
+	r.waitDeclared()
 	return cons
+}
+
+// waitDeclared waits until the run's agents are in the pool registry: the
+// first consumer of a fresh cluster declares them while it creates the
+// registry's replicated bucket, which can take longer than a publisher's
+// send timeout, and a publisher that sent before would see its first
+// sends fail for a reason no scenario is about.
+func (r *run) waitDeclared() {
+	r.t.Helper()
+	ctx := ctxFor(r.t, time.Minute)
+	js, err := jetstream.New(r.nc)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	for {
+		kv, err := js.KeyValue(ctx, agentbus.PoolsBucket)
+		if err == nil {
+			if _, err = kv.Get(ctx, "agents."+r.agents[len(r.agents)-1]); err == nil {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			r.t.Fatalf("the run's agents were not declared within a minute: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // publisher connects a publishing bus to node first, through the client
