@@ -159,11 +159,16 @@ func (r *run) waitDeclared() {
 		r.t.Fatal(err)
 	}
 	for {
-		kv, err := js.KeyValue(ctx, agentbus.PoolsBucket)
+		// Each look bounded: a read lost to a leader change must not take
+		// the whole wait.
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		kv, err := js.KeyValue(actx, agentbus.PoolsBucket)
 		if err == nil {
-			if _, err = kv.Get(ctx, "agents."+r.agents[len(r.agents)-1]); err == nil {
-				return
-			}
+			_, err = kv.Get(actx, "agents."+r.agents[len(r.agents)-1])
+		}
+		cancel()
+		if err == nil {
+			return
 		}
 		select {
 		case <-ctx.Done():
