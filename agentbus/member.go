@@ -221,6 +221,7 @@ func (s *server) member(ctx context.Context, cancelHandlers context.CancelCauseF
 			id = host + "-" + id[len(id)-8:]
 		}
 	}
+	s.id = id
 	kv, err := s.bucket(ctx)
 	if err != nil || kv == nil {
 		return err

@@ -65,6 +65,28 @@ var (
 	ErrServeStopped = errors.New("agentbus: serve stopped")
 )
 
+// Delivery is how the envelope a handler is called with reached it.
+type Delivery struct {
+	// Direct is set for a direct request: it was not stored, so there is
+	// nothing to acknowledge and nothing is redelivered if the member dies.
+	Direct bool
+	// Delivered is how many times the stored batch that carries the
+	// envelope has been delivered, 1 the first time (0 for a direct
+	// request). Above 1, an earlier delivery may have run the handler, in
+	// part or to its end: its member stopped, died or lost the batch before
+	// it was acknowledged.
+	Delivered int
+}
+
+type deliveryKey struct{}
+
+// DeliveryOf returns the delivery of the envelope whose handler was given
+// ctx (or a context made from it), and false for a context no Serve made.
+func DeliveryOf(ctx context.Context) (Delivery, bool) {
+	d, ok := ctx.Value(deliveryKey{}).(Delivery)
+	return d, ok
+}
+
 // receiver is the receive side of a Bus.
 type receiver struct {
 	mu       sync.RWMutex
@@ -210,6 +232,7 @@ func (b *Bus) Serve(ctx context.Context, opts ...ServeOption) error {
 	var cancel context.CancelCauseFunc
 	s.hctx, cancel = context.WithCancelCause(context.WithoutCancel(ctx))
 	defer cancel(ErrServeStopped)
+	s.directCtx = context.WithValue(s.hctx, deliveryKey{}, Delivery{Direct: true})
 	stopWatch, watched := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(watched)
@@ -251,9 +274,13 @@ type server struct {
 	bus  *Bus
 	cfg  *serveConfig
 	pool *placement.Pool
+	id   string // the member's ID, set before anything is pulled
 	// hctx is the handlers' context: it outlives Serve's ctx by the drain
 	// time.
 	hctx context.Context
+	// directCtx is hctx marked as the context of direct requests
+	// (DeliveryOf).
+	directCtx context.Context
 	// workers are the handler slots; their watchdog enforces the handler
 	// timeout.
 	workers *workers
@@ -274,7 +301,7 @@ func (s *server) handleDirect(p *partition, m *nats.Msg) {
 		return
 	}
 	env.ReplyTo = m.Reply
-	call := newCallCtx(s.hctx)
+	call := newCallCtx(s.directCtx)
 	defer call.end()
 	if err := s.attempt(call, nil, env.To, &env); err != nil {
 		s.bus.recv.failures.Add(1)
@@ -328,7 +355,11 @@ func (s *server) dispatch(p *partition, msg jetstream.Msg) {
 // lost (the batch may be another member's by now).
 func (s *server) handleBatch(p *partition, msg jetstream.Msg) {
 	b := s.bus
-	ctx, cancel := context.WithCancelCause(s.hctx)
+	delivered := 1
+	if md, err := msg.Metadata(); err == nil {
+		delivered = int(md.NumDelivered)
+	}
+	ctx, cancel := context.WithCancelCause(context.WithValue(s.hctx, deliveryKey{}, Delivery{Delivered: delivered}))
 	defer cancel(nil)
 	h := s.hold(msg, cancel)
 	defer h.release()
@@ -339,10 +370,10 @@ func (s *server) handleBatch(p *partition, msg jetstream.Msg) {
 		s.reject(ctx, h, p, msg, "", fmt.Sprintf("subject %q: %v", msg.Subject(), err))
 		return
 	}
-	if md, err := msg.Metadata(); err == nil && md.NumDelivered > 1 {
+	if delivered > 1 {
 		b.recv.redeliver.Add(1)
-		if md.NumDelivered >= MaxDeliver {
-			s.reject(ctx, h, p, msg, agent, fmt.Sprintf("delivered %d times without an ack (its members crashed, or stopped before they finished it)", md.NumDelivered))
+		if delivered >= MaxDeliver {
+			s.reject(ctx, h, p, msg, agent, fmt.Sprintf("delivered %d times without an ack (its members crashed, or stopped before they finished it)", delivered))
 			return
 		}
 	}
@@ -504,7 +535,7 @@ func (s *server) handleEnvelope(ctx context.Context, call *callCtx, h *hold, age
 func (s *server) attempt(call *callCtx, h *hold, agent string, env *codec.Envelope) (err error) {
 	handle := s.bus.handler(agent)
 	if handle == nil {
-		return fmt.Errorf("%w %s", ErrNoHandler, agent)
+		return fmt.Errorf("%w %s on member %s of pool %s", ErrNoHandler, agent, s.id, s.cfg.pool)
 	}
 	ctx := call.next()
 	w, err := s.workers.get(ctx)
