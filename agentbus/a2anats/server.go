@@ -17,6 +17,7 @@ import (
 	"github.com/a2abus/a2abus/codec"
 	"github.com/a2aproject/a2a-go/v2/a2a"
 	"github.com/a2aproject/a2a-go/v2/a2asrv"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // DefaultMaxCalls is how many calls a Server runs at once by default.
@@ -27,12 +28,28 @@ const DefaultMaxCalls = 1024
 // and gRPC bindings serve, so an agent built with the A2A SDK is served
 // over the bus unchanged.
 //
-// A call runs in its own goroutine, at most MaxCalls at once: the bus's
-// handler returns once the call has started (so a durable call is
-// acknowledged then), and a long call, a stream, or a cancel aimed at a
-// running task never waits behind another call to the same agent, as with
-// HTTP. When MaxCalls are running the bus's handler waits for one to end:
-// backpressure on the agent's consumer, not an unbounded queue.
+// At most MaxCalls calls run at once; when that many run, the bus's
+// handler waits for one to end: backpressure on the agent's consumer, not
+// an unbounded queue.
+//
+// A stored call (agentbus.Durable, or agentbus.Auto when nobody pulled its
+// partition) runs in the bus's handler, which returns when the call has
+// ended: its answers sent, its task stored as it ended. Only then is the
+// call acknowledged, so a member that dies or stops mid-call leaves it to
+// be run again by the partition's next owner. That run sees what the
+// first left in the TaskStore: a call whose task ended answers with that
+// task without running again, and one whose task was still running goes
+// on in that task (the message continues it), instead of starting
+// another. Stored calls of one conversation run one at a time, in order,
+// as the bus delivers them; calls of other conversations run in parallel.
+//
+// A direct call (agentbus.Direct, and agentbus.Auto's first try) runs in
+// a goroutine of its own and the bus's handler returns once it started: a
+// long call, a stream, or a cancel aimed at a running task never waits
+// behind another call to the same agent, as with HTTP. The Client sends
+// the calls that act on existing tasks (get, list, cancel, subscribe, push
+// configs) direct first even in Durable mode, so that a cancel does not
+// wait behind the task it cancels.
 type Server struct {
 	bus     *agentbus.Bus
 	handler a2asrv.RequestHandler
@@ -50,6 +67,11 @@ type Server struct {
 	ctx    context.Context // ended by Close: the calls' parent
 	cancel context.CancelFunc
 	once   sync.Once
+
+	// tasks is the TaskStore bucket, opened by the first stored call run
+	// again.
+	tasksMu sync.Mutex
+	tasks   jetstream.KeyValue
 }
 
 // workerIdle is how long a worker waits for another call before it ends.
@@ -114,10 +136,11 @@ func Handle(bus *agentbus.Bus, agentID string, h a2asrv.RequestHandler, opts ...
 // other envelopes side by side.
 func IsCall(env *codec.Envelope) bool { return strings.HasPrefix(env.Kind, KindPrefix) }
 
-// Handle is the agentbus.Handler of the Server: it starts env's call and
-// returns. An envelope that is not a call is answered with an invalid
-// request error (or dropped, if it has nobody to answer) and acknowledged:
-// retrying it would not make it one.
+// Handle is the agentbus.Handler of the Server. It runs a stored call to
+// its end, and starts a direct call and returns (see Server). An envelope
+// that is not a call is answered with an invalid request error (or
+// dropped, if it has nobody to answer) and acknowledged: retrying it would
+// not make it one.
 func (s *Server) Handle(ctx context.Context, env *codec.Envelope) error {
 	if env.Expired(time.Now()) {
 		return nil // its requester has given up on it
@@ -129,8 +152,16 @@ func (s *Server) Handle(ctx context.Context, env *codec.Envelope) error {
 	case <-s.ctx.Done():
 		return fmt.Errorf("a2anats: server closed: call %s to %s not started", env.ID, env.To)
 	}
-	// env is the call's to keep (agentbus.Handler): no copy.
 	s.calls.Add(1)
+	d, _ := agentbus.DeliveryOf(ctx)
+	if !d.Direct {
+		defer func() {
+			<-s.slots
+			s.calls.Done()
+		}()
+		return s.serveStored(ctx, env, d.Delivered > 1 || env.Attempt > 0)
+	}
+	// env is the call's to keep (agentbus.Handler): no copy.
 	select {
 	case s.work <- env:
 	default:
@@ -140,6 +171,29 @@ func (s *Server) Handle(ctx context.Context, env *codec.Envelope) error {
 	return nil
 }
 
+// serveStored runs a stored call under the bus's handler context ctx as
+// well as the Server's. When ctx ends first (the member stops, is fenced
+// or the call passed its handler timeout), the call is not answered with
+// that: its error is returned instead, so that the call is not
+// acknowledged and its next delivery answers it. rerun says an earlier
+// delivery or attempt may have run it.
+func (s *Server) serveStored(ctx context.Context, env *codec.Envelope, rerun bool) error {
+	cctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := context.AfterFunc(s.ctx, func() { cancel(errServerClosed) })
+	defer stop()
+	a := &answerer{s: s, req: env, code: "ok", interrupt: cctx}
+	s.serve(cctx, a, rerun)
+	if a.interrupted {
+		return fmt.Errorf("a2anats: call %s to %s interrupted: %w", env.ID, env.To, context.Cause(cctx))
+	}
+	return nil
+}
+
+// errServerClosed is the cause of a stored call's context canceled by
+// Close.
+var errServerClosed = errors.New("a2anats: server closed")
+
 // worker serves call, then the calls it is handed until it has waited
 // workerIdle for one or the Server closes.
 func (s *Server) worker(call *codec.Envelope) {
@@ -147,7 +201,7 @@ func (s *Server) worker(call *codec.Envelope) {
 	idle := time.NewTimer(workerIdle)
 	defer idle.Stop()
 	for {
-		s.serve(call)
+		s.serve(s.ctx, &answerer{s: s, req: call, code: "ok"}, false)
 		<-s.slots
 		s.calls.Done()
 		idle.Reset(workerIdle)
@@ -188,6 +242,11 @@ type answerer struct {
 	seq       int
 	eventName string // HeaderEvent of the answer being sent
 	code      string // the call's outcome: "ok" or its JSON-RPC error code
+	// interrupt, for a stored call, ends when the call is to be given up
+	// for its next delivery: a failure then is not answered, and
+	// interrupted is set.
+	interrupt   context.Context
+	interrupted bool
 }
 
 func (a *answerer) send(kind string, payload []byte, err error) {
@@ -219,6 +278,10 @@ func (a *answerer) send(kind string, payload []byte, err error) {
 }
 
 func (a *answerer) fail(err error) {
+	if a.interrupt != nil && a.interrupt.Err() != nil {
+		a.interrupted, a.code = true, "interrupted"
+		return
+	}
 	if a.req.ReplyTo == "" {
 		a.code = strconv.Itoa(ErrorCode(err))
 	}
@@ -266,12 +329,12 @@ func (a *answerer) stream(seq iter.Seq2[a2a.Event, error]) {
 	a.send(KindEnd, nil, nil)
 }
 
-// serve runs one call and answers it.
-func (s *Server) serve(env *codec.Envelope) {
-	a := &answerer{s: s, req: env, code: "ok"}
+// serve runs a's call under ctx and answers it. rerun says an earlier
+// run of a stored call may have left its task in the store.
+func (s *Server) serve(ctx context.Context, a *answerer, rerun bool) {
+	env := a.req
 	done := s.metrics.begin(env.To, strings.TrimPrefix(env.Kind, KindPrefix))
 	defer func() { done(a.code) }()
-	ctx := s.ctx
 	if env.Deadline > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, time.UnixMilli(env.Deadline))
@@ -289,11 +352,17 @@ func (s *Server) serve(env *codec.Envelope) {
 		return
 	}
 	ctx, _ = a2asrv.NewCallContext(ctx, a2asrv.NewServiceParams(service(env.Headers)))
+	if a.interrupt != nil {
+		ctx = withStoredCall(ctx, env.ID)
+	}
 	h := s.handler
 	switch method {
 	case MethodSendMessage:
 		var req a2a.SendMessageRequest
 		if decodeParams(a, params, &req) {
+			if rerun && s.resume(ctx, a, &req) {
+				return
+			}
 			res, err := h.SendMessage(ctx, &req)
 			if err != nil {
 				a.fail(err)
@@ -322,6 +391,9 @@ func (s *Server) serve(env *codec.Envelope) {
 	case MethodSendStreamingMessage:
 		var req a2a.SendMessageRequest
 		if decodeParams(a, params, &req) {
+			if rerun && s.resume(ctx, a, &req) {
+				return
+			}
 			a.stream(h.SendStreamingMessage(ctx, &req))
 		}
 	case MethodSubscribeToTask:
@@ -332,6 +404,68 @@ func (s *Server) serve(env *codec.Envelope) {
 	default:
 		a.fail(fmt.Errorf("%w: %q", a2a.ErrMethodNotFound, method))
 	}
+}
+
+// resume prepares a stored call run again (rerun) from what its earlier
+// run left in the TaskStore bucket: when that run created a task that has
+// ended, resume answers with it and reports true; when the task is still
+// open, the message goes on in it (the SDK finds the message in the task's
+// history and does not add it twice). A message that names its task, a
+// call that made none, and an agent whose tasks are not in a TaskStore
+// run as they are.
+func (s *Server) resume(ctx context.Context, a *answerer, req *a2a.SendMessageRequest) bool {
+	if req.Message == nil || req.Message.TaskID != "" {
+		return false
+	}
+	task, err := s.earlierTask(ctx, a.req)
+	if err != nil {
+		s.log.Warn("A2A call run again: its earlier task could not be read; it runs as new", "call", a.req.ID, "agent", a.req.To, "err", err)
+		return false
+	}
+	if task == nil {
+		return false
+	}
+	if task.Status.State.Terminal() {
+		if a.req.Kind == KindPrefix+MethodSendStreamingMessage {
+			if a.event(KindEvent, task) {
+				a.send(KindEnd, nil, nil)
+			}
+		} else {
+			a.event(KindResult, task)
+		}
+		return true
+	}
+	req.Message.TaskID = task.ID
+	if req.Message.ContextID == "" {
+		req.Message.ContextID = task.ContextID
+	}
+	return false
+}
+
+// earlierTask returns the task an earlier run of the stored call env
+// created, or nil.
+func (s *Server) earlierTask(ctx context.Context, env *codec.Envelope) (*a2a.Task, error) {
+	s.tasksMu.Lock()
+	kv := s.tasks
+	if kv == nil {
+		js, err := jetstream.New(s.bus.Conn())
+		if err == nil {
+			kv, err = js.KeyValue(ctx, TasksBucket)
+		}
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			err = nil // no TaskStore: nothing to resume
+		}
+		if err != nil {
+			s.tasksMu.Unlock()
+			return nil, err
+		}
+		s.tasks = kv
+	}
+	s.tasksMu.Unlock()
+	if kv == nil {
+		return nil, nil
+	}
+	return callTask(ctx, kv, env.To, env.ID)
 }
 
 // parseCall returns the method and params of a call envelope, or the A2A

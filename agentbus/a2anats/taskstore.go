@@ -19,7 +19,8 @@ import (
 )
 
 // TasksBucket is the KV bucket of TaskStore: one key per task,
-// <agentID>.<taskID>.
+// <agentID>.<taskID>, and one per task a stored call created,
+// <agentID>.calls.<callID>, whose value is the task's ID (see Server).
 const TasksBucket = "a2abus_tasks"
 
 // DefaultTaskTTL is how long a task is kept after its last update.
@@ -76,6 +77,54 @@ func (s *TaskStore) key(id a2a.TaskID) (string, bool) {
 	return s.prefix + k, ok
 }
 
+// callsToken starts the keys of the tasks stored calls created, after the
+// agent's ID: task IDs hold no '.', so these keys never look like a task's.
+const callsToken = "calls."
+
+// storedCall is the context key of the stored call a Server runs.
+type storedCall struct{}
+
+func withStoredCall(ctx context.Context, callID string) context.Context {
+	return context.WithValue(ctx, storedCall{}, callID)
+}
+
+func storedCallFrom(ctx context.Context) string {
+	id, _ := ctx.Value(storedCall{}).(string)
+	return id
+}
+
+// callKey checks a call ID for a KV key token, as taskKey does.
+func callKey(id string) (string, bool) { return taskKey(a2a.TaskID(id)) }
+
+// callTask returns the task the stored call callID created in agentID's
+// store in kv, or nil when it made none.
+func callTask(ctx context.Context, kv jetstream.KeyValue, agentID, callID string) (*a2a.Task, error) {
+	call, ok := callKey(callID)
+	if !ok {
+		return nil, nil
+	}
+	e, err := kv.Get(ctx, agentID+"."+callsToken+call)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("a2anats: the task of call %s: %w", callID, err)
+	}
+	s := &TaskStore{kv: kv, prefix: agentID + "."}
+	key, ok := s.key(a2a.TaskID(e.Value()))
+	if !ok {
+		return nil, nil
+	}
+	st, err := s.get(ctx, key)
+	if errors.Is(err, a2a.ErrTaskNotFound) {
+		return nil, nil // expired
+	}
+	if err != nil {
+		return nil, err
+	}
+	return st.Task, nil
+}
+
 // taskKey checks a task ID for a KV key. A2A task IDs are UUIDs.
 func taskKey(id a2a.TaskID) (string, bool) {
 	s := string(id)
@@ -115,6 +164,14 @@ func (s *TaskStore) Create(ctx context.Context, task *a2a.Task) (taskstore.TaskV
 	b, err := s.encode(task, userOf(ctx))
 	if err != nil {
 		return taskstore.TaskVersionMissing, err
+	}
+	// A task a stored call creates is found again by the call's ID, before
+	// it exists, so that the call run again after its member died goes on
+	// in it (Server.resume) instead of making another.
+	if call, ok := callKey(storedCallFrom(ctx)); ok {
+		if _, err := s.kv.Put(ctx, s.prefix+callsToken+call, []byte(task.ID)); err != nil {
+			return taskstore.TaskVersionMissing, fmt.Errorf("a2anats: create task %s: note its call: %w", task.ID, err)
+		}
 	}
 	rev, err := s.kv.Create(ctx, key, b)
 	if errors.Is(err, jetstream.ErrKeyExists) {
@@ -214,7 +271,7 @@ func (s *TaskStore) List(ctx context.Context, req *a2a.ListTasksRequest) (*a2a.L
 		}
 		offset = n
 	}
-	lister, err := s.kv.ListKeysFiltered(ctx, s.prefix+">")
+	lister, err := s.kv.ListKeysFiltered(ctx, s.prefix+"*") // tasks, not their calls
 	if err != nil {
 		return nil, fmt.Errorf("a2anats: list tasks: %w", err)
 	}

@@ -96,8 +96,12 @@ type ClientOption func(*Client) error
 // each call over core NATS to the member that pulls the call's partition
 // and, when NATS answers that nobody received it, stores it in the A2A
 // stream, where it waits for a member (a hand-over, a scale step);
-// agentbus.Durable always stores it; agentbus.Direct never does, failing
-// at once with agentbus.ErrNoConsumer when nobody pulls the partition.
+// agentbus.Durable always stores messages (SendMessage and its streaming
+// form), which are then acknowledged only when their call has ended and
+// run again by another member if theirs dies, and sends the calls on
+// existing tasks as Auto does, so that a cancel does not wait behind its
+// task; agentbus.Direct never stores a call, failing at once with
+// agentbus.ErrNoConsumer when nobody pulls the partition.
 func ClientMode(m agentbus.RequestMode) ClientOption {
 	return func(c *Client) error {
 		if m != agentbus.Durable && m != agentbus.Direct && m != agentbus.Auto {
@@ -229,6 +233,9 @@ func (c *Client) route(m *nats.Msg) {
 			a.env.Kind = KindError
 		} else if seq, _ := strconv.Atoi(seqText); seq != p.next {
 			p.lost = fmt.Errorf("%w: answer %d arrived when %d was due", ErrEventsLost, seq, p.next)
+			if seq == 1 {
+				p.lost = fmt.Errorf("%w: the call was run again from its start after %d answers (its member stopped or died mid-call)", ErrEventsLost, p.next-1)
+			}
 			close(p.ch)
 			return
 		}
@@ -267,7 +274,13 @@ func (t *transport) call(ctx context.Context, method string, svc a2aclient.Servi
 		env.Deadline = d.UnixMilli()
 	}
 	p := &pending{ch: make(chan answer, queued), next: 1}
-	if c.mode == agentbus.Auto {
+	mode := c.mode
+	if mode == agentbus.Durable && method != MethodSendMessage && method != MethodSendStreamingMessage {
+		// A call on existing tasks goes direct first: stored, it could wait
+		// behind the very task it is about (see Server).
+		mode = agentbus.Auto
+	}
+	if mode == agentbus.Auto {
 		p.call = env
 	}
 	c.mu.Lock()
@@ -278,17 +291,17 @@ func (t *transport) call(ctx context.Context, method string, svc a2aclient.Servi
 		delete(c.calls, env.ID)
 		c.mu.Unlock()
 	}
-	if err := t.send(ctx, env); err != nil {
+	if err := t.send(ctx, env, mode); err != nil {
 		end()
 		return nil, nil, fmt.Errorf("a2anats: %s to %s: %w", method, t.agent, err)
 	}
 	return p, end, nil
 }
 
-// send sends a call envelope in the client's mode: stored, or direct
-// (Direct, and Auto's first try).
-func (t *transport) send(ctx context.Context, env *codec.Envelope) error {
-	if t.c.mode == agentbus.Durable {
+// send sends a call envelope in mode: stored, or direct (Direct, and
+// Auto's first try).
+func (t *transport) send(ctx context.Context, env *codec.Envelope, mode agentbus.RequestMode) error {
+	if mode == agentbus.Durable {
 		return t.c.bus.Send(ctx, env)
 	}
 	return t.c.bus.SendDirect(ctx, env)

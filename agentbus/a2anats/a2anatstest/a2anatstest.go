@@ -108,10 +108,16 @@ func PoolName(agents ...string) string {
 // find a consumer), and fails the test if Serve fails first.
 func Serve(t testing.TB, bus *agentbus.Bus, pool string, servers ...*a2anats.Server) {
 	t.Helper()
+	ServePartitions(t, bus, pool, Partitions, servers...)
+}
+
+// ServePartitions is Serve with a pool of partitions partitions.
+func ServePartitions(t testing.TB, bus *agentbus.Bus, pool string, partitions int, servers ...*a2anats.Server) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- bus.Serve(ctx, agentbus.ServePool(pool), agentbus.ServePartitions(Partitions), agentbus.ServeMemberTTL(2*time.Second))
+		done <- bus.Serve(ctx, agentbus.ServePool(pool), agentbus.ServePartitions(partitions), agentbus.ServeMemberTTL(2*time.Second))
 	}()
 	stopped := false // Serve returned before its pool was declared and pulled
 	t.Cleanup(func() {
@@ -136,7 +142,7 @@ func Serve(t testing.TB, bus *agentbus.Bus, pool string, servers ...*a2anats.Ser
 		t.Fatal(err)
 	}
 	for {
-		if declared(wctx, bus, pool) && pulled(wctx, js, pool) {
+		if declared(wctx, bus, pool) && pulled(wctx, js, pool, partitions) {
 			return
 		}
 		select {
@@ -152,12 +158,12 @@ func Serve(t testing.TB, bus *agentbus.Bus, pool string, servers ...*a2anats.Ser
 
 // pulled reports whether a member pulls each partition of pool: its
 // consumer has a pull request waiting.
-func pulled(ctx context.Context, js jetstream.JetStream, pool string) bool {
-	p, err := placement.NewPool(pool, Partitions, placement.OrderConversation)
+func pulled(ctx context.Context, js jetstream.JetStream, pool string, partitions int) bool {
+	p, err := placement.NewPool(pool, partitions, placement.OrderConversation)
 	if err != nil {
 		return false
 	}
-	for n := range Partitions {
+	for n := range partitions {
 		name, err := p.ConsumerName(n)
 		if err != nil {
 			return false
