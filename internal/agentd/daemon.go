@@ -35,6 +35,10 @@ const (
 	httpGrace    = 500 * time.Millisecond
 	callGrace    = 500 * time.Millisecond
 	drainTimeout = 2 * time.Second
+	// handlerDrain is how long the hosted agents' handlers running at
+	// shutdown (stored A2A calls among them) may run on before they are
+	// canceled and their batches released to the pool's next member.
+	handlerDrain = 2 * time.Second
 	readyTimeout = 2 * time.Second // one /readyz check
 )
 
@@ -64,7 +68,6 @@ type Daemon struct {
 	live atomic.Pointer[busConn]
 
 	stopHosted   func(context.Context)        // nil unless --demo or --sidecars
-	stopCalls    func(context.Context)        // the hosted agents' A2A calls; nil unless --demo or --sidecars
 	hosted       atomic.Pointer[agentbus.Bus] // the bus the hosted agents are served on
 	gw           atomic.Pointer[gateway.Gateway]
 	gwBus        *agentbus.Bus
@@ -141,7 +144,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("provision buckets: %w", err)
 	}
 	if d.cfg.Demo || d.cfg.Sidecars != "" {
-		if d.stopHosted, d.stopCalls, err = d.startHosted(ctx, nc); err != nil {
+		if d.stopHosted, err = d.startHosted(ctx, nc); err != nil {
 			return fmt.Errorf("hosted agents: %w", err)
 		}
 	}
@@ -302,13 +305,16 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 
 func (d *Daemon) shutdown(ctx context.Context) error {
 	var errs []error
-	// Requests in flight and the hosted agents' calls get their grace at
-	// the same time.
-	calls := make(chan struct{})
+	// Requests in flight and the hosted agents get their grace at the
+	// same time. The consumers stop first, so that no call reaches a
+	// closed A2A server (it would fail and be dead-lettered); their
+	// handlers drain, the batches they could not finish go back to the
+	// pool, then the A2A servers close and their direct calls end.
+	hosted := make(chan struct{})
 	go func() {
-		defer close(calls)
-		if d.stopCalls != nil {
-			d.stopCalls(ctx)
+		defer close(hosted)
+		if d.stopHosted != nil {
+			d.stopHosted(ctx)
 		}
 	}()
 	if d.hs != nil {
@@ -316,12 +322,9 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("http: %w", err))
 		}
 	}
-	<-calls
+	<-hosted
 	d.live.Store(nil)
 	d.gw.Store(nil)
-	if d.stopHosted != nil {
-		d.stopHosted(ctx)
-	}
 	if d.gwBus != nil {
 		_ = d.gwBus.Close(ctx)
 	}

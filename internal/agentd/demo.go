@@ -25,23 +25,25 @@ const sidecarCardTimeout = 5 * time.Second
 // The demo agents are A2A SDK agents (echo replies with the text it got,
 // worker runs a task that completes after --demo-delay), served over the
 // bus with the task store in KV; they also answer plain envelopes with a
-// text message, as `agentd send` and the benchmarks use. It returns a
-// function that stops serving and waits, until its ctx ends, for the
-// consumers to hand their groups over and the running calls to end, and
-// one that only stops the calls: they may end within callGrace, then they
-// are canceled, and their tasks stay in KV as they last were.
-func (d *Daemon) startHosted(ctx context.Context, nc *nats.Conn) (stop, stopCalls func(context.Context), err error) {
+// text message, as `agentd send` and the benchmarks use. It returns the
+// function that stops them: the consumers stop, their handlers may run on
+// for handlerDrain and are then canceled (the stored calls among them are
+// left to the pool's next member), the consumers hand their partitions
+// over; then the A2A servers close: the direct calls they still run may
+// end within callGrace, then they are canceled, and their tasks stay in KV
+// as they last were. It waits until its ctx ends.
+func (d *Daemon) startHosted(ctx context.Context, nc *nats.Conn) (stop func(context.Context), err error) {
 	sidecars, err := gateway.ParseSidecars(d.cfg.Sidecars)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	bus, err := agentbus.Connect(ctx, agentbus.WithConn(nc), agentbus.WithLogger(d.log), agentbus.WithRegisterer(d.reg))
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	d.hosted.Store(bus)
 	var servers []*a2anats.Server
-	stopCalls = func(ctx context.Context) {
+	stopCalls := func(ctx context.Context) {
 		gctx, cancel := context.WithTimeout(ctx, callGrace)
 		defer cancel()
 		var wg sync.WaitGroup
@@ -69,11 +71,11 @@ func (d *Daemon) startHosted(ctx context.Context, nc *nats.Conn) (stop, stopCall
 	}()
 	reg, err := a2anats.NewRegistry(ctx, bus)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	metrics, err := a2anats.NewMetrics(d.reg)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	var hosted []string
 	if d.cfg.Demo {
@@ -86,19 +88,19 @@ func (d *Daemon) startHosted(ctx context.Context, nc *nats.Conn) (stop, stopCall
 		} {
 			tasks, err := a2anats.NewTaskStore(ctx, bus, a.id, 0)
 			if err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 			s, err := a2anats.NewServer(bus, a2asrv.NewHandler(a.exec, a2asrv.WithTaskStore(tasks), a2asrv.WithLogger(d.log.With("component", "a2a"))),
 				a2anats.ServerLogger(d.log), a2anats.ServerMetrics(metrics))
 			if err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 			servers = append(servers, s)
 			if err := bus.Handle(a.id, d.demoHandler(bus, s, a.id)); err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 			if err := reg.Register(ctx, a.id, demoagent.Card(a.id, a.about), d.natsHost()); err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 			hosted = append(hosted, a.id)
 		}
@@ -108,7 +110,7 @@ func (d *Daemon) startHosted(ctx context.Context, nc *nats.Conn) (stop, stopCall
 		s, err := gateway.ServeSidecar(cctx, bus, reg, sc, http.DefaultClient, d.log, a2anats.ServerMetrics(metrics))
 		cancel()
 		if err != nil {
-			return nil, nil, fmt.Errorf("sidecar %s: %w", sc.ID, err)
+			return nil, fmt.Errorf("sidecar %s: %w", sc.ID, err)
 		}
 		servers = append(servers, s)
 		hosted = append(hosted, sc.ID)
@@ -116,23 +118,27 @@ func (d *Daemon) startHosted(ctx context.Context, nc *nats.Conn) (stop, stopCall
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if len(hosted) == 0 {
 		d.log.Info("hosting no agents: no consumers to run (--demo or --sidecars host some)")
-		return closeAll, stopCalls, nil
+		return closeAll, nil
 	}
 	// Declared before agentd is ready, as its consumers will (they start
 	// in the background): calls to the hosted agents made as soon as it is
 	// ready are routed to the pool, not refused as unknown agents.
 	if _, err := bus.Declare(ctx, agentbus.PoolConfig{Name: d.cfg.Pool, Partitions: d.cfg.Partitions}, hosted...); err != nil {
-		return nil, nil, fmt.Errorf("--pool %s: %w", d.cfg.Pool, err)
+		return nil, fmt.Errorf("--pool %s: %w", d.cfg.Pool, err)
 	}
 	pool, err := newConsumerPool(bus, js, d.log, d.reg, d.cfg.Pool, d.cfg.Consumers,
 		agentbus.ServePartitions(d.cfg.Partitions), agentbus.ServeAgents(hosted...),
-		agentbus.ServeMemberTTL(d.cfg.MemberTTL), agentbus.ServeHandlerTimeout(d.cfg.HandlerTimeout))
+		agentbus.ServeMemberTTL(d.cfg.MemberTTL), agentbus.ServeHandlerTimeout(d.cfg.HandlerTimeout),
+		agentbus.ServeDrainTimeout(handlerDrain),
+		// A stored A2A call holds its handler slot until it ends: as many
+		// slots as the A2A servers run calls.
+		agentbus.ServeWorkers(a2anats.DefaultMaxCalls))
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	sctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -148,7 +154,7 @@ func (d *Daemon) startHosted(ctx context.Context, nc *nats.Conn) (stop, stopCall
 			d.log.Warn("stopping consumers", "err", err)
 		}
 		closeAll(ctx)
-	}, stopCalls, nil
+	}, nil
 }
 
 // demoHandler serves a demo agent's A2A calls with s, and answers a plain
