@@ -245,11 +245,14 @@ func TestServeRetriesInOrderThenDeadLetters(t *testing.T) {
 	for id, want := range map[string]string{
 		"m2": "cannot parse the request after 4",
 		"m3": "handler panicked: handler bug after 4",
-		"m9": "no handler for agent nobody after 4",
+		"m9": "of pool retries after 4",
 	} {
 		if !strings.Contains(reasons[id], want) {
 			t.Errorf("dead letter of %s: %q, want %q", id, reasons[id], want)
 		}
+	}
+	if want := "no handler for agent nobody on member "; !strings.Contains(reasons["m9"], want) {
+		t.Errorf("dead letter of m9: %q, want %q (naming the member)", reasons["m9"], want)
 	}
 	if len(dls) != 3 {
 		t.Errorf("%d dead letters, want 3", len(dls))
