@@ -500,7 +500,7 @@ func a2aBus(ctx context.Context, env Env, name string, closers *cleanups) (*agen
 		return nil, nil, err
 	}
 	*closers = append(*closers, nc.Close)
-	bus, err := agentbus.Connect(ctx, agentbus.WithConn(nc), agentbus.WithEnsureStreams(agentbus.StreamConfig{}))
+	bus, err := agentbus.Connect(ctx, env.logger(), agentbus.WithConn(nc), agentbus.WithEnsureStreams(agentbus.StreamConfig{}))
 	if err != nil {
 		return nil, nil, err
 	}

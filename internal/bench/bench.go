@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
+	"github.com/a2abus/a2abus/agentbus"
 	"github.com/a2abus/a2abus/embedded"
 	"github.com/nats-io/nats.go"
 )
@@ -15,7 +17,17 @@ import (
 // separate processes would), and where it reports progress.
 type Env struct {
 	URL      string
-	Progress io.Writer // one line per step; may be io.Discard
+	Progress io.Writer // one line per step, and the buses' warnings; may be io.Discard
+}
+
+// logger is the option that sends the warnings of the buses a scenario
+// opens to env.Progress.
+func (env Env) logger() agentbus.Option {
+	w := env.Progress
+	if w == nil {
+		w = io.Discard
+	}
+	return agentbus.WithLogger(slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn})))
 }
 
 // StartEmbedded starts a single file-storage server for a benchmark in dir

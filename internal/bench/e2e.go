@@ -117,7 +117,7 @@ func busE2E(ctx context.Context, env Env, c ThroughputConfig, dests []string, bo
 		return 0, err
 	}
 	defer snc.Close()
-	server, err := agentbus.Connect(ctx, agentbus.WithConn(snc), agentbus.WithEnsureStreams(agentbus.StreamConfig{}))
+	server, err := agentbus.Connect(ctx, env.logger(), agentbus.WithConn(snc), agentbus.WithEnsureStreams(agentbus.StreamConfig{}))
 	if err != nil {
 		return 0, err
 	}
@@ -157,7 +157,7 @@ func busE2E(ctx context.Context, env Env, c ThroughputConfig, dests []string, bo
 		return 0, err
 	}
 	defer cnc.Close()
-	client, err := agentbus.Connect(ctx, agentbus.WithConn(cnc))
+	client, err := agentbus.Connect(ctx, env.logger(), agentbus.WithConn(cnc))
 	if err != nil {
 		return 0, err
 	}

@@ -129,7 +129,7 @@ func busRequesters(ctx context.Context, env Env, bodies [][]byte) (direct, durab
 		return nil, nil, nil, err
 	}
 	closers = append(closers, snc.Close)
-	server, err := agentbus.Connect(ctx, agentbus.WithConn(snc), agentbus.WithEnsureStreams(agentbus.StreamConfig{}))
+	server, err := agentbus.Connect(ctx, env.logger(), agentbus.WithConn(snc), agentbus.WithEnsureStreams(agentbus.StreamConfig{}))
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -165,7 +165,7 @@ func busRequesters(ctx context.Context, env Env, bodies [][]byte) (direct, durab
 		return nil, nil, nil, err
 	}
 	closers = append(closers, cnc.Close)
-	client, err := agentbus.Connect(ctx, agentbus.WithConn(cnc))
+	client, err := agentbus.Connect(ctx, env.logger(), agentbus.WithConn(cnc))
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -132,7 +132,7 @@ func poolRun(ctx context.Context, env Env, c PoolConfig, members, runNo int) (Po
 	}
 	defer snc.Close()
 	js, _ := jetstream.New(snc)
-	sender, err := agentbus.Connect(ctx, agentbus.WithConn(snc), agentbus.WithEnsureStreams(agentbus.StreamConfig{}))
+	sender, err := agentbus.Connect(ctx, env.logger(), agentbus.WithConn(snc), agentbus.WithEnsureStreams(agentbus.StreamConfig{}))
 	if err != nil {
 		return run, err
 	}
@@ -170,7 +170,7 @@ func poolRun(ctx context.Context, env Env, c PoolConfig, members, runNo int) (Po
 		if err != nil {
 			return run, err
 		}
-		b, err := agentbus.Connect(ctx, agentbus.WithConn(nc))
+		b, err := agentbus.Connect(ctx, env.logger(), agentbus.WithConn(nc))
 		if err != nil {
 			nc.Close()
 			return run, err

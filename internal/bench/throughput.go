@@ -346,7 +346,7 @@ func busThroughput(ctx context.Context, env Env, c ThroughputConfig, senders int
 	dests, bodies := payloads(c)
 	// No member reads what this party stores: its destinations are routed
 	// to a pool of their own without the registry.
-	opts := []agentbus.Option{agentbus.WithConn(nc)}
+	opts := []agentbus.Option{agentbus.WithConn(nc), env.logger()}
 	for _, d := range dests {
 		opts = append(opts, agentbus.WithRoute(d, agentbus.PoolConfig{Name: "bench-throughput"}))
 	}
