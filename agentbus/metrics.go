@@ -165,6 +165,8 @@ func sendDescs() map[string]*prometheus.Desc {
 		"redelivered":    prometheus.NewDesc("a2abus_receive_redelivered_batches_total", "Batches delivered more than once (a member died, stopped before it finished them, or lost its hold).", nil, nil),
 		"dl_failures":    prometheus.NewDesc("a2abus_receive_dead_letter_failures_total", "Dead letters the dead-letter stream refused or did not answer (the batch stays held and the publish is retried).", nil, nil),
 		"hung":           prometheus.NewDesc("a2abus_receive_hung_handlers", "Handlers still running past their timeout and a grace (they ignore their canceled context): their workers are freed and their batches given up.", nil, nil),
+		"held_bytes":     prometheus.NewDesc("a2abus_receive_held_bytes", "Frame bytes of the stored batches being decoded and handled (bounded per member by ServeMaxHeldBytes).", nil, nil),
+		"held_waiting":   prometheus.NewDesc("a2abus_receive_held_waiting_batches", "Stored batches delivered and waiting, undecoded, for the held-bytes bound.", nil, nil),
 		"lost_parts":     prometheus.NewDesc("a2abus_receive_partitions_lost_total", "Partitions whose pull ended without being asked to (their consumer deleted, their consume loop ended): each is started again at the next heartbeat.", nil, nil),
 		"fenced":         prometheus.NewDesc("a2abus_receive_fenced_batches_total", "Batches given up because their hold could not be confirmed before the ack wait would pass (a stalled or cut-off member): their handlers were canceled.", nil, nil),
 		"pool_created":   prometheus.NewDesc("a2abus_codec_buffers_created_total", "Codec buffers allocated because the pool had none.", nil, nil),
@@ -208,6 +210,8 @@ func (c *sendCollector) Collect(ch chan<- prometheus.Metric) {
 	counter("fenced", rc.fenced.Load())
 	counter("lost_parts", rc.lostParts.Load())
 	gauge("hung", float64(rc.hung.Load()))
+	gauge("held_bytes", float64(rc.heldBytes.Load()))
+	gauge("held_waiting", float64(rc.heldWaiting.Load()))
 	counter("dl_failures", rc.dlFailures.Load())
 	counter("pool_created", ps.Created)
 	counter("pool_reused", ps.Reused)

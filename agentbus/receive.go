@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
 )
 
 // Handler handles one envelope addressed to an agent this process hosts.
@@ -100,6 +101,10 @@ type receiver struct {
 	fenced    atomic.Uint64 // batches given up because their hold could not be confirmed
 	lostParts atomic.Uint64 // partitions whose pull ended unasked
 	hung      atomic.Int64  // handlers running past their timeout and grace
+	// heldBytes are the frame bytes of the stored batches being handled;
+	// heldWaiting the batches waiting for ServeMaxHeldBytes.
+	heldBytes   atomic.Int64
+	heldWaiting atomic.Int64
 	// dlFailures counts dead-letter publishes that failed; dlFailingSince
 	// is set while the last one failed.
 	dlFailures     atomic.Uint64
@@ -228,7 +233,7 @@ func (b *Bus) Serve(ctx context.Context, opts ...ServeOption) error {
 			sc.pool = sc.agents[0]
 		}
 	}
-	s := &server{bus: b, cfg: &sc, workers: newWorkers(sc.workers), stopping: make(chan struct{})}
+	s := &server{bus: b, cfg: &sc, workers: newWorkers(sc.workers), held: semaphore.NewWeighted(sc.maxHeldBytes), stopping: make(chan struct{})}
 	var cancel context.CancelCauseFunc
 	s.hctx, cancel = context.WithCancelCause(context.WithoutCancel(ctx))
 	defer cancel(ErrServeStopped)
@@ -284,6 +289,9 @@ type server struct {
 	// workers are the handler slots; their watchdog enforces the handler
 	// timeout.
 	workers *workers
+	// held bounds the frame bytes of the batches being handled
+	// (ServeMaxHeldBytes).
+	held *semaphore.Weighted
 
 	batches  sync.WaitGroup // batches being handled
 	stopping chan struct{}  // closed when Serve starts to stop
@@ -377,6 +385,18 @@ func (s *server) handleBatch(p *partition, msg jetstream.Msg) {
 			return
 		}
 	}
+	size := min(int64(len(msg.Data())), s.cfg.maxHeldBytes)
+	if !s.acquireHeld(ctx, size) {
+		if h.held() {
+			_ = msg.Nak() // stopping: for the next member, undecoded
+		}
+		return
+	}
+	b.recv.heldBytes.Add(size)
+	defer func() {
+		b.recv.heldBytes.Add(-size)
+		s.held.Release(size)
+	}()
 	envs, err := b.codec.DecodeBatch(nil, msg.Data())
 	if err != nil {
 		b.recv.poison.Add(1)
@@ -440,6 +460,28 @@ func (s *server) handleBatch(p *partition, msg jetstream.Msg) {
 	default:
 		s.ack(h, p, msg, int(handled.Load()))
 	}
+}
+
+// acquireHeld takes size bytes of the held-bytes bound for a batch,
+// waiting while the member handles as many, until ctx ends (the batch is
+// lost) or Serve starts to stop; it reports whether it took them.
+func (s *server) acquireHeld(ctx context.Context, size int64) bool {
+	if s.held.TryAcquire(size) {
+		return true
+	}
+	r := &s.bus.recv
+	r.heldWaiting.Add(1)
+	defer r.heldWaiting.Add(-1)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stopping:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return s.held.Acquire(ctx, size) == nil
 }
 
 // groupByKey returns the indexes of envs by ordering key, each key's in

@@ -25,6 +25,7 @@ type serveConfig struct {
 	maxRetryWait   time.Duration
 	handlerTimeout time.Duration
 	drainTimeout   time.Duration
+	maxHeldBytes   int64
 }
 
 // Receive-path defaults.
@@ -39,6 +40,9 @@ const (
 	// DefaultDrainTimeout is how long a stopping Serve lets the handlers
 	// running finish before it cancels their contexts.
 	DefaultDrainTimeout = 30 * time.Second
+	// DefaultMaxHeldBytes bounds the stored batches a member decodes and
+	// handles at once, by their frames' size.
+	DefaultMaxHeldBytes = 64 << 20
 )
 
 func defaultServeConfig() serveConfig {
@@ -52,6 +56,7 @@ func defaultServeConfig() serveConfig {
 		memberTTL:      DefaultMemberTTL,
 		handlerTimeout: DefaultHandlerTimeout,
 		drainTimeout:   DefaultDrainTimeout,
+		maxHeldBytes:   DefaultMaxHeldBytes,
 	}
 }
 
@@ -117,6 +122,25 @@ func ServeWorkers(n int) ServeOption {
 			return fmt.Errorf("agentbus: %d workers", n)
 		}
 		c.workers = n
+		return nil
+	}
+}
+
+// ServeMaxHeldBytes bounds the stored batches this member decodes and
+// handles at once, by the size of their frames (default
+// DefaultMaxHeldBytes). A batch delivered while the bound is reached waits,
+// undecoded and held (kept from redelivery), until earlier batches are
+// done; a batch larger than the bound waits until it can run alone. Each
+// partition has one batch out at a time, so the batches waiting are at
+// most one per partition the member pulls: the member's stored batches in
+// memory are at most n plus its partitions × the server's max payload,
+// however many partitions and however slow its handlers.
+func ServeMaxHeldBytes(n int64) ServeOption {
+	return func(c *serveConfig) error {
+		if n < 1 {
+			return fmt.Errorf("agentbus: max held bytes %d: want at least 1", n)
+		}
+		c.maxHeldBytes = n
 		return nil
 	}
 }
