@@ -36,9 +36,11 @@
 // Calls go over core NATS to the member that pulls the call's partition, and
 // are stored in the A2A stream when none does, to wait there for one
 // (agentbus.Auto, the default; ClientMode chooses Durable or Direct
-// instead). A stored call is acknowledged once its agent has started it;
-// the task a consumer was running when it died stays in the task store as
-// it last was.
+// instead). A stored call is acknowledged when it has ended; if its member
+// dies or stops first, the partition's next owner runs it again, in the
+// task the first run created (TaskStore notes which call made each task),
+// or answers with that task if it had ended. A direct call is not stored:
+// if its member dies, its caller gets no answer before its deadline.
 //
 // All exported functions and methods are safe for concurrent use.
 package a2anats
