@@ -44,6 +44,11 @@ type Config struct {
 	Partitions int
 	// HandlerTimeout bounds one handler call of a hosted agent.
 	HandlerTimeout time.Duration
+	// DrainTimeout is how long the handlers of hosted agents running when
+	// a consumer stops (a scale-down, a shutdown) may run on before they
+	// are canceled and their batches go to the pool's next member. A
+	// shutdown takes up to ShutdownTimeout.
+	DrainTimeout time.Duration
 	// MemberTTL is how long a consumer that stopped heartbeating keeps its
 	// partitions; every consumer of a bus must use the same.
 	MemberTTL time.Duration
@@ -79,6 +84,7 @@ func DefaultConfig() Config {
 		Pool:            "agentd",
 		Partitions:      agentbus.DefaultPartitions,
 		HandlerTimeout:  agentbus.DefaultHandlerTimeout,
+		DrainTimeout:    2 * time.Second,
 		MemberTTL:       agentbus.DefaultMemberTTL,
 		NUMANode:        -1,
 		A2AMode:         "auto",
@@ -121,6 +127,9 @@ func (c Config) Validate() error {
 	}
 	if c.HandlerTimeout < time.Second || c.HandlerTimeout > 24*time.Hour {
 		return fmt.Errorf("--handler-timeout %v: want 1s..24h", c.HandlerTimeout)
+	}
+	if c.DrainTimeout < 0 || c.DrainTimeout > time.Hour {
+		return fmt.Errorf("--drain-timeout %v: want 0s..1h", c.DrainTimeout)
 	}
 	if c.MemberTTL < time.Second || c.MemberTTL > 10*time.Minute {
 		return fmt.Errorf("--member-ttl %v: want 1s..10m", c.MemberTTL)
@@ -224,6 +233,7 @@ func flagSet(c *Config) *flag.FlagSet {
 	fs.StringVar(&c.Pool, "pool", c.Pool, "`name` of the pool of the agents this agentd hosts (every agentd of a pool hosts the same agents)")
 	fs.IntVar(&c.Partitions, "partitions", c.Partitions, "partition `count` of the pool, fixed when the pool is first declared")
 	fs.DurationVar(&c.HandlerTimeout, "handler-timeout", c.HandlerTimeout, "longest a hosted agent may take on one message before the attempt fails (retried, then dead-lettered)")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "how long hosted agents' running handlers may finish when a consumer stops (scale-down, shutdown) before they are canceled and handed to the pool's next member")
 	return fs
 }
 
@@ -350,3 +360,7 @@ AGENTD_NATS_PORT, and a key of the --config JSON file):
 	fs.SetOutput(w)
 	fs.PrintDefaults()
 }
+
+// ShutdownTimeout is how long a shutdown (SIGTERM) may take: the drain of
+// the hosted agents' handlers and what follows it.
+func (c Config) ShutdownTimeout() time.Duration { return c.DrainTimeout + shutdownAfterDrain }

@@ -88,6 +88,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"replicas", []string{"--replicas", "9"}, nil, "--replicas 9"},
 		{"consumers", []string{"--consumers", "-1"}, nil, "--consumers -1"},
 		{"member TTL", []string{"--member-ttl", "10ms"}, nil, "--member-ttl 10ms"},
+		{"drain timeout", []string{"--drain-timeout", "-1s"}, nil, "--drain-timeout -1s"},
 		{"CPU list", []string{"--cpus", "3-1"}, nil, `--cpus "3-1"`},
 		{"CPUs and a node", []string{"--cpus", "0", "--numa-node", "0"}, nil, "give one of them"},
 		{"NUMA node", []string{"--numa-node", "-2"}, nil, "--numa-node -2"},

@@ -25,20 +25,19 @@ import (
 
 // Time limits of the daemon's life cycle.
 const (
-	startTimeout    = 30 * time.Second // embedded server start, connect, stream provisioning
-	shutdownTimeout = 4 * time.Second  // SIGTERM to exit, within the 5 s operators expect
+	startTimeout = 30 * time.Second // embedded server start, connect, stream provisioning
+	// shutdownAfterDrain is what a shutdown may take besides the hosted
+	// agents' drain (--drain-timeout): SIGTERM to exit within 4 s by
+	// default, within the 5 s operators expect.
+	shutdownAfterDrain = 2 * time.Second
 	// httpGrace is how long requests in flight at shutdown may run on
 	// (an SSE stream can run for as long as its task) before their
-	// contexts are canceled; callGrace is the same, at the same time, for
-	// the A2A calls the hosted agents run. The embedded server's own
-	// shutdown takes most of shutdownTimeout.
+	// contexts are canceled; callGrace is the same, after the consumers
+	// stopped, for the direct A2A calls the hosted agents still run. The
+	// embedded server's own shutdown takes most of shutdownAfterDrain.
 	httpGrace    = 500 * time.Millisecond
 	callGrace    = 500 * time.Millisecond
 	drainTimeout = 2 * time.Second
-	// handlerDrain is how long the hosted agents' handlers running at
-	// shutdown (stored A2A calls among them) may run on before they are
-	// canceled and their batches released to the pool's next member.
-	handlerDrain = 2 * time.Second
 	readyTimeout = 2 * time.Second // one /readyz check
 )
 

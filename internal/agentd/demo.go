@@ -27,7 +27,7 @@ const sidecarCardTimeout = 5 * time.Second
 // bus with the task store in KV; they also answer plain envelopes with a
 // text message, as `agentd send` and the benchmarks use. It returns the
 // function that stops them: the consumers stop, their handlers may run on
-// for handlerDrain and are then canceled (the stored calls among them are
+// for --drain-timeout and are then canceled (the stored calls among them are
 // left to the pool's next member), the consumers hand their partitions
 // over; then the A2A servers close: the direct calls they still run may
 // end within callGrace, then they are canceled, and their tasks stay in KV
@@ -133,7 +133,7 @@ func (d *Daemon) startHosted(ctx context.Context, nc *nats.Conn) (stop func(cont
 	pool, err := newConsumerPool(bus, js, d.log, d.reg, d.cfg.Pool, d.cfg.Consumers,
 		agentbus.ServePartitions(d.cfg.Partitions), agentbus.ServeAgents(hosted...),
 		agentbus.ServeMemberTTL(d.cfg.MemberTTL), agentbus.ServeHandlerTimeout(d.cfg.HandlerTimeout),
-		agentbus.ServeDrainTimeout(handlerDrain),
+		agentbus.ServeDrainTimeout(d.cfg.DrainTimeout),
 		// A stored A2A call holds its handler slot until it ends: as many
 		// slots as the A2A servers run calls.
 		agentbus.ServeWorkers(a2anats.DefaultMaxCalls))

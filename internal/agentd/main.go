@@ -120,7 +120,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	case serveErr = <-d.Err():
 		serveErr = fmt.Errorf("http: %w", serveErr)
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout())
 	defer cancel()
 	if err := d.Shutdown(sctx); err != nil {
 		return errors.Join(serveErr, fmt.Errorf("shutdown: %w", err))

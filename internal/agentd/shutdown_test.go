@@ -76,8 +76,8 @@ func TestShutdownHandsRunningCallsOn(t *testing.T) {
 		}
 	}
 
-	// SIGTERM, as main gives it: shutdownTimeout.
-	shctx, shcancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	// SIGTERM, as main gives it: the default drain and what follows.
+	shctx, shcancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout())
 	err = first.Shutdown(shctx)
 	shcancel()
 	stopped = true
