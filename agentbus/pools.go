@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/a2abus/a2abus/codec"
+	"github.com/a2abus/a2abus/internal/kvcas"
 	"github.com/a2abus/a2abus/placement"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -340,15 +341,14 @@ func (b *Bus) poolOf(ctx context.Context, agent string) (*placement.Pool, error)
 // lookupPool reads agent's pool from the registry, bypassing the watch,
 // and keeps what it found; nil, nil when the agent is not declared.
 func (b *Bus) lookupPool(ctx context.Context, agent string) (*placement.Pool, error) {
-	kv, err := b.poolsBucket(ctx)
-	if err != nil {
+	if _, err := b.poolsBucket(ctx); err != nil {
 		return nil, err
 	}
-	name, err := agentPool(ctx, kv, agent)
+	name, err := b.agentPool(ctx, agent)
 	if err != nil || name == "" {
 		return nil, err
 	}
-	e, err := kv.Get(ctx, poolKeyPrefix+name)
+	e, err := kvcas.Get(ctx, b.conns[0], PoolsBucket, poolKeyPrefix+name)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, nil
 	}
@@ -356,7 +356,7 @@ func (b *Bus) lookupPool(ctx context.Context, agent string) (*placement.Pool, er
 		return nil, fmt.Errorf("agentbus: read pool %s: %w", name, err)
 	}
 	var c PoolConfig
-	p, err := decodePool(e.Value(), &c)
+	p, err := decodePool(e.Value, &c)
 	if err != nil {
 		return nil, fmt.Errorf("agentbus: pool %s in the registry: %w", name, err)
 	}
@@ -455,12 +455,12 @@ func (b *Bus) Declare(ctx context.Context, cfg PoolConfig, agents ...string) (*p
 		if !errors.Is(err, jetstream.ErrKeyExists) {
 			return nil, fmt.Errorf("agentbus: declare pool %s: %w", cfg.Name, err)
 		}
-		e, err := kv.Get(ctx, poolKeyPrefix+cfg.Name)
+		e, err := kvcas.Get(ctx, b.conns[0], PoolsBucket, poolKeyPrefix+cfg.Name)
 		if err != nil {
 			return nil, fmt.Errorf("agentbus: read pool %s: %w", cfg.Name, err)
 		}
 		var have PoolConfig
-		p, err := decodePool(e.Value(), &have)
+		p, err := decodePool(e.Value, &have)
 		if err != nil {
 			return nil, fmt.Errorf("agentbus: pool %s in the registry: %w", cfg.Name, err)
 		}
@@ -472,7 +472,7 @@ func (b *Bus) Declare(ctx context.Context, cfg PoolConfig, agents ...string) (*p
 	// The agents: every one checked before any is written.
 	var missing []string
 	for _, a := range agents {
-		pool, err := agentPool(ctx, kv, a)
+		pool, err := b.agentPool(ctx, a)
 		switch {
 		case err != nil:
 			return nil, err
@@ -492,14 +492,14 @@ func (b *Bus) Declare(ctx context.Context, cfg PoolConfig, agents ...string) (*p
 			return nil, fmt.Errorf("agentbus: declare agent %s: %w", a, err)
 		}
 		// Declared by someone else since we looked.
-		pool, err := agentPool(ctx, kv, a)
+		pool, err := b.agentPool(ctx, a)
 		switch {
 		case err != nil:
 			return nil, err
 		case pool == "":
-			// A replica that has not caught up answered the read: not a
-			// conflict, a reason to try again (Serve does).
-			return nil, fmt.Errorf("agentbus: declare agent %s: it exists but could not be read yet", a)
+			// Deleted since: not a conflict, a reason to try again (Serve
+			// does).
+			return nil, fmt.Errorf("agentbus: declare agent %s: it existed and was deleted since", a)
 		case pool != cfg.Name:
 			return nil, agentConflict(a, pool, cfg.Name)
 		}
@@ -508,9 +508,11 @@ func (b *Bus) Declare(ctx context.Context, cfg PoolConfig, agents ...string) (*p
 	return want, nil
 }
 
-// agentPool reads the pool an agent is declared in; "" when none.
-func agentPool(ctx context.Context, kv jetstream.KeyValue, agent string) (string, error) {
-	e, err := kv.Get(ctx, agentKeyPrefix+agent)
+// agentPool reads the pool an agent is declared in, from the registry's
+// leader (a write may depend on it, and a sender may ask right after the
+// agent was declared); "" when none.
+func (b *Bus) agentPool(ctx context.Context, agent string) (string, error) {
+	e, err := kvcas.Get(ctx, b.conns[0], PoolsBucket, agentKeyPrefix+agent)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return "", nil
 	}
@@ -518,7 +520,7 @@ func agentPool(ctx context.Context, kv jetstream.KeyValue, agent string) (string
 		return "", fmt.Errorf("agentbus: read agent %s: %w", agent, err)
 	}
 	var rec agentRecord
-	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+	if err := json.Unmarshal(e.Value, &rec); err != nil {
 		return "", fmt.Errorf("agentbus: agent %s in the registry: %w", agent, err)
 	}
 	return rec.Pool, nil

@@ -50,6 +50,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/a2abus/a2abus/internal/kvcas"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -131,10 +132,10 @@ func (l *Lease) acquire(ctx context.Context, value []byte) error {
 		return fmt.Errorf("%w: %s: this lease claims it already", ErrHeld, l.key)
 	}
 	sent := l.now()
-	rev, err := retryBusy(ctx, func() (uint64, error) { return l.kv.Create(ctx, l.key, value) })
+	rev, err := kvcas.RetryBusy(ctx, func() (uint64, error) { return l.kv.Create(ctx, l.key, value) })
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	switch moved, busy := conflict(err); {
+	switch moved, busy := kvcas.Conflict(err); {
 	case moved, busy:
 		return fmt.Errorf("%w: %s: %w", ErrHeld, l.key, err)
 	case l.gen != gen:
@@ -165,10 +166,10 @@ func (l *Lease) renew(ctx context.Context, value []byte) error {
 		return fmt.Errorf("%w: %s: no claim", ErrLost, l.key)
 	}
 	sent := l.now()
-	rev, err := retryBusy(ctx, func() (uint64, error) { return l.kv.Update(ctx, l.key, value, rev) })
+	rev, err := kvcas.RetryBusy(ctx, func() (uint64, error) { return l.kv.Update(ctx, l.key, value, rev) })
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	switch moved, busy := conflict(err); {
+	switch moved, busy := kvcas.Conflict(err); {
 	case l.gen != gen:
 		return fmt.Errorf("%w: %s: forgotten while renewing", ErrLost, l.key)
 	case moved:
@@ -240,12 +241,12 @@ func (l *Lease) Release(ctx context.Context) error {
 	if rev == 0 {
 		return nil
 	}
-	_, err := retryBusy(ctx, func() (uint64, error) { return 0, l.kv.Delete(ctx, l.key, jetstream.LastRevision(rev)) })
+	_, err := kvcas.RetryBusy(ctx, func() (uint64, error) { return 0, l.kv.Delete(ctx, l.key, jetstream.LastRevision(rev)) })
 	l.mu.Lock()
 	l.drop()
 	l.lost = nil
 	l.mu.Unlock()
-	switch moved, busy := conflict(err); {
+	switch moved, busy := kvcas.Conflict(err); {
 	case moved:
 		return fmt.Errorf("%w: %s: %w", ErrLost, l.key, err)
 	case busy:
@@ -313,71 +314,4 @@ func (l *Lease) hold(rev uint64, sent time.Time) {
 // drop makes the lease Free; l.mu is held.
 func (l *Lease) drop() {
 	l.rev, l.deadline = 0, time.Time{}
-}
-
-// JetStream error codes of a write refused over the key's revision.
-//
-// 10071 says the key's revision is not the one the write expected: the
-// conflict is settled. 10164 comes from replicated streams only, and says
-// that another write to the key was still in process when this one came,
-// so the server refused it before proposing it, whatever the key's
-// revision. That other write may be our own previous one: the stream
-// leader answers a write before it clears it from its writes in process,
-// so a holder that writes again at once can be refused with 10164 while
-// the key is at the revision it holds (the suite's back-to-back renewals
-// on a cluster under -race show it). Taken as a conflict, that would give
-// up a key we hold and lock us out of it for a TTL. So 10164 is retried a
-// few times at once (retryBusy), and, if it persists, is not taken as a
-// loss: Renew keeps its claim, Acquire reports ErrHeld.
-const (
-	codeWrongLastSequence      = jetstream.JSErrCodeStreamWrongLastSequence         // 10071
-	codeWrongLastSequenceConst = jetstream.JSErrCodeStreamWrongLastSequenceConstant // 10164
-)
-
-// conflict classifies a write the server refused over the key's revision:
-// moved when the key's revision is not the one the write expected, busy
-// when another write to the key was in process. nats.go wraps both codes
-// in ErrKeyExists (Create) or ErrKeyRevisionMismatch (Update, Delete), so
-// the code decides.
-func conflict(err error) (moved, busy bool) {
-	if err == nil {
-		return false, false
-	}
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) {
-		switch apiErr.ErrorCode {
-		case codeWrongLastSequence:
-			return true, false
-		case codeWrongLastSequenceConst:
-			return false, true
-		}
-	}
-	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch), false
-}
-
-// busyTries is how many times retryBusy makes a write the server refuses
-// with 10164, pausing 1, 2, 4 and 8 ms in between: the write in process
-// that it waits for is one replication round old at most.
-const busyTries = 5
-
-// retryBusy makes the write w, again while the server refuses it with
-// 10164, up to busyTries times or until ctx ends, and returns the last
-// answer. Each try is the same write at the same expected revision, so a
-// retry can only do what the first try could have done.
-func retryBusy(ctx context.Context, w func() (uint64, error)) (uint64, error) {
-	pause := time.Millisecond
-	for try := 1; ; try++ {
-		rev, err := w()
-		if _, busy := conflict(err); !busy || try == busyTries {
-			return rev, err
-		}
-		t := time.NewTimer(pause)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return rev, err
-		case <-t.C:
-		}
-		pause *= 2
-	}
 }
