@@ -8,7 +8,6 @@ import (
 
 	"github.com/a2abus/a2abus/codec"
 	"github.com/a2aproject/a2a-go/v2/a2a"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // FuzzParseCall: any call envelope is parsed into a method and params, or
@@ -88,22 +87,12 @@ func FuzzAgentFromURL(f *testing.F) {
 	})
 }
 
-// entry is a KV entry holding a value, for decodeTask.
-type entry struct {
-	jetstream.KeyValueEntry
-	value []byte
-}
-
-func (e entry) Key() string      { return "t" }
-func (e entry) Value() []byte    { return e.value }
-func (e entry) Revision() uint64 { return 7 }
-
 // FuzzDecodeTask: any KV value decodes into a task or an error.
 func FuzzDecodeTask(f *testing.F) {
 	f.Add([]byte(`{"task":{"id":"t","contextId":"c","status":{"state":"TASK_STATE_WORKING"}},"updated":"2026-11-26T00:00:00Z"}`))
 	f.Add([]byte(`{"task":null}`))
 	f.Fuzz(func(t *testing.T, value []byte) {
-		st, err := decodeTask(entry{value: value})
+		st, err := decodeTask(&kvEntry{Key: "t", Value: value, Revision: 7})
 		if err == nil && (st.Task == nil || st.Version != 7) {
 			t.Fatalf("decodeTask(%q) = %+v without an error", value, st)
 		}

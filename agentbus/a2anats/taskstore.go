@@ -8,9 +8,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/a2abus/a2abus/agentbus"
+	"github.com/a2abus/a2abus/internal/kvcas"
 	"github.com/a2abus/a2abus/placement"
 	"github.com/a2aproject/a2a-go/v2/a2a"
 	"github.com/a2aproject/a2a-go/v2/a2asrv"
@@ -37,7 +39,8 @@ const DefaultTaskTTL = 24 * time.Hour
 type TaskStore struct {
 	kv     jetstream.KeyValue
 	now    func() time.Time
-	prefix string // "<agentID>."
+	prefix string    // "<agentID>."
+	seen   revisions // the floor of its reads (see get)
 }
 
 var _ taskstore.Store = (*TaskStore)(nil)
@@ -97,7 +100,7 @@ func storedCallFrom(ctx context.Context) string {
 func callKey(id string) (string, bool) { return taskKey(a2a.TaskID(id)) }
 
 // callTask returns the task the stored call callID created in agentID's
-// store in kv, or nil when it made none.
+// store, or nil when it made none.
 func callTask(ctx context.Context, kv jetstream.KeyValue, agentID, callID string) (*a2a.Task, error) {
 	call, ok := callKey(callID)
 	if !ok {
@@ -180,6 +183,7 @@ func (s *TaskStore) Create(ctx context.Context, task *a2a.Task) (taskstore.TaskV
 	if err != nil {
 		return taskstore.TaskVersionMissing, fmt.Errorf("a2anats: create task %s: %w", task.ID, err)
 	}
+	s.seen.put(key, rev)
 	return taskstore.TaskVersion(rev), nil
 }
 
@@ -200,15 +204,16 @@ func (s *TaskStore) Update(ctx context.Context, req *taskstore.UpdateRequest) (t
 	if err != nil {
 		return taskstore.TaskVersionMissing, err
 	}
-	rev, err := s.kv.Update(ctx, key, b, uint64(prev.Version))
+	// A refusal because our own last write to the task is still in process
+	// on the stream leader (R3 only) is retried at once: it is no conflict.
+	rev, err := kvcas.RetryBusy(ctx, func() (uint64, error) { return s.kv.Update(ctx, key, b, uint64(prev.Version)) })
 	if err != nil {
-		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) { // R1, R3
+		if moved, busy := kvcas.Conflict(err); moved || busy {
 			return taskstore.TaskVersionMissing, taskstore.ErrConcurrentModification
 		}
 		return taskstore.TaskVersionMissing, fmt.Errorf("a2anats: update task %s: %w", req.Task.ID, err)
 	}
+	s.seen.put(key, rev)
 	return taskstore.TaskVersion(rev), nil
 }
 
@@ -219,23 +224,99 @@ type stored struct {
 	updated time.Time
 }
 
+// get reads a task by direct get, which any replica may answer on R3. So
+// that this process reads its own writes (a2asrv compares the version it
+// read when it updates a task, and reads a task right after creating it),
+// a read older than the last revision this store wrote or read of the key
+// is asked again until a replica that has caught up answers, within
+// staleReads tries. A leader read would do without, but an agent's own
+// credentials (agentbus.AgentPermissions) may only name its own keys in
+// the subject of a direct get.
 func (s *TaskStore) get(ctx context.Context, key string) (*stored, error) {
-	e, err := s.kv.Get(ctx, key)
+	floor := s.seen.get(key)
+	wait := staleWaitMin
+	var (
+		e   jetstream.KeyValueEntry
+		err error
+	)
+	for try := 1; ; try++ {
+		e, err = s.kv.Get(ctx, key)
+		stale := floor > 0 && (errors.Is(err, jetstream.ErrKeyNotFound) || err == nil && e.Revision() < floor)
+		if !stale {
+			break
+		}
+		if try == staleReads {
+			return nil, fmt.Errorf("a2anats: get task %s: the replicas answer with revisions older than %d, which this store wrote or read", key, floor)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("a2anats: get task %s: %w", key, ctx.Err())
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, staleWaitMax)
+	}
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, a2a.ErrTaskNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("a2anats: get task %s: %w", key, err)
 	}
-	return decodeTask(e)
+	s.seen.put(key, e.Revision())
+	return decodeTask(&kvEntry{Key: key, Value: e.Value(), Revision: e.Revision()})
 }
 
-func decodeTask(e jetstream.KeyValueEntry) (*stored, error) {
-	var st storedTask
-	if err := json.Unmarshal(e.Value(), &st); err != nil || st.Task == nil {
-		return nil, fmt.Errorf("a2anats: task %s: undecodable entry: %v", e.Key(), err)
+// How often, and with what waits, a read older than what this store saw
+// is asked again: a replica catches up within milliseconds.
+const (
+	staleReads   = 20
+	staleWaitMin = 2 * time.Millisecond
+	staleWaitMax = 100 * time.Millisecond
+)
+
+// kvEntry is a KV value with its key and revision.
+type kvEntry struct {
+	Key      string
+	Value    []byte
+	Revision uint64
+}
+
+// revisions remembers the last revision seen of the keys a store wrote or
+// read lately: two generations of at most revisionsKept keys each, the
+// older dropped when the newer fills, so it stays bounded.
+type revisions struct {
+	mu       sync.Mutex
+	cur, old map[string]uint64
+}
+
+// revisionsKept bounds each generation of revisions.
+const revisionsKept = 4096
+
+func (r *revisions) get(key string) uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if rev, ok := r.cur[key]; ok {
+		return rev
 	}
-	return &stored{StoredTask: taskstore.StoredTask{Task: st.Task, Version: taskstore.TaskVersion(e.Revision())}, user: st.User, updated: st.Updated}, nil
+	return r.old[key]
+}
+
+func (r *revisions) put(key string, rev uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cur == nil || len(r.cur) >= revisionsKept {
+		r.old, r.cur = r.cur, make(map[string]uint64, 64)
+	}
+	if rev > r.cur[key] && rev > r.old[key] {
+		r.cur[key] = rev
+	}
+}
+
+func decodeTask(e *kvEntry) (*stored, error) {
+	var st storedTask
+	if err := json.Unmarshal(e.Value, &st); err != nil || st.Task == nil {
+		return nil, fmt.Errorf("a2anats: task %s: undecodable entry: %v", e.Key, err)
+	}
+	return &stored{StoredTask: taskstore.StoredTask{Task: st.Task, Version: taskstore.TaskVersion(e.Revision)}, user: st.User, updated: st.Updated}, nil
 }
 
 // Get implements taskstore.Store.

@@ -97,3 +97,65 @@ func TestTaskStoreConcurrentUpdates(t *testing.T) {
 		})
 	}
 }
+
+// TestTaskStoreReadsItsWrites (issue 15): on an R3 cluster, a task read
+// right after it was created or updated is the one written, at the version
+// written, however many replicas answer direct gets: the store reads from
+// the stream leader, so a2asrv's compare-and-set never fails on a stale
+// read and a new task is never "not found".
+func TestTaskStoreReadsItsWrites(t *testing.T) {
+	ctx := testCtx(t, 2*time.Minute)
+	c := embeddedtest.Cluster(t, 3)
+	nc := c.Connect()
+	embeddedtest.WaitPlacement(t, nc, 3)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := agentbus.EnsureStreams(ctx, js, agentbus.StreamConfig{Replicas: 3}); err != nil {
+		t.Fatal(err)
+	}
+	// The store's bus is connected to a server that is not the tasks
+	// bucket's leader: its replica answers the direct gets.
+	first := a2anatstest.ConnectBus(t, c.Server(0))
+	if _, err := a2anats.NewTaskStore(ctx, first, "worker", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	follower := (c.WaitStreamLeader("KV_"+a2anats.TasksBucket) + 1) % c.Size()
+	bus := a2anatstest.ConnectBus(t, c.Server(follower))
+	store, err := a2anats.NewTaskStore(ctx, bus, "worker", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const tasks = 300
+	stale := 0
+	for i := range tasks {
+		task := &a2a.Task{ID: a2a.NewTaskID(), ContextID: "c", Status: a2a.TaskStatus{State: a2a.TaskStateSubmitted}}
+		v, err := store.Create(ctx, task)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := store.Get(ctx, task.ID)
+		if err != nil || got.Version != v {
+			stale++
+			t.Logf("task %d: read after create: %+v, %v; want version %d", i, got, err, v)
+			continue
+		}
+		upd := *task
+		upd.Status.State = a2a.TaskStateWorking
+		nv, err := store.Update(ctx, &taskstore.UpdateRequest{Task: &upd, PrevVersion: v})
+		if err != nil {
+			stale++
+			t.Logf("task %d: update from the version just read: %v", i, err)
+			continue
+		}
+		upd.Status.State = a2a.TaskStateCompleted
+		if _, err := store.Update(ctx, &taskstore.UpdateRequest{Task: &upd, PrevVersion: nv}); err != nil {
+			stale++
+			t.Logf("task %d: second update: %v", i, err)
+		}
+	}
+	if stale > 0 {
+		t.Fatalf("%d of %d tasks read stale right after a write on R3", stale, tasks)
+	}
+}
