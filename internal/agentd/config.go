@@ -207,7 +207,7 @@ func checkPort(name string, p int) error {
 func flagSet(c *Config) *flag.FlagSet {
 	fs := flag.NewFlagSet("agentd", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&c.NATS, "nats", c.NATS, "NATS server `URL`s, comma-separated; empty starts the embedded server")
+	fs.StringVar(&c.NATS, "nats", c.NATS, "NATS server `URL`s, comma-separated, tried in this order (list the host's own server first); empty starts the embedded server")
 	fs.StringVar(&c.Data, "data", c.Data, "data `dir`ectory of the embedded NATS server")
 	fs.StringVar(&c.NATSHost, "nats-host", c.NATSHost, "`host` the embedded NATS server listens on for clients")
 	fs.IntVar(&c.NATSPort, "nats-port", c.NATSPort, "client `port` of the embedded NATS server (0 any free port, -1 in-process only)")

@@ -222,6 +222,9 @@ func (d *Daemon) natsLog() *slog.Logger {
 func (d *Daemon) connect(url string) (*nats.Conn, error) {
 	opts := []nats.Option{
 		nats.Name("agentd"),
+		// --nats is tried in its order, not shuffled: an agentd per server
+		// lists its own server first and runs there while it is up.
+		nats.DontRandomize(),
 		nats.Timeout(startTimeout),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
