@@ -26,9 +26,12 @@ type Bus struct {
 	stats   sendStats
 	recv    receiver
 	replies replies
-	routes  routes
-	scaleMu sync.Mutex
-	scaleKV jetstream.KeyValue // the scale bucket, once opened
+	// replyInterest are the reply prefixes known to have a subscriber
+	// (Reply).
+	replyInterest prefixSet
+	routes        routes
+	scaleMu       sync.Mutex
+	scaleKV       jetstream.KeyValue // the scale bucket, once opened
 	// replicas is the A2A stream's replica count, read by Connect; Serve's
 	// KV buckets follow it.
 	replicas int

@@ -313,7 +313,7 @@ func (s *server) handleDirect(p *partition, m *nats.Msg) {
 	defer call.end()
 	if err := s.attempt(call, nil, env.To, &env); err != nil {
 		s.bus.recv.failures.Add(1)
-		s.replyError(&env, err)
+		s.replyError(s.directCtx, &env, err)
 		return
 	}
 	s.countHandled(p, 1)
@@ -330,14 +330,16 @@ func (s *server) countHandled(p *partition, n int) {
 }
 
 // replyError answers a request whose handler failed for good, so that its
-// requester learns why instead of waiting for its deadline.
-func (s *server) replyError(req *codec.Envelope, err error) {
+// requester learns why instead of waiting for its deadline. ctx is the
+// handler's (its delivery decides how the reply is sent; its end does
+// not stop the reply).
+func (s *server) replyError(ctx context.Context, req *codec.Envelope, err error) {
 	if req.ReplyTo == "" {
 		return
 	}
 	resp := &codec.Envelope{Kind: "error"}
 	resp.Headers.Set(HeaderError, err.Error())
-	if rerr := s.bus.Reply(s.hctx, req, resp); rerr != nil {
+	if rerr := s.bus.Reply(context.WithoutCancel(ctx), req, resp); rerr != nil {
 		s.bus.cfg.log.Warn("error reply not sent", "request", req.ID, "err", rerr)
 	}
 }
@@ -429,7 +431,7 @@ func (s *server) handleBatch(p *partition, msg jetstream.Msg) {
 				incomplete.Store(true) // stopping or fenced: the batch comes back
 				return
 			}
-			s.replyError(env, err)
+			s.replyError(ctx, env, err)
 			if !s.deadLetter(ctx, p, msg, agent, env, err.Error(), attempts) {
 				incomplete.Store(true)
 				return

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/a2abus/a2abus/codec"
 	"github.com/a2abus/a2abus/placement"
@@ -105,6 +107,7 @@ func (r *replies) init(b *Bus) error {
 		r.prefix = nc.NewInbox()
 		r.waiting = map[string]chan *codec.Envelope{}
 		r.sub, r.err = nc.Subscribe(r.prefix+".*", func(m *nats.Msg) {
+			AckReply(m)
 			var reply codec.Envelope
 			if err := b.codec.DecodeEnvelope(m.Data, &reply); err != nil {
 				b.cfg.log.Warn("undecodable reply dropped", "subject", m.Subject, "err", err)
@@ -204,10 +207,105 @@ func (b *Bus) Reply(ctx context.Context, req, resp *codec.Envelope) error {
 	if err != nil {
 		return fmt.Errorf("agentbus: encode reply: %w", err)
 	}
+	if d, ok := DeliveryOf(ctx); ok && !d.Direct {
+		if prefix := replyPrefix(req.ReplyTo); !b.replyInterest.has(prefix) {
+			return b.replyConfirmed(req, prefix, frame)
+		}
+	}
 	if err := b.conns[0].Publish(req.ReplyTo, frame); err != nil {
 		return fmt.Errorf("agentbus: reply to %s: %w", req.ID, err)
 	}
 	// Published is delivered as far as the bus can tell: a context that
 	// ends now must not make the handler fail and reply again.
 	return nil
+}
+
+// replyConfirmed sends the first reply of this bus to a requester's reply
+// subjects (prefix.*) of a stored request as a request of its own, so that
+// NATS says whether anybody receives it. A stored request reaches this
+// member by a path of its own (the stream's leader, the consumer's), not
+// the route its requester's subscription travels to this server on, so
+// the subscription made just before the request may not be known here
+// yet: NATS then answers "no responders" and the reply is sent again, with
+// back-off, until it is received or replyInterestWait has passed (the
+// requester has gone). A requester acknowledges it (the bus's and
+// a2anats's reply subscriptions do); one that does not makes the first
+// reply wait replyAckTimeout. Later replies to the prefix are plain
+// publishes.
+func (b *Bus) replyConfirmed(req *codec.Envelope, prefix string, frame []byte) error {
+	wait := 2 * time.Millisecond
+	deadline := time.Now().Add(replyInterestWait)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), replyAckTimeout)
+		_, err := b.conns[0].RequestWithContext(ctx, req.ReplyTo, frame)
+		cancel()
+		switch {
+		case err == nil, errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+			// Acknowledged, or received by a subscriber that does not
+			// acknowledge: either way, there is interest.
+			b.replyInterest.add(prefix)
+			return nil
+		case !errors.Is(err, nats.ErrNoResponders):
+			return fmt.Errorf("agentbus: reply to %s: %w", req.ID, err)
+		case time.Now().After(deadline):
+			b.cfg.log.Debug("reply dropped: nobody subscribes to its subject", "request", req.ID, "subject", req.ReplyTo)
+			return nil
+		}
+		time.Sleep(wait)
+		wait = min(2*wait, 200*time.Millisecond)
+	}
+}
+
+// How long a first reply waits for its requester's subscription to be
+// known, and for its acknowledgement.
+const (
+	replyInterestWait = 5 * time.Second
+	replyAckTimeout   = 250 * time.Millisecond
+)
+
+// replyPrefix is a reply subject without its last token: the requester's
+// subscription (prefix.*).
+func replyPrefix(subject string) string {
+	if i := strings.LastIndexByte(subject, '.'); i > 0 {
+		return subject[:i]
+	}
+	return subject
+}
+
+// AckReply acknowledges a reply sent as a request (the first reply of a
+// bus to a requester, see Reply): reply subscriptions other than the bus's
+// own call it for each message they get, so that the replier need not wait
+// for its acknowledgement.
+func AckReply(m *nats.Msg) {
+	if m.Reply != "" {
+		_ = m.Respond(nil)
+	}
+}
+
+// prefixSet is a bounded set of reply prefixes: two generations of at
+// most prefixesKept each, the older dropped when the newer fills.
+type prefixSet struct {
+	mu       sync.Mutex
+	cur, old map[string]struct{}
+}
+
+const prefixesKept = 4096
+
+func (p *prefixSet) has(prefix string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.cur[prefix]; ok {
+		return true
+	}
+	_, ok := p.old[prefix]
+	return ok
+}
+
+func (p *prefixSet) add(prefix string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cur == nil || len(p.cur) >= prefixesKept {
+		p.old, p.cur = p.cur, make(map[string]struct{}, 64)
+	}
+	p.cur[prefix] = struct{}{}
 }

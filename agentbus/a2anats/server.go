@@ -182,7 +182,7 @@ func (s *Server) serveStored(ctx context.Context, env *codec.Envelope, rerun boo
 	defer cancel(nil)
 	stop := context.AfterFunc(s.ctx, func() { cancel(errServerClosed) })
 	defer stop()
-	a := &answerer{s: s, req: env, code: "ok", interrupt: cctx}
+	a := &answerer{s: s, req: env, code: "ok", interrupt: cctx, replyCtx: context.WithoutCancel(ctx)}
 	s.serve(cctx, a, rerun)
 	if a.interrupted {
 		return fmt.Errorf("a2anats: call %s to %s interrupted: %w", env.ID, env.To, context.Cause(cctx))
@@ -247,6 +247,9 @@ type answerer struct {
 	// interrupted is set.
 	interrupt   context.Context
 	interrupted bool
+	// replyCtx carries the call's delivery to Bus.Reply (a stored call's
+	// first answer is confirmed); it never ends. nil: none.
+	replyCtx context.Context
 }
 
 func (a *answerer) send(kind string, payload []byte, err error) {
@@ -272,7 +275,11 @@ func (a *answerer) send(kind string, payload []byte, err error) {
 	}
 	// A reply is a core NATS publish: it fails only on a closed
 	// connection, and then nobody can be told.
-	if rerr := a.s.bus.Reply(context.Background(), a.req, resp); rerr != nil {
+	rctx := a.replyCtx
+	if rctx == nil {
+		rctx = context.Background()
+	}
+	if rerr := a.s.bus.Reply(rctx, a.req, resp); rerr != nil {
 		a.s.log.Warn("A2A answer not sent", "call", a.req.ID, "agent", a.req.To, "err", rerr)
 	}
 }

@@ -206,6 +206,7 @@ func (c *Client) init() error {
 
 // route hands one answer to its call, in order.
 func (c *Client) route(m *nats.Msg) {
+	agentbus.AckReply(m)
 	id := m.Subject[len(c.prefix)+1:]
 	var a answer
 	if len(m.Data) == 0 && m.Header.Get("Status") == "503" {

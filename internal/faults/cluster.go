@@ -416,6 +416,16 @@ func (c *Cluster) Isolate(i int) {
 	}
 }
 
+// DelayRoute makes the route between nodes i and j a slow link: every
+// chunk either way waits d (0 restores it).
+func (c *Cluster) DelayRoute(i, j int, d time.Duration) {
+	for k, p := range c.routes {
+		if k == [2]int{i, j} || k == [2]int{j, i} {
+			p.SetDelay(d)
+		}
+	}
+}
+
 // Heal restores node i's routes.
 func (c *Cluster) Heal(i int) {
 	for k, p := range c.routes {

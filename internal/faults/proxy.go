@@ -2,9 +2,9 @@ package faults
 
 import (
 	"errors"
-	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -15,10 +15,11 @@ import (
 //
 // The target is dialed for each new connection, so a proxy outlives the
 // server behind it: while the target is down, connections are closed as
-// they arrive.
+// they arrive. SetDelay makes it a slow link instead.
 type Proxy struct {
 	ln     net.Listener
 	target string
+	delay  atomic.Int64 // nanoseconds each chunk waits before it is forwarded
 
 	mu     sync.Mutex
 	cut    bool
@@ -141,11 +142,35 @@ func (p *Proxy) forward(in net.Conn) {
 	}
 	var wg sync.WaitGroup
 	pipe := func(dst, src net.Conn) {
-		_, _ = io.Copy(dst, src)
+		p.copy(dst, src)
 		// Either side ending ends both, as a cut link would.
 		p.untrack(in, out)
 	}
 	wg.Go(func() { pipe(out, in) })
 	wg.Go(func() { pipe(in, out) })
 	wg.Wait()
+}
+
+// SetDelay makes every chunk of data through the proxy, both ways, wait d
+// before it is forwarded (0: none), in order: a slow link, as a route
+// between data centres or a congested one is.
+func (p *Proxy) SetDelay(d time.Duration) { p.delay.Store(int64(d)) }
+
+// copy forwards src to dst until either fails, each chunk after the delay.
+func (p *Proxy) copy(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if d := time.Duration(p.delay.Load()); d > 0 {
+				time.Sleep(d)
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
