@@ -202,6 +202,9 @@ type membership struct {
 	cpu   sysinfo.Meter
 
 	parts map[int]*partition // pulled or draining; touched by the heartbeat loop only
+	// ready is set once the member pulled every partition assigned to it
+	// (ServeOnReady); reconciled once a heartbeat assigned them.
+	ready, reconciled bool
 	// observed are the consumers with per-partition metric series.
 	observed map[string]bool
 	owned    int // partitions last added to the owned gauge
@@ -257,11 +260,18 @@ func (s *server) member(ctx context.Context, cancelHandlers context.CancelCauseF
 		if err != nil && ctx.Err() == nil {
 			b.cfg.log.Warn("membership", "pool", pool, "member", id, "err", err)
 		}
-		select {
-		case <-ctx.Done():
-			m.leave(cancelHandlers)
-			return nil
-		case <-tick.C:
+		m.reconciled = m.reconciled || err == nil
+	beat:
+		for {
+			m.checkReady()
+			select {
+			case <-ctx.Done():
+				m.leave(cancelHandlers)
+				return nil
+			case <-s.started: // a partition pulls: ready now?
+			case <-tick.C:
+				break beat
+			}
 		}
 	}
 }
@@ -466,6 +476,25 @@ func (m *membership) reconcile(ctx context.Context) error {
 	return nil
 }
 
+// checkReady calls ServeOnReady's function once every partition assigned
+// to the member at its last heartbeat pulls.
+func (m *membership) checkReady() {
+	if m.ready || !m.reconciled || m.s.cfg.onReady == nil {
+		return
+	}
+	for _, p := range m.parts {
+		p.mu.Lock()
+		pulling := p.cc != nil && !p.stopping
+		stopping := p.stopping
+		p.mu.Unlock()
+		if !pulling && !stopping {
+			return
+		}
+	}
+	m.ready = true
+	go m.s.cfg.onReady()
+}
+
 // reap forgets the partitions that have drained.
 func (m *membership) reap() {
 	for n, p := range m.parts {
@@ -558,6 +587,10 @@ func (s *server) startPartition(ctx context.Context, p *partition) {
 		p.cc, p.direct = cc, direct
 		p.mu.Unlock()
 		s.bus.cfg.log.Debug("pulling partition", "consumer", p.name)
+		select {
+		case s.started <- struct{}{}:
+		default: // the heartbeat loop has a wake-up pending
+		}
 		go func() {
 			<-cc.Closed()
 			s.losePartition(p, "its consume loop ended")

@@ -233,7 +233,7 @@ func (b *Bus) Serve(ctx context.Context, opts ...ServeOption) error {
 			sc.pool = sc.agents[0]
 		}
 	}
-	s := &server{bus: b, cfg: &sc, workers: newWorkers(sc.workers), held: semaphore.NewWeighted(sc.maxHeldBytes), stopping: make(chan struct{})}
+	s := &server{bus: b, cfg: &sc, workers: newWorkers(sc.workers), held: semaphore.NewWeighted(sc.maxHeldBytes), stopping: make(chan struct{}), started: make(chan struct{}, 1)}
 	var cancel context.CancelCauseFunc
 	s.hctx, cancel = context.WithCancelCause(context.WithoutCancel(ctx))
 	defer cancel(ErrServeStopped)
@@ -295,6 +295,7 @@ type server struct {
 
 	batches  sync.WaitGroup // batches being handled
 	stopping chan struct{}  // closed when Serve starts to stop
+	started  chan struct{}  // a partition started pulling (size one: a wake-up)
 	handled  atomic.Uint64  // envelopes this Serve call handled successfully
 }
 

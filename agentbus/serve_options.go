@@ -26,6 +26,7 @@ type serveConfig struct {
 	handlerTimeout time.Duration
 	drainTimeout   time.Duration
 	maxHeldBytes   int64
+	onReady        func()
 }
 
 // Receive-path defaults.
@@ -141,6 +142,20 @@ func ServeMaxHeldBytes(n int64) ServeOption {
 			return fmt.Errorf("agentbus: max held bytes %d: want at least 1", n)
 		}
 		c.maxHeldBytes = n
+		return nil
+	}
+}
+
+// ServeOnReady has f called, once and in a goroutine of its own, when this
+// member has joined its pool and pulls every partition assigned to it (at
+// once, if it is assigned none): from then on it consumes. Readiness
+// checks wait for it.
+func ServeOnReady(f func()) ServeOption {
+	return func(c *serveConfig) error {
+		if f == nil {
+			return fmt.Errorf("agentbus: serve: nil ready function")
+		}
+		c.onReady = f
 		return nil
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/a2abus/a2abus/agentbus"
@@ -67,13 +69,46 @@ type consumerPool struct {
 
 	gauge  prometheus.Gauge
 	wanted prometheus.Gauge
+
+	// For readiness, read by any goroutine: how many consumers run, and
+	// how many of those pull all their partitions.
+	size, pulling atomic.Int32
 }
 
 type consumerRun struct {
 	id     string
 	cancel context.CancelFunc
 	done   chan struct{}
+
+	mu      sync.Mutex
+	ready   bool // counted in its pool's pulling
+	stopped bool // cancelled or ended: never counted again
 }
+
+// setReady counts r as pulling in p, unless it was stopped.
+func (r *consumerRun) setReady(p *consumerPool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.ready && !r.stopped {
+		r.ready = true
+		p.pulling.Add(1)
+	}
+}
+
+// stop uncounts r for good.
+func (r *consumerRun) stop(p *consumerPool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ready {
+		p.pulling.Add(-1)
+	}
+	r.ready, r.stopped = false, true
+}
+
+// consuming reports whether the pool consumes as it should: a consumer
+// pulls all its partitions, or none is meant to run (its size is -1 until
+// it is first sized).
+func (p *consumerPool) consuming() bool { return p.size.Load() == 0 || p.pulling.Load() > 0 }
 
 func (r *consumerRun) ended() bool {
 	select {
@@ -112,6 +147,7 @@ func newConsumerPool(bus *agentbus.Bus, js jetstream.JetStream, log *slog.Logger
 			ConstLabels: labels,
 		}),
 	}
+	p.size.Store(-1)
 	if reg != nil {
 		for _, c := range []prometheus.Collector{p.gauge, p.wanted} {
 			if err := reg.Register(c); err != nil {
@@ -311,6 +347,7 @@ func (p *consumerPool) reap() {
 		}
 		return false
 	})
+	p.size.Store(int32(len(p.running)))
 	p.gauge.Set(float64(len(p.running)))
 }
 
@@ -321,9 +358,10 @@ func (p *consumerPool) resize(n int) {
 		ctx, cancel := context.WithCancel(context.Background())
 		r := &consumerRun{id: fmt.Sprintf("%s-c%d", p.id, p.next), cancel: cancel, done: make(chan struct{})}
 		p.next++
-		opts := append(slices.Clip(p.opts), agentbus.ServeMemberID(r.id))
+		opts := append(slices.Clip(p.opts), agentbus.ServeMemberID(r.id), agentbus.ServeOnReady(func() { r.setReady(p) }))
 		go func() {
 			defer close(r.done)
+			defer r.stop(p)
 			if err := p.bus.Serve(ctx, opts...); err != nil {
 				p.log.Error("consumer stopped", "consumer", r.id, "err", err)
 			}
@@ -333,9 +371,11 @@ func (p *consumerPool) resize(n int) {
 	for len(p.running) > n {
 		r := p.running[len(p.running)-1]
 		p.running = p.running[:len(p.running)-1]
+		r.stop(p)
 		r.cancel()
 		p.stopping = append(p.stopping, r)
 	}
+	p.size.Store(int32(len(p.running)))
 	p.gauge.Set(float64(len(p.running)))
 }
 

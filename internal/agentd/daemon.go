@@ -68,6 +68,7 @@ type Daemon struct {
 
 	stopHosted   func(context.Context)        // nil unless --demo or --sidecars
 	hosted       atomic.Pointer[agentbus.Bus] // the bus the hosted agents are served on
+	consumers    atomic.Pointer[consumerPool] // their consumers; nil when it hosts none
 	gw           atomic.Pointer[gateway.Gateway]
 	gwBus        *agentbus.Bus
 	serveErr     chan error // size one: the HTTP server's exit

@@ -140,6 +140,7 @@ func (d *Daemon) startHosted(ctx context.Context, nc *nats.Conn) (stop func(cont
 	if err != nil {
 		return nil, err
 	}
+	d.consumers.Store(pool)
 	sctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

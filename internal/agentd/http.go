@@ -33,6 +33,10 @@ func (d *Daemon) readyz(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 		return
 	}
+	if p := d.consumers.Load(); p != nil && !p.consuming() {
+		http.Error(w, fmt.Sprintf("not ready: no consumer of pool %s pulls its partitions yet", p.pool), http.StatusServiceUnavailable)
+		return
+	}
 	if b := d.hosted.Load(); b != nil {
 		// Consuming goes on, but what cannot be handled waits, held, for
 		// the dead-letter stream: ready, degraded, with the reason.
