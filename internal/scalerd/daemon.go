@@ -456,8 +456,16 @@ func (d *Daemon) decide(ctx context.Context, bus *agentbus.Bus, el *elector, ps 
 	dec := ps.policy.Decide(snap)
 	d.m.observe(ps.name, snap, dec)
 
+	// A pool none of whose members has reported, with nothing waiting, is
+	// not decided on: its hosts are starting (or stopped), and a target
+	// sized from "no consumers" would override what they are about to
+	// run. Work that waits still scales a pool up from zero.
+	unreported := live == 0 && snap.Backlog == 0
+	if unreported {
+		dec.To, dec.Reason = dec.From, "no member has reported and nothing waits: no decision"
+	}
 	switch {
-	case !el.leader() || d.cfg.DryRun:
+	case !el.leader() || d.cfg.DryRun || unreported:
 	case dec.To != dec.From && (!hasTarget || dec.To != target.Consumers):
 		d.write(ctx, bus, ps, dec.To, dec.Reason, dec, confirm)
 	case hasTarget && snap.Time.Sub(target.At) >= refreshAfter*d.cfg.Interval:

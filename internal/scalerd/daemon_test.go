@@ -138,6 +138,7 @@ func TestDryRunWritesNothing(t *testing.T) {
 	srv := embeddedtest.RunServer(t)
 	bus := newBus(t, srv)
 	reportPool(t, bus, "web", "web", 4)
+	send(t, bus, "web", 10) // work waits: the pool is decided on with no members
 	cfg := testDaemonConfig(srv, "scalerd-dry")
 	cfg.DryRun = true
 	cfg.Policy.MinConsumers = 3 // with no consumers, every decision is a step to 3
@@ -186,6 +187,7 @@ func TestHTTP(t *testing.T) {
 	srv := embeddedtest.RunServer(t)
 	bus := newBus(t, srv)
 	reportPool(t, bus, "web", "web", 4)
+	send(t, bus, "web", 10) // work waits: the pool is decided on with no members
 	d := startDaemon(t, testDaemonConfig(srv, "scalerd-http"))
 	if code, _ := get(t, d, "/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz %d", code)

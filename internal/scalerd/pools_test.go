@@ -22,7 +22,9 @@ import (
 // own backlog and members: busy steps to the count that drains its
 // backlog, quiet to the minimum, served holds at its one member. unseen
 // is left alone (no target, no status, no metrics) until a member of it
-// starts; a pool whose consumers are gone is forgotten.
+// starts; "idle", with partition consumers but no members and nothing
+// waiting (its hosts still starting), reports but gets no target; a pool
+// whose consumers are gone is forgotten.
 func TestPoolsScaleApart(t *testing.T) {
 	srv := embeddedtest.RunServer(t)
 	bus := newBus(t, srv, agentbus.WithBatch(1, 1<<20))
@@ -42,6 +44,7 @@ func TestPoolsScaleApart(t *testing.T) {
 	// with no arrival rate to size for.
 	reportPool(t, bus, "busy", "busy-agent", 4)
 	reportPool(t, bus, "quiet", "quiet-agent", 4)
+	reportPool(t, bus, "idle", "idle-agent", 4)
 	stopServed := serveMember(t, srv, "served", "served-agent")
 	defer stopServed()
 
@@ -86,6 +89,12 @@ func TestPoolsScaleApart(t *testing.T) {
 	if n, ok := target("unseen"); ok {
 		t.Errorf("unseen has not reported, yet its target was set to %d", n)
 	}
+	if n, ok := target("idle"); ok {
+		t.Errorf("idle has no members and nothing waiting, yet its target was set to %d", n)
+	}
+	if idle, ok := d.PoolStatus("idle"); !ok || !strings.Contains(idle.Reason, "no member has reported") {
+		t.Errorf("idle's status %+v, want it reported without a decision", idle)
+	}
 	busy, _ := d.PoolStatus("busy")
 	quiet, _ := d.PoolStatus("quiet")
 	served, _ := d.PoolStatus("served")
@@ -99,8 +108,8 @@ func TestPoolsScaleApart(t *testing.T) {
 		t.Errorf("served %+v", served)
 	}
 	st, _ := d.Status()
-	if _, ok := st.Pools["unseen"]; ok || len(st.Pools) != 3 {
-		t.Errorf("pools %v, want busy, quiet and served only", st.Pools)
+	if _, ok := st.Pools["unseen"]; ok || len(st.Pools) != 4 {
+		t.Errorf("pools %v, want busy, quiet, idle and served only", st.Pools)
 	}
 	if code, _ := get(t, d, "/scale/unseen"); code != 404 {
 		t.Errorf("/scale/unseen %d, want 404", code)
@@ -108,7 +117,7 @@ func TestPoolsScaleApart(t *testing.T) {
 	_, body := get(t, d, "/metrics")
 	for _, want := range []string{`a2abus_scaler_target_consumers{pool="busy"} 6`, `a2abus_scaler_target_consumers{pool="quiet"} 1`,
 		`a2abus_scaler_target_consumers{pool="served"} -1`, `a2abus_scaler_backlog_waiting_messages{pool="busy"} 3000`,
-		`a2abus_scaler_desired_consumers{pool="busy"} 6`, "a2abus_scaler_pools 3"} {
+		`a2abus_scaler_desired_consumers{pool="busy"} 6`, "a2abus_scaler_pools 4"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics has no %s", want)
 		}
