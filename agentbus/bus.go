@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/a2abus/a2abus/batcher"
 	"github.com/a2abus/a2abus/codec"
@@ -190,7 +191,7 @@ func (b *Bus) dial(ctx context.Context) error {
 // an error now rather than sends that time out, and that a retried batch
 // stays inside the stream's duplicate window.
 func (b *Bus) checkStream(ctx context.Context) error {
-	s, err := b.js[0].Stream(ctx, StreamName)
+	s, err := b.lookupStream(ctx)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return fmt.Errorf("agentbus: stream %s not found: start agentd, or connect with WithEnsureStreams", StreamName)
 	}
@@ -205,6 +206,32 @@ func (b *Bus) checkStream(ctx context.Context) error {
 	return nil
 }
 
+// lookupStream reads the A2A stream's info, each try bounded by
+// lookupAttempt and tried again while the answer is one a cluster gives
+// while it elects a leader (none at all, no responders), until ctx ends:
+// a connect made as the stream leader dies follows the cluster to the
+// new leader instead of waiting for ctx.
+func (b *Bus) lookupStream(ctx context.Context) (jetstream.Stream, error) {
+	for {
+		actx, cancel := context.WithTimeout(ctx, lookupAttempt)
+		s, err := b.js[0].Stream(actx, StreamName)
+		cancel()
+		if err == nil || ctx.Err() != nil || !transient(err) {
+			return s, err
+		}
+		b.cfg.log.Debug("stream lookup unanswered; trying again", "stream", StreamName, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// lookupAttempt bounds one try of a stream lookup: the server answers in
+// milliseconds, or not at all while its cluster elects a leader.
+const lookupAttempt = 2 * time.Second
+
 // Conn returns the bus's first NATS connection, for what the bus does not
 // wrap. Do not close it; Close the bus.
 func (b *Bus) Conn() *nats.Conn { return b.conns[0] }
@@ -214,8 +241,25 @@ func (b *Bus) Conn() *nats.Conn { return b.conns[0] }
 // tasks): with cfg.Replicas 0 the bucket has as many replicas as the
 // stream. An existing bucket is used as it is, so that a connection that
 // may read and write a bucket but not create one (an agent's role) can
-// open it.
+// open it. While the cluster elects the bucket's leader (its requests get
+// no answer), it asks again, each try bounded, until ctx ends.
 func (b *Bus) KeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	for {
+		actx, cancel := context.WithTimeout(ctx, lookupAttempt)
+		kv, err := b.keyValue(actx, cfg)
+		cancel()
+		if err == nil || ctx.Err() != nil || !transient(err) {
+			return kv, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (b *Bus) keyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	js := b.js[0]
 	kv, err := js.KeyValue(ctx, cfg.Bucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {

@@ -157,18 +157,44 @@ func (r *routes) start(b *Bus) error {
 // open opens the registry and starts the watch; r.started is set once it
 // runs.
 func (r *routes) open(b *Bus) error {
-	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.sendTimeout)
-	defer cancel()
+	// Each try is bounded, and made again while the cluster elects the
+	// bucket's leader (its requests get no answer), for up to the send
+	// timeout.
+	deadline := time.Now().Add(b.cfg.sendTimeout)
+	for {
+		w, stop, err := r.openWatch(b)
+		if err == nil {
+			r.run(stop)
+			go r.watch(b, w)
+			return nil
+		}
+		if !transient(err) || time.Now().After(deadline) {
+			return err
+		}
+		b.cfg.log.Debug("pool registry unanswered; trying again", "err", err)
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// openWatch opens the registry and watches it, in one bounded try; stop
+// ends the watch.
+func (r *routes) openWatch(b *Bus) (w jetstream.KeyWatcher, stop context.CancelFunc, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), lookupAttempt)
 	kv, err := b.poolsBucket(ctx)
+	cancel()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	wctx, stop := context.WithCancel(context.Background())
-	w, err := kv.WatchAll(wctx)
-	if err != nil {
+	if w, err = kv.WatchAll(wctx); err != nil {
 		stop()
-		return fmt.Errorf("agentbus: watch %s: %w", PoolsBucket, err)
+		return nil, nil, fmt.Errorf("agentbus: watch %s: %w", PoolsBucket, err)
 	}
+	return w, stop, nil
+}
+
+// run records a watch that runs, before its goroutine starts.
+func (r *routes) run(stop context.CancelFunc) {
 	r.mu.Lock()
 	r.changed = make(chan struct{})
 	r.pools = map[string]*placement.Pool{}
@@ -177,8 +203,6 @@ func (r *routes) open(b *Bus) error {
 	r.startMu.Lock()
 	r.ready, r.stop, r.done, r.started = make(chan struct{}), stop, make(chan struct{}), true
 	r.startMu.Unlock()
-	go r.watch(b, w)
-	return nil
 }
 
 // watch applies the registry's entries until the watch is stopped.

@@ -3,6 +3,7 @@ package kvcas
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -27,8 +28,8 @@ const (
 
 // Get returns key's last value in bucket from the stream leader,
 // jetstream.ErrKeyNotFound when the key does not exist or was deleted or
-// purged, or jetstream.ErrBucketNotFound. ctx should have a deadline: a request lost in a leader change is
-// answered by nobody.
+// purged, or jetstream.ErrBucketNotFound. While its stream has no leader
+// it asks again until ctx ends: give ctx a deadline.
 func Get(ctx context.Context, nc *nats.Conn, bucket, key string) (*Entry, error) {
 	req, err := json.Marshal(struct {
 		LastBySubject string `json:"last_by_subj"`
@@ -36,12 +37,29 @@ func Get(ctx context.Context, nc *nats.Conn, bucket, key string) (*Entry, error)
 	if err != nil {
 		return nil, err
 	}
-	msg, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET.KV_"+bucket, req)
-	if err != nil {
-		return nil, fmt.Errorf("kvcas: get %s in %s: %w", key, bucket, err)
+	// Only the leader answers: while a new one is elected nobody does, so
+	// each try is bounded and the request made again until ctx ends.
+	for {
+		actx, cancel := context.WithTimeout(ctx, getAttempt)
+		msg, err := nc.RequestWithContext(actx, "$JS.API.STREAM.MSG.GET.KV_"+bucket, req)
+		cancel()
+		if err == nil {
+			return decode(bucket, key, msg.Data)
+		}
+		unanswered := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout)
+		if !unanswered || ctx.Err() != nil {
+			return nil, fmt.Errorf("kvcas: get %s in %s: %w", key, bucket, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("kvcas: get %s in %s: %w", key, bucket, err)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
-	return decode(bucket, key, msg.Data)
 }
+
+// getAttempt bounds one try of Get: a leader answers in milliseconds.
+const getAttempt = 2 * time.Second
 
 // decode reads the JetStream API's answer to a message get of key.
 func decode(bucket, key string, data []byte) (*Entry, error) {

@@ -1,0 +1,56 @@
+package agentbus_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/a2abus/a2abus/agentbus"
+	"github.com/a2abus/a2abus/codec"
+	"github.com/a2abus/a2abus/embedded/embeddedtest"
+)
+
+// TestConnectDuringFailover (issue 15): buses that connect while the A2A
+// stream's leader has just died follow the cluster: their stream lookup,
+// unanswered while no leader is elected, is asked again, so each connects
+// and stores a send once the new leader is in place, instead of waiting
+// for its whole context (as `agentd send` did, 30 s). The figures say how
+// long after the stop.
+func TestConnectDuringFailover(t *testing.T) {
+	c, _, leader := clusterOnLeader(t)
+	survivor := (leader + 1) % c.Size()
+	declarer := connectClusterBus(t, c, survivor, "declarer")
+	declarePool(t, declarer, agentbus.PoolConfig{Name: "failover", Partitions: 1}, "failover")
+	stopped := time.Now()
+	c.Stop(leader)
+	type result struct {
+		after time.Duration
+		err   error
+	}
+	const buses = 4
+	results := make(chan result, buses)
+	for i := range buses {
+		go func() {
+			// A minute: far more than an election, far less than a lookup
+			// that waits for its context would need to fail the test.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			bus, err := agentbus.Connect(ctx, agentbus.WithURL(c.Server((survivor+i%2)%c.Size()).ClientURL()),
+				agentbus.WithLogger(embeddedtest.Logger(t)))
+			if err == nil {
+				err = bus.Send(ctx, &codec.Envelope{From: "a", To: "failover", Kind: "ping"})
+				_ = bus.Close(context.Background())
+			}
+			results <- result{time.Since(stopped), err}
+		}()
+	}
+	var slowest time.Duration
+	for range buses {
+		r := <-results
+		if r.err != nil {
+			t.Errorf("connect and send while the stream leader was replaced: %v (after %v)", r.err, r.after.Round(time.Millisecond))
+		}
+		slowest = max(slowest, r.after)
+	}
+	t.Logf("%d buses connected and stored a send at most %v after the stream leader stopped", buses, slowest.Round(time.Millisecond))
+}
