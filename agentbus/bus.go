@@ -9,6 +9,7 @@ import (
 
 	"github.com/a2abus/a2abus/batcher"
 	"github.com/a2abus/a2abus/codec"
+	"github.com/a2abus/a2abus/internal/recent"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,7 +30,7 @@ type Bus struct {
 	replies replies
 	// replyInterest are the reply prefixes known to have a subscriber
 	// (Reply).
-	replyInterest prefixSet
+	replyInterest *recent.Map[string, struct{}]
 	routes        routes
 	scaleMu       sync.Mutex
 	scaleKV       jetstream.KeyValue // the scale bucket, once opened
@@ -62,7 +63,7 @@ func Connect(ctx context.Context, opts ...Option) (*Bus, error) {
 	if cfg.batchItems > codec.MaxBatchLen {
 		return nil, fmt.Errorf("agentbus: batch of %d messages over the codec's %d", cfg.batchItems, codec.MaxBatchLen)
 	}
-	b := &Bus{cfg: cfg}
+	b := &Bus{cfg: cfg, replyInterest: recent.New[string, struct{}](replyPrefixesKept)}
 	var err error
 	if err := b.dial(ctx); err != nil {
 		return nil, err

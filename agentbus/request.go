@@ -208,7 +208,7 @@ func (b *Bus) Reply(ctx context.Context, req, resp *codec.Envelope) error {
 		return fmt.Errorf("agentbus: encode reply: %w", err)
 	}
 	if d, ok := DeliveryOf(ctx); ok && !d.Direct {
-		if prefix := replyPrefix(req.ReplyTo); !b.replyInterest.has(prefix) {
+		if prefix := replyPrefix(req.ReplyTo); !b.knowsReplyInterest(prefix) {
 			return b.replyConfirmed(req, prefix, frame)
 		}
 	}
@@ -243,7 +243,7 @@ func (b *Bus) replyConfirmed(req *codec.Envelope, prefix string, frame []byte) e
 		case err == nil, errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
 			// Acknowledged, or received by a subscriber that does not
 			// acknowledge: either way, there is interest.
-			b.replyInterest.add(prefix)
+			b.replyInterest.Put(prefix, struct{}{}, nil)
 			return nil
 		case !errors.Is(err, nats.ErrNoResponders):
 			return fmt.Errorf("agentbus: reply to %s: %w", req.ID, err)
@@ -282,30 +282,13 @@ func AckReply(m *nats.Msg) {
 	}
 }
 
-// prefixSet is a bounded set of reply prefixes: two generations of at
-// most prefixesKept each, the older dropped when the newer fills.
-type prefixSet struct {
-	mu       sync.Mutex
-	cur, old map[string]struct{}
-}
-
-const prefixesKept = 4096
-
-func (p *prefixSet) has(prefix string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if _, ok := p.cur[prefix]; ok {
-		return true
-	}
-	_, ok := p.old[prefix]
+// knowsReplyInterest reports whether a reply to prefix was received
+// lately.
+func (b *Bus) knowsReplyInterest(prefix string) bool {
+	_, ok := b.replyInterest.Get(prefix)
 	return ok
 }
 
-func (p *prefixSet) add(prefix string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cur == nil || len(p.cur) >= prefixesKept {
-		p.old, p.cur = p.cur, make(map[string]struct{}, 64)
-	}
-	p.cur[prefix] = struct{}{}
-}
+// replyPrefixesKept bounds the reply prefixes a bus remembers receiving
+// replies: twice this many.
+const replyPrefixesKept = 4096

@@ -8,11 +8,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/a2abus/a2abus/agentbus"
 	"github.com/a2abus/a2abus/internal/kvcas"
+	"github.com/a2abus/a2abus/internal/recent"
 	"github.com/a2abus/a2abus/placement"
 	"github.com/a2aproject/a2a-go/v2/a2a"
 	"github.com/a2aproject/a2a-go/v2/a2asrv"
@@ -39,8 +39,8 @@ const DefaultTaskTTL = 24 * time.Hour
 type TaskStore struct {
 	kv     jetstream.KeyValue
 	now    func() time.Time
-	prefix string    // "<agentID>."
-	seen   revisions // the floor of its reads (see get)
+	prefix string                      // "<agentID>."
+	seen   *recent.Map[string, uint64] // the floor of its reads (see get)
 }
 
 var _ taskstore.Store = (*TaskStore)(nil)
@@ -70,7 +70,7 @@ func NewTaskStore(ctx context.Context, bus *agentbus.Bus, agentID string, ttl ti
 	if err != nil {
 		return nil, err
 	}
-	return &TaskStore{kv: kv, now: time.Now, prefix: agentID + "."}, nil
+	return &TaskStore{kv: kv, now: time.Now, prefix: agentID + ".", seen: recent.New[string, uint64](revisionsKept)}, nil
 }
 
 // key returns the KV key of a task ID in this store, or false for an ID
@@ -113,7 +113,7 @@ func callTask(ctx context.Context, kv jetstream.KeyValue, agentID, callID string
 	if err != nil {
 		return nil, fmt.Errorf("a2anats: the task of call %s: %w", callID, err)
 	}
-	s := &TaskStore{kv: kv, prefix: agentID + "."}
+	s := &TaskStore{kv: kv, prefix: agentID + ".", seen: recent.New[string, uint64](1)}
 	key, ok := s.key(a2a.TaskID(e.Value()))
 	if !ok {
 		return nil, nil
@@ -183,7 +183,7 @@ func (s *TaskStore) Create(ctx context.Context, task *a2a.Task) (taskstore.TaskV
 	if err != nil {
 		return taskstore.TaskVersionMissing, fmt.Errorf("a2anats: create task %s: %w", task.ID, err)
 	}
-	s.seen.put(key, rev)
+	s.see(key, rev)
 	return taskstore.TaskVersion(rev), nil
 }
 
@@ -213,7 +213,7 @@ func (s *TaskStore) Update(ctx context.Context, req *taskstore.UpdateRequest) (t
 		}
 		return taskstore.TaskVersionMissing, fmt.Errorf("a2anats: update task %s: %w", req.Task.ID, err)
 	}
-	s.seen.put(key, rev)
+	s.see(key, rev)
 	return taskstore.TaskVersion(rev), nil
 }
 
@@ -233,7 +233,7 @@ type stored struct {
 // credentials (agentbus.AgentPermissions) may only name its own keys in
 // the subject of a direct get.
 func (s *TaskStore) get(ctx context.Context, key string) (*stored, error) {
-	floor := s.seen.get(key)
+	floor, _ := s.seen.Get(key)
 	wait := staleWaitMin
 	var (
 		e   jetstream.KeyValueEntry
@@ -261,7 +261,7 @@ func (s *TaskStore) get(ctx context.Context, key string) (*stored, error) {
 	if err != nil {
 		return nil, fmt.Errorf("a2anats: get task %s: %w", key, err)
 	}
-	s.seen.put(key, e.Revision())
+	s.see(key, e.Revision())
 	return decodeTask(&kvEntry{Key: key, Value: e.Value(), Revision: e.Revision()})
 }
 
@@ -280,35 +280,14 @@ type kvEntry struct {
 	Revision uint64
 }
 
-// revisions remembers the last revision seen of the keys a store wrote or
-// read lately: two generations of at most revisionsKept keys each, the
-// older dropped when the newer fills, so it stays bounded.
-type revisions struct {
-	mu       sync.Mutex
-	cur, old map[string]uint64
-}
-
-// revisionsKept bounds each generation of revisions.
+// revisionsKept bounds the keys whose last revision a store remembers:
+// twice this many.
 const revisionsKept = 4096
 
-func (r *revisions) get(key string) uint64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if rev, ok := r.cur[key]; ok {
-		return rev
-	}
-	return r.old[key]
-}
-
-func (r *revisions) put(key string, rev uint64) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.cur == nil || len(r.cur) >= revisionsKept {
-		r.old, r.cur = r.cur, make(map[string]uint64, 64)
-	}
-	if rev > r.cur[key] && rev > r.old[key] {
-		r.cur[key] = rev
-	}
+// see records rev as the last revision seen of key, unless a later one
+// was.
+func (s *TaskStore) see(key string, rev uint64) {
+	s.seen.Put(key, rev, func(stored uint64) bool { return stored >= rev })
 }
 
 func decodeTask(e *kvEntry) (*stored, error) {
