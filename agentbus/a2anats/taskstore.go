@@ -361,7 +361,8 @@ func (s *TaskStore) List(ctx context.Context, req *a2a.ListTasksRequest) (*a2a.L
 		}
 		return strings.Compare(string(b.Task.ID), string(a.Task.ID))
 	})
-	resp := &a2a.ListTasksResponse{TotalSize: len(all), PageSize: pageSize}
+	// Tasks is never nil: no match is "tasks": [] in JSON, as A2A asks.
+	resp := &a2a.ListTasksResponse{Tasks: []*a2a.Task{}, TotalSize: len(all), PageSize: pageSize}
 	page := all[min(offset, len(all)):]
 	if len(page) > pageSize {
 		page = page[:pageSize]

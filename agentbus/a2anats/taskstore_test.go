@@ -2,7 +2,9 @@ package a2anats_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -157,5 +159,26 @@ func TestTaskStoreReadsItsWrites(t *testing.T) {
 	}
 	if stale > 0 {
 		t.Fatalf("%d of %d tasks read stale right after a write on R3", stale, tasks)
+	}
+}
+
+// TestListNoMatchIsEmpty: a listing that matches nothing is "tasks": []
+// in JSON, not null (the A2A TCK's CORE-LIST tests over HTTP+JSON).
+func TestListNoMatchIsEmpty(t *testing.T) {
+	ctx := testCtx(t, 30*time.Second)
+	store, err := a2anats.NewTaskStore(ctx, a2anatstest.ConnectBus(t, embeddedtest.RunServer(t)), "lister", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := store.List(ctx, &a2a.ListTasksRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"tasks":[]`) {
+		t.Fatalf("empty listing %s, want \"tasks\":[]", b)
 	}
 }
