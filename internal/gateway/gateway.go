@@ -347,7 +347,7 @@ func (g *Gateway) newAgent(id string) (*agent, error) {
 		// with a token the card is in the 1.0 form alone.
 		producer = a2av0.NewAgentCardProducer(producer)
 	}
-	ag.cardH = a2asrv.NewAgentCardHandler(producer)
+	ag.cardH = cacheable(a2asrv.NewAgentCardHandler(producer))
 	return ag, nil
 }
 
