@@ -3,11 +3,13 @@ package a2abus_test
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -15,8 +17,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/a2abus/a2abus"
 	"github.com/a2abus/a2abus/internal/agentd"
 	"github.com/nats-io/nats-server/v2/conf"
+	"github.com/nats-io/nats-server/v2/server"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -90,19 +94,26 @@ func (s composeService) dependsOn() ([]string, error) {
 }
 
 // listens returns the container ports a service listens on, from what it
-// runs.
-func listens(name string, s composeService, natsConf map[string]any) ([]int, error) {
+// runs; nats holds the NATS services' options as their servers read them.
+func listens(name string, s composeService, nats map[string]*server.Options) ([]int, error) {
 	switch {
 	case strings.HasPrefix(name, "nats-exporter"):
 		return []int{7777}, nil // the exporter's default
 	case isNATS(s):
-		var ports []int
-		for _, key := range []string{"listen", "http_port"} {
-			p, err := confPort(natsConf[key])
-			if err != nil {
-				return nil, fmt.Errorf("nats.conf %s: %w", key, err)
-			}
-			ports = append(ports, p)
+		o := nats[name]
+		if o == nil {
+			return nil, nil // its configuration did not load: reported already
+		}
+		port := o.Port
+		if port == 0 {
+			port = server.DEFAULT_PORT
+		}
+		ports := []int{port}
+		if o.HTTPPort != 0 {
+			ports = append(ports, o.HTTPPort)
+		}
+		if o.Cluster.Port != 0 {
+			ports = append(ports, o.Cluster.Port)
 		}
 		return ports, nil
 	case name == "prometheus":
@@ -121,24 +132,103 @@ func listens(name string, s composeService, natsConf map[string]any) ([]int, err
 
 func isNATS(s composeService) bool { return strings.HasPrefix(s.Image, "nats:") }
 
-// confPort reads a port from a nats.conf value: 4222, or "0.0.0.0:4222".
-func confPort(v any) (int, error) {
-	switch v := v.(type) {
-	case int64:
-		return int(v), nil
-	case string:
-		_, port, err := net.SplitHostPort(v)
-		if err != nil {
-			return 0, err
+// bindMounts maps the container paths a service mounts from the
+// repository to their files, relative to the compose file's directory.
+func (s composeService) bindMounts() map[string]string {
+	m := map[string]string{}
+	for _, v := range s.Volumes {
+		src, rest, ok := strings.Cut(v, ":")
+		if !ok || !(strings.HasPrefix(src, ".") || strings.HasPrefix(src, "/")) {
+			continue
 		}
-		return strconv.Atoi(port)
+		target, _, _ := strings.Cut(rest, ":")
+		m[path.Clean(target)] = filepath.Clean(src)
 	}
-	return 0, fmt.Errorf("%v: not a port", v)
+	return m
+}
+
+// namedVolumeTargets lists where a service mounts named volumes.
+func (s composeService) namedVolumeTargets() []string {
+	var out []string
+	for _, v := range s.Volumes {
+		src, rest, ok := strings.Cut(v, ":")
+		if !ok || strings.HasPrefix(src, ".") || strings.HasPrefix(src, "/") {
+			continue
+		}
+		target, _, _ := strings.Cut(rest, ":")
+		out = append(out, path.Clean(target))
+	}
+	return out
+}
+
+var (
+	confInclude  = regexp.MustCompile(`(?m)^\s*include\s+"?([^"\s;]+)"?`)
+	confVariable = regexp.MustCompile(`\$([A-Za-z_][A-Za-z0-9_]*)`)
+)
+
+// natsOptions loads a NATS service's configuration as its server would in
+// its container: the arguments it runs, with its --config file and the
+// files that includes read from the repository where the service mounts
+// them, and its environment (set with t.Setenv, nats-server reads
+// $VARIABLES from the process environment). It checks that every file
+// the configuration includes is mounted where the include looks for it.
+func natsOptions(t testing.TB, dir string, s composeService) (*server.Options, error) {
+	args := s.args()
+	if len(args) == 0 || args[0] != "nats-server" {
+		return nil, fmt.Errorf("runs %v, want nats-server", args)
+	}
+	cfgPath, ok := s.flag("--config")
+	if !ok {
+		return nil, errors.New("no --config")
+	}
+	mounts := s.bindMounts()
+	src, ok := mounts[path.Clean(cfgPath)]
+	if !ok {
+		return nil, fmt.Errorf("--config %s is not a file it mounts from the repository", cfgPath)
+	}
+	text, err := os.ReadFile(filepath.Join(dir, src))
+	if err != nil {
+		return nil, fmt.Errorf("--config %s: %w", cfgPath, err)
+	}
+	var code strings.Builder // the file without its comments
+	for line := range strings.Lines(string(text)) {
+		line, _, _ = strings.Cut(strings.TrimSuffix(line, "\n"), "#")
+		code.WriteString(line + "\n")
+	}
+	for _, m := range confInclude.FindAllStringSubmatch(code.String(), -1) {
+		inc := m[1]
+		inContainer := path.Join(path.Dir(cfgPath), inc)
+		want := filepath.Join(filepath.Dir(src), filepath.FromSlash(inc))
+		if got, ok := mounts[inContainer]; !ok || got != want {
+			return nil, fmt.Errorf("%s includes %s, which it reads at %s: mount %s there (mounted: %v)", src, inc, inContainer, want, mounts)
+		}
+	}
+	for _, m := range confVariable.FindAllStringSubmatch(code.String(), -1) {
+		name := m[1]
+		if v, ok := s.Environment[name]; ok {
+			t.Setenv(name, v)
+		} else {
+			t.Setenv(name, "") // restored at the end of the test
+			_ = os.Unsetenv(name)
+		}
+	}
+	args = slices.Clone(args[1:])
+	for i, a := range args {
+		if (a == "--config" || a == "-c") && i+1 < len(args) {
+			args[i+1] = filepath.Join(dir, src)
+		}
+	}
+	none := func() {}
+	o, err := server.ConfigureOptions(flag.NewFlagSet("nats-server", flag.ContinueOnError), args, none, none, none)
+	if err != nil {
+		return nil, fmt.Errorf("nats-server %s: %w", strings.Join(s.args()[1:], " "), err)
+	}
+	return o, nil
 }
 
 // checkCompose returns every problem found in a compose file whose
 // relative paths start at dir.
-func checkCompose(dir string, data []byte) []error {
+func checkCompose(t testing.TB, dir string, data []byte) []error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
@@ -146,29 +236,32 @@ func checkCompose(dir string, data []byte) []error {
 	if err := yaml.Unmarshal(data, &cf); err != nil {
 		return []error{fmt.Errorf("docker-compose.yml: %w", err)}
 	}
-	natsText, err := os.ReadFile(filepath.Join(dir, "nats.conf"))
-	if err != nil {
-		return []error{err}
-	}
-	natsConf, err := conf.Parse(string(natsText))
-	if err != nil {
-		return []error{fmt.Errorf("nats.conf: %w", err)}
-	}
 
 	names := make([]string, 0, len(cf.Services))
 	for name := range cf.Services {
 		names = append(names, name)
 	}
 	slices.Sort(names)
-	listening := map[string][]int{}
-	hostPorts := map[string]string{}
 	var natsServices []string
+	natsOpts := map[string]*server.Options{}
 	for _, name := range names {
 		s := cf.Services[name]
-		if isNATS(s) {
-			natsServices = append(natsServices, name)
+		if !isNATS(s) {
+			continue
 		}
-		ports, err := listens(name, s, natsConf)
+		natsServices = append(natsServices, name)
+		o, err := natsOptions(t, dir, s)
+		if err != nil {
+			bad("%s: %v", name, err)
+			continue
+		}
+		natsOpts[name] = o
+	}
+	listening := map[string][]int{}
+	hostPorts := map[string]string{}
+	for _, name := range names {
+		s := cf.Services[name]
+		ports, err := listens(name, s, natsOpts)
 		if err != nil {
 			bad("%s: %v", name, err)
 		}
@@ -266,35 +359,52 @@ func checkCompose(dir string, data []byte) []error {
 		}
 	}
 
-	// The NATS servers are the three the routes in nats.conf name, each
-	// started with the mounted nats.conf under its own name.
+	// The NATS servers are three, each named after its service, keeping
+	// JetStream's files in a volume, and routed to the three on their
+	// route ports, in one cluster. Health means a meta leader: a server
+	// that only has JetStream enabled may not have met the others yet.
 	if len(natsServices) != 3 {
 		bad("%d NATS services %v, want 3", len(natsServices), natsServices)
 	}
-	cluster, _ := natsConf["cluster"].(map[string]any)
-	routes, _ := cluster["routes"].([]any)
-	var routed []string
-	for _, r := range routes {
-		u, err := url.Parse(fmt.Sprint(r))
-		if err != nil || u.Port() != "6222" {
-			bad("nats.conf: route %v: want nats-route://HOST:6222", r)
+	clusters := map[string]bool{}
+	for _, name := range natsServices {
+		s, o := cf.Services[name], natsOpts[name]
+		if o == nil {
 			continue
 		}
-		routed = append(routed, u.Hostname())
-	}
-	slices.Sort(routed)
-	if !slices.Equal(routed, natsServices) {
-		bad("nats.conf routes to %v, but the NATS services are %v", routed, natsServices)
-	}
-	for _, name := range natsServices {
-		s := cf.Services[name]
-		if n, _ := s.flag("--name"); n != name {
-			bad("%s: --name %q, want the service's name", name, n)
+		if o.ServerName != name {
+			bad("%s: server name %q, want the service's name", name, o.ServerName)
 		}
-		cfgPath, _ := s.flag("--config")
-		if !slices.ContainsFunc(s.Volumes, func(v string) bool { return v == "./nats.conf:"+cfgPath+":ro" }) {
-			bad("%s: --config %q is not the repository's nats.conf mounted read-only", name, cfgPath)
+		if !o.JetStream {
+			bad("%s: JetStream is not enabled", name)
 		}
+		if o.StoreDir == "" || !slices.Contains(s.namedVolumeTargets(), path.Clean(o.StoreDir)) {
+			bad("%s: store dir %q is not on a volume it mounts (%v): its streams would not outlive the container", name, o.StoreDir, s.namedVolumeTargets())
+		}
+		if o.Cluster.Port == 0 || o.Cluster.Name == "" {
+			bad("%s: no cluster listener or name", name)
+		}
+		clusters[o.Cluster.Name] = true
+		var routed []string
+		for _, u := range o.Routes {
+			routed = append(routed, u.Hostname())
+			if peer := natsOpts[u.Hostname()]; peer != nil && u.Port() != strconv.Itoa(peer.Cluster.Port) {
+				bad("%s: route %s, but %s listens for routes on %d", name, u, u.Hostname(), peer.Cluster.Port)
+			}
+		}
+		slices.Sort(routed)
+		if !slices.Equal(routed, natsServices) {
+			bad("%s: routes to %v, but the NATS services are %v", name, routed, natsServices)
+		}
+		if hc := s.Healthcheck; hc == nil || !slices.ContainsFunc(hc.Test, func(a string) bool {
+			u, err := url.Parse(a)
+			return err == nil && u.Path == "/healthz" && (u.RawQuery == "" || u.Query().Get("js-meta-only") == "true")
+		}) {
+			bad("%s: health check %v does not wait for a JetStream meta leader (/healthz?js-meta-only=true)", name, hc)
+		}
+	}
+	if len(clusters) > 1 {
+		bad("the NATS services are in clusters %v, want one", clusters)
 	}
 
 	// Prometheus scrapes services on ports they listen on.
@@ -335,7 +445,7 @@ func TestComposeCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, err := range checkCompose(".", data) {
+	for _, err := range checkCompose(t, ".", data) {
 		t.Error(err)
 	}
 	var cf composeFile
@@ -409,7 +519,14 @@ func TestComposeCheckFindsProblems(t *testing.T) {
 		{"a missing file", "./deploy/prometheus.yml:", "./deploy/missing.yml:", "does not exist"},
 		{"an unknown dependency", "depends_on: [nats-1]", "depends_on: [nats-9]", "nats-9, which is not a service"},
 		{"a URL to nowhere", "nats://nats-2:4222,nats://nats-3:4222,nats://nats-1:4222", "nats://nats-2:4333", "nats-2 listens on"},
-		{"a wrong server name", `"--name", "nats-3"]`, `"--name", "nats-x"]`, "want the service's name"},
+		{"a wrong server name", "A2ABUS_NATS_NAME: nats-3", "A2ABUS_NATS_NAME: nats-x", "want the service's name"},
+		{"a route to nowhere", "nats-route://nats-3:6222]", "nats-route://nats-9:6222]", "routes to [nats-1 nats-2 nats-9]"},
+		{"a route to the wrong port", "nats-route://nats-2:6222,", "nats-route://nats-2:4222,", "nats-2 listens for routes on 6222"},
+		{"a variable not set", "      A2ABUS_NATS_STORE_DIR: /data\n", "", "variable reference for 'A2ABUS_NATS_STORE_DIR'"},
+		{"a store dir off the volume", "A2ABUS_NATS_STORE_DIR: /data", "A2ABUS_NATS_STORE_DIR: /tmp/data", "is not on a volume"},
+		{"an include not mounted", `"./nats.conf:/etc/nats/nats.conf:ro"`, `"./nats.conf:/etc/nats.conf:ro"`, "includes ../nats.conf"},
+		{"a config not mounted", `"/etc/nats/deploy/nats-cluster.conf"]`, `"/etc/nats/nats-cluster.conf"]`, "is not a file it mounts"},
+		{"a health check before the meta leader", "healthz?js-meta-only=true", "healthz?js-enabled-only=true", "does not wait for a JetStream meta leader"},
 		{"an unpinned image", "prom/prometheus:v3.5.0", "prom/prometheus:latest", "not pinned"},
 		{"an undeclared volume", `"nats-1:/data"`, `"nats-9:/data"`, "volume nats-9 is not declared"},
 		{"not YAML", "services:", "services: [", "docker-compose.yml"},
@@ -418,7 +535,7 @@ func TestComposeCheckFindsProblems(t *testing.T) {
 			if !strings.Contains(text, tt.old) {
 				t.Fatalf("the compose file has no %q to break", tt.old)
 			}
-			errs := checkCompose(".", []byte(strings.Replace(text, tt.old, tt.new, 1)))
+			errs := checkCompose(t, ".", []byte(strings.Replace(text, tt.old, tt.new, 1)))
 			if !slices.ContainsFunc(errs, func(err error) bool { return strings.Contains(err.Error(), tt.want) }) {
 				t.Errorf("problems %v, want one saying %q", errs, tt.want)
 			}
@@ -457,5 +574,46 @@ func TestDockerfile(t *testing.T) {
 	}
 	if _, err := os.Stat(".dockerignore"); errors.Is(err, os.ErrNotExist) {
 		t.Error("no .dockerignore: the build context would carry .git and data")
+	}
+}
+
+// TestNATSConfShared: nats.conf is the part every server shares, compiled
+// into agentd's embedded server: it names no host, port, directory or
+// route (those come from deploy/nats-cluster.conf, flags or agentd's
+// options, and nats-server refuses --store_dir beside a store_dir in the
+// file and applies http beside http_port in no fixed order), and it has no
+// include or variable, which a parse from memory could not resolve.
+func TestNATSConfShared(t *testing.T) {
+	text, err := os.ReadFile("nats.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := conf.Parse(string(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"listen", "port", "host", "net", "http", "http_port", "monitor_port", "https", "https_port",
+		"server_name", "store_dir", "storedir", "cluster", "routes"} {
+		if _, ok := m[key]; ok {
+			t.Errorf("nats.conf sets %s: a host's setting, for deploy/nats-cluster.conf", key)
+		}
+	}
+	js, _ := m["jetstream"].(map[string]any)
+	if js == nil {
+		t.Error("nats.conf has no jetstream block")
+	}
+	for _, key := range []string{"store_dir", "storedir", "store"} {
+		if _, ok := js[key]; ok {
+			t.Errorf("nats.conf's jetstream block sets %s: a host's setting", key)
+		}
+	}
+	for _, line := range strings.Split(string(text), "\n") {
+		line, _, _ = strings.Cut(line, "#")
+		if f := strings.Fields(line); len(f) > 0 && f[0] == "include" || strings.Contains(line, "$") {
+			t.Errorf("nats.conf: %q: no includes or variables in the compiled-in configuration", strings.TrimSpace(line))
+		}
+	}
+	if string(text) != a2abus.NATSConf {
+		t.Error("a2abus.NATSConf is not nats.conf")
 	}
 }
