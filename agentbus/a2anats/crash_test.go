@@ -226,11 +226,31 @@ func TestStoredCallOutlivesItsMember(t *testing.T) {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+	// Killed once its task is stored: a run killed before it stored
+	// anything leaves nothing to go on with, and is run anew.
+	firstTask := first.started()[0]
+	js, err := jetstream.New(bus.Conn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tasks, err := js.KeyValue(ctx, a2anats.TasksBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := tasks.Get(ctx, plodder+"."+firstTask); err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the first run's task %s was never stored:\n%s", firstTask, first.output())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 	if err := first.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	<-first.done
-	firstTask := first.started()[0]
 
 	r := <-answers
 	if r.err != nil {
@@ -254,10 +274,6 @@ func TestStoredCallOutlivesItsMember(t *testing.T) {
 	case <-time.After(100 * time.Millisecond):
 	}
 
-	js, err := jetstream.New(bus.Conn())
-	if err != nil {
-		t.Fatal(err)
-	}
 	dlq, err := js.Stream(ctx, agentbus.DeadLetterStreamName)
 	if err == nil {
 		info, err := dlq.Info(ctx)
