@@ -213,11 +213,13 @@ func (b *Bus) checkStream(ctx context.Context) error {
 // a connect made as the stream leader dies follows the cluster to the
 // new leader instead of waiting for ctx.
 func (b *Bus) lookupStream(ctx context.Context) (jetstream.Stream, error) {
+	ctx, cancel := withLookupWait(ctx)
+	defer cancel()
 	for {
 		actx, cancel := context.WithTimeout(ctx, lookupAttempt)
 		s, err := b.js[0].Stream(actx, StreamName)
 		cancel()
-		if err == nil || ctx.Err() != nil || !transient(err) {
+		if err == nil || ctx.Err() != nil || !unanswered(err) {
 			return s, err
 		}
 		b.cfg.log.Debug("stream lookup unanswered; trying again", "stream", StreamName, "err", err)
@@ -231,7 +233,36 @@ func (b *Bus) lookupStream(ctx context.Context) (jetstream.Stream, error) {
 
 // lookupAttempt bounds one try of a stream lookup: the server answers in
 // milliseconds, or not at all while its cluster elects a leader.
-const lookupAttempt = 2 * time.Second
+// lookupWait bounds all the tries when the caller's context has no
+// deadline.
+const (
+	lookupAttempt = 2 * time.Second
+	lookupWait    = time.Minute
+)
+
+// withLookupWait bounds ctx by lookupWait when it has no deadline, so that
+// a lookup asked again while nobody answers ends.
+func withLookupWait(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, lookupWait)
+}
+
+// unanswered reports whether err says a JetStream API request got no
+// answer in time, or an answer that a cluster electing its leaders gives
+// (10008): worth asking again. A server without JetStream (no responders)
+// is not.
+func unanswered(err error) bool {
+	var apiErr *jetstream.APIError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+		return true
+	case errors.As(err, &apiErr):
+		return apiErr.ErrorCode == 10008
+	}
+	return false
+}
 
 // Conn returns the bus's first NATS connection, for what the bus does not
 // wrap. Do not close it; Close the bus.
@@ -243,8 +274,11 @@ func (b *Bus) Conn() *nats.Conn { return b.conns[0] }
 // stream. An existing bucket is used as it is, so that a connection that
 // may read and write a bucket but not create one (an agent's role) can
 // open it. While the cluster elects the bucket's leader (its requests get
-// no answer), it asks again, each try bounded, until ctx ends.
+// no answer), it asks again, each try bounded, until ctx ends (a minute
+// when ctx has no deadline).
 func (b *Bus) KeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	ctx, cancel := withLookupWait(ctx)
+	defer cancel()
 	for {
 		actx, cancel := context.WithTimeout(ctx, lookupAttempt)
 		kv, err := b.keyValue(actx, cfg)

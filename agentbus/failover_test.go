@@ -8,6 +8,7 @@ import (
 	"github.com/a2abus/a2abus/agentbus"
 	"github.com/a2abus/a2abus/codec"
 	"github.com/a2abus/a2abus/embedded/embeddedtest"
+	"github.com/nats-io/nats-server/v2/server"
 )
 
 // TestConnectDuringFailover (issue 15): buses that connect while the A2A
@@ -53,4 +54,33 @@ func TestConnectDuringFailover(t *testing.T) {
 		slowest = max(slowest, r.after)
 	}
 	t.Logf("%d buses connected and stored a send at most %v after the stream leader stopped", buses, slowest.Round(time.Millisecond))
+}
+
+// TestConnectWithoutJetStream: Connect to a server without JetStream, with
+// a context that never ends, fails with an error instead of asking again
+// forever.
+func TestConnectWithoutJetStream(t *testing.T) {
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	t.Cleanup(ns.Shutdown)
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := agentbus.Connect(context.Background(), agentbus.WithURL(ns.ClientURL()))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Connect to a server without JetStream succeeded")
+		}
+		t.Logf("Connect: %v", err)
+	case <-time.After(3 * time.Minute):
+		t.Fatal("Connect to a server without JetStream still waiting after 3 minutes")
+	}
 }

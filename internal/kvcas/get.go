@@ -29,7 +29,7 @@ const (
 // Get returns key's last value in bucket from the stream leader,
 // jetstream.ErrKeyNotFound when the key does not exist or was deleted or
 // purged, or jetstream.ErrBucketNotFound. While its stream has no leader
-// it asks again until ctx ends: give ctx a deadline.
+// it asks again until ctx ends (a minute when ctx has no deadline).
 func Get(ctx context.Context, nc *nats.Conn, bucket, key string) (*Entry, error) {
 	req, err := json.Marshal(struct {
 		LastBySubject string `json:"last_by_subj"`
@@ -38,7 +38,13 @@ func Get(ctx context.Context, nc *nats.Conn, bucket, key string) (*Entry, error)
 		return nil, err
 	}
 	// Only the leader answers: while a new one is elected nobody does, so
-	// each try is bounded and the request made again until ctx ends.
+	// each try is bounded and the request made again until ctx ends, or a
+	// minute when it has no deadline.
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+	}
 	for {
 		actx, cancel := context.WithTimeout(ctx, getAttempt)
 		msg, err := nc.RequestWithContext(actx, "$JS.API.STREAM.MSG.GET.KV_"+bucket, req)
@@ -46,7 +52,7 @@ func Get(ctx context.Context, nc *nats.Conn, bucket, key string) (*Entry, error)
 		if err == nil {
 			return decode(bucket, key, msg.Data)
 		}
-		unanswered := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout)
+		unanswered := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
 		if !unanswered || ctx.Err() != nil {
 			return nil, fmt.Errorf("kvcas: get %s in %s: %w", key, bucket, err)
 		}
