@@ -3,7 +3,7 @@ module github.com/a2abus/a2abus
 go 1.26.0
 
 require (
-	github.com/a2aproject/a2a-go/v2 v2.1.0
+	github.com/a2aproject/a2a-go/v2 v2.2.0
 	github.com/cespare/xxhash/v2 v2.3.0
 	github.com/klauspost/compress v1.20.3
 	github.com/nats-io/nats-server/v2 v2.15.2
@@ -20,7 +20,7 @@ require (
 )
 
 require (
-	github.com/a2aproject/a2a-go v0.3.12 // indirect
+	github.com/a2aproject/a2a-go v0.3.14-0.20260404065426-6a9878f8f8a8 // indirect
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
