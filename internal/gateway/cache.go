@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 )
 
 // cardMaxAge is how long a client may use a card without asking again: the
@@ -14,8 +16,22 @@ const cardMaxAge = "max-age=300"
 
 // cacheable serves h's answers to GET with the validators HTTP caches use:
 // Cache-Control with cardMaxAge, and an ETag of the body, answering 304 Not
-// Modified to a request whose If-None-Match names it.
+// Modified to a request whose If-None-Match names it; Last-Modified is when
+// this handler first served the body it serves now.
 func cacheable(h http.Handler) http.Handler {
+	var (
+		mu       sync.Mutex
+		lastETag string
+		since    time.Time
+	)
+	modified := func(etag string) time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		if etag != lastETag {
+			lastETag, since = etag, time.Now().UTC().Truncate(time.Second)
+		}
+		return since
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			h.ServeHTTP(w, r)
@@ -35,6 +51,7 @@ func cacheable(h http.Handler) http.Handler {
 		etag := `"` + hex.EncodeToString(sum[:16]) + `"`
 		w.Header().Set("ETag", etag)
 		w.Header().Set("Cache-Control", cardMaxAge)
+		w.Header().Set("Last-Modified", modified(etag).Format(http.TimeFormat))
 		if matches(r.Header.Get("If-None-Match"), etag) {
 			w.Header().Del("Content-Length")
 			w.WriteHeader(http.StatusNotModified)

@@ -1,10 +1,13 @@
 package gateway_test
 
 import (
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestCardCaching: a card comes with Cache-Control max-age and an ETag,
@@ -47,7 +50,57 @@ func TestCardCaching(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("If-None-Match of another ETag: %d, want 200", resp.StatusCode)
 	}
-	if again, _ := get(""); again.Header.Get("ETag") != etag {
+	again, _ := get("")
+	if again.Header.Get("ETag") != etag {
 		t.Fatalf("ETag %q then %q for the same card", etag, again.Header.Get("ETag"))
+	}
+	lm, err := http.ParseTime(again.Header.Get("Last-Modified"))
+	if err != nil || lm.After(time.Now()) || again.Header.Get("Last-Modified") != resp.Header.Get("Last-Modified") {
+		t.Fatalf("Last-Modified %q then %q (%v): want one past time for the same card",
+			resp.Header.Get("Last-Modified"), again.Header.Get("Last-Modified"), err)
+	}
+}
+
+// TestCardPerVersion: the 1.0 card has none of the 0.3 fields the 1.0
+// schema refuses; the 0.3 card (its own path, or asked for with
+// A2A-Version: 0.3) has them, pointing 0.3 clients at the 0.3 endpoint.
+func TestCardPerVersion(t *testing.T) {
+	hs := demo(t)
+	card := func(path, version string) map[string]any {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, hs.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if version != "" {
+			req.Header.Set("A2A-Version", version)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var c map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&c); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d, %v", path, resp.StatusCode, err)
+		}
+		return c
+	}
+	v1 := card("/a2a/echo/.well-known/agent-card.json", "")
+	for _, f := range []string{"url", "protocolVersion", "preferredTransport"} {
+		if _, ok := v1[f]; ok {
+			t.Errorf("1.0 card has the 0.3 field %q", f)
+		}
+	}
+	if _, ok := v1["supportedInterfaces"]; !ok {
+		t.Errorf("1.0 card has no supportedInterfaces: %v", v1)
+	}
+	for _, c := range []map[string]any{
+		card("/a2a/echo/v0.3/.well-known/agent-card.json", ""),
+		card("/a2a/echo/.well-known/agent-card.json", "0.3"),
+	} {
+		if c["protocolVersion"] != "0.3" || !strings.HasSuffix(fmt.Sprint(c["url"]), "/a2a/echo/v0.3") {
+			t.Errorf("0.3 card: protocolVersion %v, url %v; want 0.3 and the /v0.3 endpoint", c["protocolVersion"], c["url"])
+		}
 	}
 }

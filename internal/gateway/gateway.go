@@ -84,7 +84,8 @@ type agent struct {
 	fetched time.Time
 	v1, v0  http.Handler // JSON-RPC 1.0 and 0.3
 	rest    http.Handler // HTTP+JSON 1.0
-	cardH   http.Handler
+	cardH   http.Handler // the 1.0 card
+	cardH03 http.Handler // the 0.3 card
 
 	refreshing bool // a request is reading the card from the registry
 }
@@ -129,6 +130,7 @@ const (
 	routeJSONRPC03 = "jsonrpc_0.3"
 	routeREST      = "rest"
 	routeCard      = "card"
+	routeCard03    = "card_0.3"
 	routeList      = "list"
 	routeOther     = "other"
 )
@@ -151,6 +153,8 @@ func route(path string) (id, endpoint string) {
 		return id, routeREST
 	case sub == strings.TrimPrefix(a2asrv.WellKnownAgentCardPath, "/"):
 		return id, routeCard
+	case sub == "v0.3"+a2asrv.WellKnownAgentCardPath:
+		return id, routeCard03
 	}
 	return id, routeOther
 }
@@ -165,11 +169,16 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, id, endpoint str
 		g.serveCall(w, r, id, func(ag *agent) http.Handler { return ag.v0 })
 	case routeREST:
 		g.serveCall(w, r, id, func(ag *agent) http.Handler { return ag.rest })
-	case routeCard:
+	case routeCard, routeCard03:
 		ag, ok := g.lookup(w, r, id)
-		if ok {
-			ag.cardH.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), baseKey{}, g.baseURL(r))))
+		if !ok {
+			return
 		}
+		h := ag.cardH
+		if endpoint == routeCard03 || strings.HasPrefix(r.Header.Get(a2a.SvcParamVersion), "0.") {
+			h = ag.cardH03
+		}
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), baseKey{}, g.baseURL(r))))
 	default:
 		writeError(w, http.StatusNotFound, a2a.ErrMethodNotFound, fmt.Sprintf("no A2A endpoint at %s: want %s<agentID> (JSON-RPC), %s<agentID>/v0.3, %s<agentID>/rest/... (HTTP+JSON) or %s<agentID>%s",
 			r.URL.Path, Prefix, Prefix, Prefix, Prefix, a2asrv.WellKnownAgentCardPath))
@@ -341,13 +350,11 @@ func (g *Gateway) newAgent(id string) (*agent, error) {
 		base, _ := ctx.Value(baseKey{}).(string)
 		return g.servedCard(id, card, base), nil
 	})
-	if g.cfg.Token == "" {
-		// A card that 0.3 clients read too. The SDK writes its security
-		// schemes in the 0.3 form only, which 1.0 clients cannot parse, so
-		// with a token the card is in the 1.0 form alone.
-		producer = a2av0.NewAgentCardProducer(producer)
-	}
+	// Each version its own card: the 1.0 card validates against the 1.0
+	// schema (which has no 0.3 fields), the 0.3 one (at <agent>/v0.3/...,
+	// or asked for with "A2A-Version: 0.3") is what 0.3 clients parse.
 	ag.cardH = cacheable(a2asrv.NewAgentCardHandler(producer))
+	ag.cardH03 = cacheable(a2asrv.NewAgentCardHandler(a2av0.NewAgentCardProducer(producer)))
 	return ag, nil
 }
 
