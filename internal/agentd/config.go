@@ -34,7 +34,7 @@ type Config struct {
 	LogLevel        string // debug, info, warn or error
 	LogFormat       string // text or json
 	ConfigFile      string // JSON file of settings, keys named as the flags
-	Demo            bool   // host the demo agents echo and worker
+	Demo            bool   // host the demo agents echo and worker and the conformance agent tck
 	DemoDelay       time.Duration
 	Consumers       int // consumers of the hosted agents while no scaler sets a target
 	// Pool names the pool of the agents this agentd hosts (the demo agents
@@ -224,7 +224,7 @@ func flagSet(c *Config) *flag.FlagSet {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: text or json")
 	fs.StringVar(&c.ConfigFile, "config", c.ConfigFile, "JSON `file` of settings named as these flags")
-	fs.BoolVar(&c.Demo, "demo", c.Demo, "host the demo agents: echo (replies with the text it got) and worker (replies after --demo-delay)")
+	fs.BoolVar(&c.Demo, "demo", c.Demo, "host the demo agents: echo (replies with the text it got), worker (replies after --demo-delay) and tck (the A2A conformance kit's agent)")
 	fs.DurationVar(&c.DemoDelay, "demo-delay", c.DemoDelay, "how long the demo worker agent works on a message")
 	fs.StringVar(&c.CPUs, "cpus", c.CPUs, "bind agentd to these CPUs (`list` such as 0-3,8; Linux only, elsewhere a warning)")
 	fs.IntVar(&c.NUMANode, "numa-node", c.NUMANode, "bind agentd to the CPUs of this NUMA `node` (-1 none; Linux only)")

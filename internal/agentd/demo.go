@@ -12,6 +12,7 @@ import (
 	"github.com/a2abus/a2abus/codec"
 	"github.com/a2abus/a2abus/internal/demoagent"
 	"github.com/a2abus/a2abus/internal/gateway"
+	"github.com/a2aproject/a2a-go/v2/a2a"
 	"github.com/a2aproject/a2a-go/v2/a2asrv"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -21,7 +22,8 @@ import (
 const sidecarCardTimeout = 5 * time.Second
 
 // startHosted hosts the agents this agentd serves on nc, with its consumer
-// pool: the demo agents (--demo) and the sidecar HTTP agents (--sidecars).
+// pool: the demo agents and the conformance agent (--demo) and the sidecar
+// HTTP agents (--sidecars).
 // The demo agents are A2A SDK agents (echo replies with the text it got,
 // worker runs a task that completes after --demo-delay), served over the
 // bus with the task store in KV; they also answer plain envelopes with a
@@ -80,11 +82,13 @@ func (d *Daemon) startHosted(ctx context.Context, nc *nats.Conn) (stop func(cont
 	var hosted []string
 	if d.cfg.Demo {
 		for _, a := range []struct {
-			id, about string
-			exec      a2asrv.AgentExecutor
+			id   string
+			card *a2a.AgentCard
+			exec a2asrv.AgentExecutor
 		}{
-			{"echo", "Replies with the text it got.", demoagent.Echo{}},
-			{"worker", fmt.Sprintf("Runs a task that completes after %v with the artifact \"done: <text>\".", d.cfg.DemoDelay), demoagent.Worker{Delay: d.cfg.DemoDelay}},
+			{"echo", demoagent.Card("echo", "Replies with the text it got."), demoagent.Echo{}},
+			{"worker", demoagent.Card("worker", fmt.Sprintf("Runs a task that completes after %v with the artifact \"done: <text>\".", d.cfg.DemoDelay)), demoagent.Worker{Delay: d.cfg.DemoDelay}},
+			{"tck", demoagent.TCKCard("tck"), demoagent.TCK{}},
 		} {
 			tasks, err := a2anats.NewTaskStore(ctx, bus, a.id, 0)
 			if err != nil {
@@ -99,7 +103,7 @@ func (d *Daemon) startHosted(ctx context.Context, nc *nats.Conn) (stop func(cont
 			if err := bus.Handle(a.id, d.demoHandler(bus, s, a.id)); err != nil {
 				return nil, err
 			}
-			if err := reg.Register(ctx, a.id, demoagent.Card(a.id, a.about), d.natsHost()); err != nil {
+			if err := reg.Register(ctx, a.id, a.card, d.natsHost()); err != nil {
 				return nil, err
 			}
 			hosted = append(hosted, a.id)

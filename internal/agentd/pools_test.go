@@ -430,7 +430,7 @@ func checkPools(ctx context.Context, t *testing.T, bus *agentbus.Bus, agentdPool
 			pools = append(pools, m.Pool)
 			switch m.Pool {
 			case agentdPool:
-				good = good && slices.Equal(m.Agents, []string{"echo", "worker"})
+				good = good && slices.Equal(m.Agents, []string{"echo", "tck", "worker"})
 			case scribe:
 				good = good && slices.Equal(m.Agents, []string{scribe})
 			default:
@@ -441,5 +441,5 @@ func checkPools(ctx context.Context, t *testing.T, bus *agentbus.Bus, agentdPool
 			return
 		}
 	}
-	t.Fatalf("members %+v (%v); want agentd's in pool %s serving echo and worker, and one in pool scribe serving scribe", members, err, agentdPool)
+	t.Fatalf("members %+v (%v); want agentd's in pool %s serving echo, tck and worker, and one in pool scribe serving scribe", members, err, agentdPool)
 }

@@ -1,0 +1,8 @@
+// Command tckdirect serves the conformance agent (demoagent.TCK) with the
+// A2A Go SDK alone, over JSON-RPC and HTTP+JSON, with the SDK's in-memory
+// task store: the baseline the conformance kit's result through the bus is
+// compared with (.ci/tck runs the kit against both).
+//
+//	go run ./internal/demoagent/tckdirect -listen 127.0.0.1:9999
+//	../shared/a2a-tck/run http://127.0.0.1:9999
+package main
