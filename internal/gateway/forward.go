@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"iter"
 	"strings"
 
@@ -18,6 +19,10 @@ import (
 type forward struct {
 	t       a2aclient.Transport
 	closing context.Context
+	// version is the A2A version the binding serves: a call asking for
+	// another one (A2A-Version) gets ErrVersionNotSupported. A call that
+	// names none is served.
+	version string
 }
 
 var _ a2asrv.RequestHandler = forward{}
@@ -57,8 +62,28 @@ func params(ctx context.Context) a2aclient.ServiceParams {
 	return out
 }
 
+// checkVersion refuses a call that asks for an A2A version other than
+// the one its binding serves ("1.0" and "1.0.2" ask for 1.0).
+func (f forward) checkVersion(ctx context.Context) error {
+	cc, ok := a2asrv.CallContextFrom(ctx)
+	if !ok || f.version == "" {
+		return nil
+	}
+	asked, _ := cc.ServiceParams().Get(a2a.SvcParamVersion)
+	for _, v := range asked {
+		if v = strings.TrimSpace(v); v != "" && v != f.version && !strings.HasPrefix(v, f.version+".") {
+			return a2a.NewError(a2a.ErrVersionNotSupported, fmt.Sprintf("A2A-Version %q: this endpoint serves A2A %s", v, f.version))
+		}
+	}
+	return nil
+}
+
 // unary makes a one-answer call bound to the gateway's life.
 func unary[Req, Res any](f forward, ctx context.Context, req Req, call func(context.Context, a2aclient.ServiceParams, Req) (Res, error)) (Res, error) {
+	if err := f.checkVersion(ctx); err != nil {
+		var zero Res
+		return zero, err
+	}
 	ctx, stop := f.bind(ctx)
 	defer stop()
 	return call(ctx, params(ctx), req)
@@ -67,6 +92,10 @@ func unary[Req, Res any](f forward, ctx context.Context, req Req, call func(cont
 // stream makes a streaming call bound to the gateway's life.
 func stream[Req any](f forward, ctx context.Context, req Req, call func(context.Context, a2aclient.ServiceParams, Req) iter.Seq2[a2a.Event, error]) iter.Seq2[a2a.Event, error] {
 	return func(yield func(a2a.Event, error) bool) {
+		if err := f.checkVersion(ctx); err != nil {
+			yield(nil, err)
+			return
+		}
 		ctx, stop := f.bind(ctx)
 		defer stop()
 		for ev, err := range call(ctx, params(ctx), req) {

@@ -336,12 +336,13 @@ func (g *Gateway) newAgent(id string) (*agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := forward{t: t, closing: g.closing}
+	h := forward{t: t, closing: g.closing, version: string(a2a.Version)}
+	h0 := forward{t: t, closing: g.closing, version: string(a2av0.Version)}
 	panics := a2asrv.WithTransportPanicHandler(func(r any) error {
 		g.cfg.Logger.Error("A2A gateway handler panicked", "agent", id, "panic", r)
 		return a2a.ErrInternalError
 	})
-	ag := &agent{v1: a2asrv.NewJSONRPCHandler(h, panics), v0: a2av0.NewJSONRPCHandler(h, panics),
+	ag := &agent{v1: a2asrv.NewJSONRPCHandler(h, panics), v0: a2av0.NewJSONRPCHandler(h0, panics),
 		rest: http.StripPrefix(Prefix+id+"/rest", a2asrv.NewRESTHandler(h, panics))}
 	var producer a2asrv.AgentCardProducer = a2asrv.AgentCardProducerFn(func(ctx context.Context) (*a2a.AgentCard, error) {
 		g.mu.Lock()

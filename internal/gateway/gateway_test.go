@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -355,5 +356,30 @@ func TestCardRefreshUnderLoad(t *testing.T) {
 	status, r, raw := post(t, hs.URL+"/a2a/echo", `{"jsonrpc":"2.0","id":1,"method":"GetTask","params":{"id":"t"}}`)
 	if status != http.StatusNotFound || r.Error == nil || r.Error.Code != -32000 {
 		t.Fatalf("removed agent: HTTP %d %s", status, raw)
+	}
+}
+
+// TestVersionNotSupported: a call asking for an A2A version its endpoint
+// does not serve gets VersionNotSupportedError (JSON-RPC -32009, an HTTP
+// error over HTTP+JSON) instead of being served; 1.0 and no version are
+// served.
+func TestVersionNotSupported(t *testing.T) {
+	hs := demo(t)
+	send := `{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"message":{"role":"ROLE_USER","messageId":"m-%s","parts":[{"text":"hi"}]}}}`
+	for _, v := range []string{"", "1.0", "1.0.1"} {
+		_, r, raw := post(t, hs.URL+"/a2a/echo", fmt.Sprintf(send, v), "A2A-Version", v)
+		if r.Error != nil {
+			t.Fatalf("A2A-Version %q: %s, want an answer", v, raw)
+		}
+	}
+	for _, v := range []string{"99.0", "0.3", "1.1"} {
+		_, r, raw := post(t, hs.URL+"/a2a/echo", fmt.Sprintf(send, v), "A2A-Version", v)
+		if r.Error == nil || r.Error.Code != -32009 {
+			t.Fatalf("A2A-Version %q on the 1.0 endpoint: %s, want error -32009", v, raw)
+		}
+	}
+	status, _, raw := post(t, hs.URL+"/a2a/echo/rest/message:send", `{"message":{"role":"ROLE_USER","messageId":"m-rest","parts":[{"text":"hi"}]}}`, "A2A-Version", "99.0")
+	if status < 400 || !strings.Contains(raw, "VERSION_NOT_SUPPORTED") {
+		t.Fatalf("A2A-Version 99.0 over HTTP+JSON: %d %s, want an HTTP error naming VERSION_NOT_SUPPORTED", status, raw)
 	}
 }
