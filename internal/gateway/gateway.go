@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"strings"
@@ -164,9 +165,13 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, id, endpoint str
 	case routeList:
 		g.serveList(w, r)
 	case routeJSONRPC:
-		g.serveCall(w, r, id, func(ag *agent) http.Handler { return ag.v1 })
+		if jsonBody(w, r) {
+			g.serveCall(w, r, id, func(ag *agent) http.Handler { return ag.v1 })
+		}
 	case routeJSONRPC03:
-		g.serveCall(w, r, id, func(ag *agent) http.Handler { return ag.v0 })
+		if jsonBody(w, r) {
+			g.serveCall(w, r, id, func(ag *agent) http.Handler { return ag.v0 })
+		}
 	case routeREST:
 		g.serveCall(w, r, id, func(ag *agent) http.Handler { return ag.rest })
 	case routeCard, routeCard03:
@@ -183,6 +188,21 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, id, endpoint str
 		writeError(w, http.StatusNotFound, a2a.ErrMethodNotFound, fmt.Sprintf("no A2A endpoint at %s: want %s<agentID> (JSON-RPC), %s<agentID>/v0.3, %s<agentID>/rest/... (HTTP+JSON) or %s<agentID>%s",
 			r.URL.Path, Prefix, Prefix, Prefix, Prefix, a2asrv.WellKnownAgentCardPath))
 	}
+}
+
+// jsonBody reports whether a JSON-RPC request says its body is JSON (or
+// says nothing), and otherwise answers ContentTypeNotSupportedError.
+func jsonBody(w http.ResponseWriter, r *http.Request) bool {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" || r.Method != http.MethodPost {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json")) {
+		return true
+	}
+	writeError(w, http.StatusUnsupportedMediaType, a2a.ErrUnsupportedContentType, fmt.Sprintf("Content-Type %q: JSON-RPC requests are application/json", ct))
+	return false
 }
 
 // baseKey is the context key of the gateway's base URL as the client

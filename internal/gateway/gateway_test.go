@@ -383,3 +383,18 @@ func TestVersionNotSupported(t *testing.T) {
 		t.Fatalf("A2A-Version 99.0 over HTTP+JSON: %d %s, want an HTTP error naming VERSION_NOT_SUPPORTED", status, raw)
 	}
 }
+
+// TestContentType: a JSON-RPC request whose body is said not to be JSON
+// gets ContentTypeNotSupportedError (-32005); application/json with a
+// charset is served.
+func TestContentType(t *testing.T) {
+	hs := demo(t)
+	send := `{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"message":{"role":"ROLE_USER","messageId":"m-ct","parts":[{"text":"hi"}]}}}`
+	status, r, raw := post(t, hs.URL+"/a2a/echo", send, "Content-Type", "text/plain")
+	if r.Error == nil || r.Error.Code != -32005 || status != http.StatusUnsupportedMediaType {
+		t.Fatalf("Content-Type text/plain: %d %s, want 415 with error -32005", status, raw)
+	}
+	if _, r, raw = post(t, hs.URL+"/a2a/echo", send, "Content-Type", "application/json; charset=utf-8"); r.Error != nil {
+		t.Fatalf("Content-Type application/json; charset=utf-8: %s, want an answer", raw)
+	}
+}
