@@ -84,6 +84,9 @@ func TestCardPerVersion(t *testing.T) {
 		if err := json.NewDecoder(resp.Body).Decode(&c); err != nil || resp.StatusCode != http.StatusOK {
 			t.Fatalf("GET %s: %d, %v", path, resp.StatusCode, err)
 		}
+		if resp.Header.Get("Vary") != "A2A-Version" {
+			t.Errorf("GET %s: Vary %q, want A2A-Version (the card depends on it)", path, resp.Header.Get("Vary"))
+		}
 		return c
 	}
 	v1 := card("/a2a/echo/.well-known/agent-card.json", "")

@@ -165,20 +165,19 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, id, endpoint str
 	case routeList:
 		g.serveList(w, r)
 	case routeJSONRPC:
-		if jsonBody(w, r) {
-			g.serveCall(w, r, id, func(ag *agent) http.Handler { return ag.v1 })
-		}
+		g.serveCall(w, r, id, true, func(ag *agent) http.Handler { return ag.v1 })
 	case routeJSONRPC03:
-		if jsonBody(w, r) {
-			g.serveCall(w, r, id, func(ag *agent) http.Handler { return ag.v0 })
-		}
+		g.serveCall(w, r, id, true, func(ag *agent) http.Handler { return ag.v0 })
 	case routeREST:
-		g.serveCall(w, r, id, func(ag *agent) http.Handler { return ag.rest })
+		g.serveCall(w, r, id, false, func(ag *agent) http.Handler { return ag.rest })
 	case routeCard, routeCard03:
 		ag, ok := g.lookup(w, r, id)
 		if !ok {
 			return
 		}
+		// The card at the 1.0 path depends on A2A-Version: caches keep one
+		// per version.
+		w.Header().Set("Vary", a2a.SvcParamVersion)
 		h := ag.cardH
 		if endpoint == routeCard03 || strings.HasPrefix(r.Header.Get(a2a.SvcParamVersion), "0.") {
 			h = ag.cardH03
@@ -237,9 +236,10 @@ func (g *Gateway) serveList(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(map[string]any{"agents": append([]string{}, ids...)})
 }
 
-// serveCall checks a call at the edge (who sends it, its size, its agent)
-// and hands it to the SDK's handler of its binding.
-func (g *Gateway) serveCall(w http.ResponseWriter, r *http.Request, id string, binding func(*agent) http.Handler) {
+// serveCall checks a call at the edge (who sends it, its size, for
+// JSON-RPC its Content-Type, its agent) and hands it to the SDK's handler of
+// its binding.
+func (g *Gateway) serveCall(w http.ResponseWriter, r *http.Request, id string, jsonrpc bool, binding func(*agent) http.Handler) {
 	if err := g.authorize(r); err != nil {
 		status := http.StatusUnauthorized
 		if errors.Is(err, a2a.ErrUnauthorized) {
@@ -250,6 +250,9 @@ func (g *Gateway) serveCall(w http.ResponseWriter, r *http.Request, id string, b
 	}
 	if r.Method != http.MethodPost && r.Method != http.MethodGet && r.Method != http.MethodDelete {
 		writeError(w, http.StatusMethodNotAllowed, a2a.ErrInvalidRequest, "A2A calls are POSTed (GET and DELETE for some HTTP+JSON ones)")
+		return
+	}
+	if jsonrpc && !jsonBody(w, r) {
 		return
 	}
 	if r.ContentLength > MaxBodySize {
