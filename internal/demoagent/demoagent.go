@@ -64,15 +64,9 @@ func (w Worker) Execute(ctx context.Context, ec *a2asrv.ExecutorContext) iter.Se
 		if !yield(a2a.NewStatusUpdateEvent(ec, a2a.TaskStateWorking, nil), nil) {
 			return
 		}
-		if w.Delay > 0 {
-			t := time.NewTimer(w.Delay)
-			defer t.Stop()
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				yield(nil, context.Cause(ctx))
-				return
-			}
+		if err := sleep(ctx, w.Delay); err != nil {
+			yield(nil, err)
+			return
 		}
 		if !yield(a2a.NewArtifactEvent(ec, a2a.NewTextPart("done: "+Text(ec.Message))), nil) {
 			return
@@ -85,6 +79,21 @@ func (w Worker) Execute(ctx context.Context, ec *a2asrv.ExecutorContext) iter.Se
 func (Worker) Cancel(_ context.Context, ec *a2asrv.ExecutorContext) iter.Seq2[a2a.Event, error] {
 	return func(yield func(a2a.Event, error) bool) {
 		yield(a2a.NewStatusUpdateEvent(ec, a2a.TaskStateCanceled, nil), nil)
+	}
+}
+
+// sleep waits d, or until ctx ends (its cause).
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
 	}
 }
 

@@ -11,13 +11,13 @@ import (
 	"github.com/a2aproject/a2a-go/v2/a2asrv"
 )
 
-// TCKLongTask is how long the task of a "test-resubscribe-message-id"
+// tckLongTask is how long the task of a "test-resubscribe-message-id"
 // message works before it completes: twice the kit's streaming timeout, so
 // that a client subscribes to it while it runs.
-const TCKLongTask = 4 * time.Second
+const tckLongTask = 4 * time.Second
 
-// ErrTCKRejected is the error of a "tck-reject-task" message.
-var ErrTCKRejected = errors.New("rejected")
+// errTCKRejected is the error of a "tck-reject-task" message.
+var errTCKRejected = errors.New("rejected")
 
 // TCK is the conformance agent: it does what the A2A conformance kit
 // (a2a-tck) scripts for the messageId prefix of the message it gets (the
@@ -58,13 +58,13 @@ func textFile() *a2a.Part {
 }
 
 // tckScripts are the kit's scenarios, longest prefix first where one is
-// the prefix of another.
+// the prefix of another ("tck-stream-artifact-chunked", whose chunks share
+// an artifact ID, is built per task by script).
 var tckScripts = []struct {
 	prefix string
 	steps  []tckStep
 }{
-	{"tck-stream-artifact-chunked", nil}, // built per task: its chunks share an artifact ID
-	{"test-resubscribe-message-id", []tckStep{working, {pause: TCKLongTask}, complete}},
+	{"test-resubscribe-message-id", []tckStep{working, {pause: tckLongTask}, complete}},
 	{"tck-stream-artifact-text", []tckStep{working, artifact(a2a.NewTextPart("Streamed text content")), complete}},
 	{"tck-stream-artifact-file", []tckStep{working, artifact(textFile()), complete}},
 	{"tck-stream-ordering-001", []tckStep{working, artifact(a2a.NewTextPart("Ordered output")), complete}},
@@ -116,7 +116,7 @@ func (TCK) Execute(ctx context.Context, ec *a2asrv.ExecutorContext) iter.Seq2[a2
 			yield(a2a.NewMessage(a2a.MessageRoleAgent, a2a.NewTextPart("Direct message response")), nil)
 			return
 		case strings.HasPrefix(id, "tck-reject-task"):
-			yield(nil, ErrTCKRejected)
+			yield(nil, errTCKRejected)
 			return
 		}
 		if ec.StoredTask == nil {
@@ -126,12 +126,8 @@ func (TCK) Execute(ctx context.Context, ec *a2asrv.ExecutorContext) iter.Seq2[a2
 		}
 		for _, s := range script(id) {
 			if s.pause > 0 {
-				t := time.NewTimer(s.pause)
-				select {
-				case <-t.C:
-				case <-ctx.Done():
-					t.Stop()
-					yield(nil, context.Cause(ctx))
+				if err := sleep(ctx, s.pause); err != nil {
+					yield(nil, err)
 					return
 				}
 				continue
