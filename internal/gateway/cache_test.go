@@ -10,6 +10,29 @@ import (
 	"time"
 )
 
+// getCard GETs url with the header key set to value (unless value is
+// empty), and returns the answer and its body.
+func getCard(t *testing.T, url, key, value string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if value != "" {
+		req.Header.Set(key, value)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
+}
+
 // TestCardCaching: a card comes with Cache-Control max-age and an ETag,
 // and a request naming that ETag in If-None-Match gets 304 Not Modified
 // without a body; another ETag gets the card.
@@ -18,22 +41,7 @@ func TestCardCaching(t *testing.T) {
 	url := hs.URL + "/a2a/echo/.well-known/agent-card.json"
 	get := func(ifNoneMatch string) (*http.Response, string) {
 		t.Helper()
-		req, err := http.NewRequest(http.MethodGet, url, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ifNoneMatch != "" {
-			req.Header.Set("If-None-Match", ifNoneMatch)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp, b := getCard(t, url, "If-None-Match", ifNoneMatch)
 		return resp, string(b)
 	}
 	resp, body := get("")
@@ -68,20 +76,9 @@ func TestCardPerVersion(t *testing.T) {
 	hs := demo(t)
 	card := func(path, version string) map[string]any {
 		t.Helper()
-		req, err := http.NewRequest(http.MethodGet, hs.URL+path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if version != "" {
-			req.Header.Set("A2A-Version", version)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
+		resp, b := getCard(t, hs.URL+path, "A2A-Version", version)
 		var c map[string]any
-		if err := json.NewDecoder(resp.Body).Decode(&c); err != nil || resp.StatusCode != http.StatusOK {
+		if err := json.Unmarshal(b, &c); err != nil || resp.StatusCode != http.StatusOK {
 			t.Fatalf("GET %s: %d, %v", path, resp.StatusCode, err)
 		}
 		if resp.Header.Get("Vary") != "A2A-Version" {
