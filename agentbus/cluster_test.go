@@ -38,7 +38,10 @@ func clusterOnLeader(t *testing.T) (c *embeddedtest.TestCluster, nc *nats.Conn, 
 		t.Fatal(err)
 	}
 	embeddedtest.WaitPlacement(t, nc, 3)
-	if err := agentbus.EnsureStreams(testCtx(t, 10*time.Second), js, agentbus.StreamConfig{Replicas: 3}); err != nil {
+	// A minute, as for connecting a bus: a create that a just-elected meta
+	// leader drops is asked again only after one whole try (10 s), and a
+	// 2-core machine running the race suite can need a second try.
+	if err := agentbus.EnsureStreams(testCtx(t, time.Minute), js, agentbus.StreamConfig{Replicas: 3}); err != nil {
 		t.Fatalf("ensure streams: %v", err)
 	}
 	c.WaitStreamLeader(agentbus.DeadLetterStreamName)
