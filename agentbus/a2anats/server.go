@@ -382,7 +382,7 @@ func (s *Server) serve(ctx context.Context, a *answerer, rerun bool) {
 	case MethodListTasks:
 		unary(a, params, func(req *a2a.ListTasksRequest) (any, error) { return h.ListTasks(ctx, req) })
 	case MethodCancelTask:
-		unary(a, params, func(req *a2a.CancelTaskRequest) (any, error) { return h.CancelTask(ctx, req) })
+		unary(a, params, func(req *a2a.CancelTaskRequest) (any, error) { return s.cancelTask(ctx, req) })
 	case MethodGetTaskPushConfig:
 		unary(a, params, func(req *a2a.GetTaskPushConfigRequest) (any, error) { return h.GetTaskPushConfig(ctx, req) })
 	case MethodCreateTaskPushConfig:
@@ -410,6 +410,41 @@ func (s *Server) serve(ctx context.Context, a *answerer, rerun bool) {
 		}
 	default:
 		a.fail(fmt.Errorf("%w: %q", a2a.ErrMethodNotFound, method))
+	}
+}
+
+// cancelTries bounds how often cancelTask asks again.
+const cancelTries = 8
+
+// cancelTask cancels a task, and asks again while a cancel of a task that
+// is not in a terminal state fails. a2a-go's task manager (v2.2.0) sends a
+// cancel that meets a running execution of the task into that execution;
+// when the execution ends without reaching a terminal state (a task that
+// has just asked for input: its answer is out while the execution is
+// still ending), the cancel fails with TaskNotCancelable, or with "queue
+// is closed" when the execution's queue closed under it. Asked again once
+// that execution has ended, the cancel runs on its own and succeeds. A
+// task in a terminal state, or one the store cannot find, is refused at
+// once, as before.
+func (s *Server) cancelTask(ctx context.Context, req *a2a.CancelTaskRequest) (*a2a.Task, error) {
+	wait := 2 * time.Millisecond
+	for try := 1; ; try++ {
+		task, err := s.handler.CancelTask(ctx, req)
+		if err == nil || errors.Is(err, a2a.ErrTaskNotFound) || try == cancelTries {
+			return task, err
+		}
+		cur, gerr := s.handler.GetTask(ctx, &a2a.GetTaskRequest{Tenant: req.Tenant, ID: req.ID})
+		if gerr != nil || cur == nil || cur.Status.State.Terminal() {
+			return task, err
+		}
+		// The execution the cancel met ends as soon as its last event is
+		// stored; a short back-off lets it.
+		select {
+		case <-ctx.Done():
+			return task, err
+		case <-time.After(wait):
+		}
+		wait *= 2
 	}
 }
 
