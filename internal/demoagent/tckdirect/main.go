@@ -3,15 +3,19 @@ package main
 import (
 	"flag"
 	"log"
+	"net"
 	"net/http"
 
 	"github.com/a2abus/a2abus/internal/demoagent"
+	"github.com/a2abus/a2abus/internal/grpcbinding"
 	"github.com/a2aproject/a2a-go/v2/a2a"
 	"github.com/a2aproject/a2a-go/v2/a2asrv"
+	"google.golang.org/grpc"
 )
 
 func main() {
-	listen := flag.String("listen", "127.0.0.1:9999", "address to serve on")
+	listen := flag.String("listen", "127.0.0.1:9999", "address to serve JSON-RPC and HTTP+JSON on")
+	grpcAddr := flag.String("grpc", "", "address to serve gRPC on (empty: none)")
 	flag.Parse()
 	base := "http://" + *listen
 	card := demoagent.TCKCard("tck")
@@ -20,6 +24,16 @@ func main() {
 		a2a.NewAgentInterface(base+"/rest", a2a.TransportProtocolHTTPJSON),
 	}
 	h := a2asrv.NewHandler(demoagent.TCK{})
+	if *grpcAddr != "" {
+		ln, err := net.Listen("tcp", *grpcAddr)
+		if err != nil {
+			log.Fatal(err)
+		}
+		card.SupportedInterfaces = append(card.SupportedInterfaces, a2a.NewAgentInterface(*grpcAddr, a2a.TransportProtocolGRPC))
+		s := grpc.NewServer()
+		grpcbinding.New(grpcbinding.Single(h)).Register(s)
+		go func() { log.Fatal(s.Serve(ln)) }()
+	}
 	mux := http.NewServeMux()
 	mux.Handle(a2asrv.WellKnownAgentCardPath, a2asrv.NewStaticAgentCardHandler(card))
 	mux.Handle("/rest/", http.StripPrefix("/rest", a2asrv.NewRESTHandler(h)))
