@@ -119,15 +119,23 @@ func listens(name string, s composeService, nats map[string]*server.Options) ([]
 	case name == "prometheus":
 		return []int{9090}, nil
 	}
-	if addr, ok := s.flag("--http"); ok {
+	var ports []int
+	for _, f := range []string{"--http", "--grpc"} {
+		addr, ok := s.flag(f)
+		if !ok || addr == "off" {
+			continue
+		}
 		_, port, err := net.SplitHostPort(addr)
 		if err != nil {
-			return nil, fmt.Errorf("--http %q: %w", addr, err)
+			return nil, fmt.Errorf("%s %q: %w", f, addr, err)
 		}
 		p, err := strconv.Atoi(port)
-		return []int{p}, err
+		if err != nil {
+			return nil, fmt.Errorf("%s %q: %w", f, addr, err)
+		}
+		ports = append(ports, p)
 	}
-	return nil, nil
+	return ports, nil
 }
 
 func isNATS(s composeService) bool { return strings.HasPrefix(s.Image, "nats:") }
@@ -515,7 +523,7 @@ func TestComposeCheckFindsProblems(t *testing.T) {
 	for _, tt := range []struct {
 		name, old, new, want string
 	}{
-		{"a host port twice", `ports: ["8082:8080"]`, `ports: ["8080:8080"]`, "host port 8080 is taken"},
+		{"a host port twice", `ports: ["8082:8080", "50052:50051"]`, `ports: ["8080:8080", "50052:50051"]`, "host port 8080 is taken"},
 		{"a missing file", "./deploy/prometheus.yml:", "./deploy/missing.yml:", "does not exist"},
 		{"an unknown dependency", "depends_on: [nats-1]", "depends_on: [nats-9]", "nats-9, which is not a service"},
 		{"a URL to nowhere", "nats://nats-2:4222,nats://nats-3:4222,nats://nats-1:4222", "nats://nats-2:4333", "nats-2 listens on"},
