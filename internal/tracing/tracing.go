@@ -1,0 +1,151 @@
+package tracing
+
+import (
+	"context"
+	"reflect"
+	"sync/atomic"
+
+	"github.com/a2abus/a2abus/codec"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+)
+
+// Scope is the instrumentation scope of a2abus's tracers.
+const Scope = "github.com/a2abus/a2abus"
+
+// Propagator is how a trace context travels in envelope headers and in
+// the gateway's HTTP requests: W3C Trace Context (traceparent,
+// tracestate) and W3C Baggage (baggage), whatever global propagator the
+// process has set, so that every member of the bus reads what every other
+// writes.
+var Propagator propagation.TextMapPropagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+
+// The headers Propagator writes.
+const (
+	HeaderTraceparent = "traceparent"
+	HeaderTracestate  = "tracestate"
+	HeaderBaggage     = "baggage"
+)
+
+// globalDefault is the global provider before anyone sets one: it hands
+// out spans that record nothing.
+var globalDefault = otel.GetTracerProvider()
+
+// Enabled reports whether tp makes spans worth making: false for the
+// global default provider (before SetTracerProvider) and the no-op one.
+func Enabled(tp trace.TracerProvider) bool {
+	switch tp.(type) {
+	case nil, noop.TracerProvider, *noop.TracerProvider:
+		return false
+	}
+	return tp != globalDefault
+}
+
+// Tracer is the tracer of a TracerProvider, or of the global provider as
+// it is at each call.
+type Tracer struct {
+	tp    trace.TracerProvider // nil: the global one
+	cache atomic.Pointer[resolved]
+}
+
+type resolved struct {
+	tp     trace.TracerProvider
+	tracer trace.Tracer
+	on     bool
+}
+
+// New returns the Tracer of tp; nil means the global provider, looked up
+// at each Get so that one set later is used.
+func New(tp trace.TracerProvider) *Tracer { return &Tracer{tp: tp} }
+
+// Provider returns the provider Get uses now.
+func (t *Tracer) Provider() trace.TracerProvider {
+	if t.tp != nil {
+		return t.tp
+	}
+	return otel.GetTracerProvider()
+}
+
+// Get returns the tracer and whether tracing is on (see Enabled): when it
+// is off, make no span.
+func (t *Tracer) Get() (trace.Tracer, bool) {
+	tp := t.Provider()
+	if r := t.cache.Load(); r != nil && sameProvider(r.tp, tp) {
+		return r.tracer, r.on
+	}
+	r := &resolved{tp: tp, tracer: tp.Tracer(Scope), on: Enabled(tp)}
+	if reflect.TypeOf(tp).Comparable() {
+		t.cache.Store(r)
+	}
+	return r.tracer, r.on
+}
+
+// sameProvider compares providers of comparable types (a cached one
+// always is).
+func sameProvider(cached, tp trace.TracerProvider) bool {
+	if reflect.TypeOf(cached) != reflect.TypeOf(tp) {
+		return false
+	}
+	return cached == tp
+}
+
+// Headers is a propagation carrier over an envelope's headers.
+type Headers codec.Headers
+
+var _ propagation.TextMapCarrier = (*Headers)(nil)
+
+// Get returns the value of key, or "".
+func (h *Headers) Get(key string) string { return codec.Headers(*h).Get(key) }
+
+// Set sets key to value.
+func (h *Headers) Set(key, value string) { (*codec.Headers)(h).Set(key, value) }
+
+// Keys returns the header keys.
+func (h *Headers) Keys() []string {
+	keys := make([]string, len(*h))
+	for i, kv := range *h {
+		keys[i] = kv.Key
+	}
+	return keys
+}
+
+// Inject writes the trace context of ctx (its span's, and its baggage)
+// into h, replacing what h carried; when ctx has none, h is left as it
+// is. It allocates nothing when ctx has none.
+func Inject(ctx context.Context, h *codec.Headers) {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return
+	}
+	h.Del(HeaderTraceparent)
+	h.Del(HeaderTracestate)
+	h.Del(HeaderBaggage)
+	Propagator.Inject(ctx, (*Headers)(h))
+}
+
+// Extract returns ctx with the trace context h carries as its remote
+// parent (and its baggage), or ctx itself when h carries none; it
+// allocates nothing then.
+func Extract(ctx context.Context, h codec.Headers) context.Context {
+	if _, ok := h.Lookup(HeaderTraceparent); !ok {
+		if _, ok := h.Lookup(HeaderBaggage); !ok {
+			return ctx
+		}
+	}
+	return extract(ctx, h)
+}
+
+// extract is Extract's work, apart so that only a call that extracts
+// moves h to the heap.
+func extract(ctx context.Context, h codec.Headers) context.Context {
+	return Propagator.Extract(ctx, (*Headers)(&h))
+}
+
+// Parent returns the span context h carries, or an invalid one.
+func Parent(h codec.Headers) trace.SpanContext {
+	if _, ok := h.Lookup(HeaderTraceparent); !ok {
+		return trace.SpanContext{}
+	}
+	return trace.SpanContextFromContext(extract(context.Background(), h))
+}
