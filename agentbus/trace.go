@@ -54,7 +54,9 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 }
 
 // TracerProvider returns the provider the bus makes its spans with, for
-// the layers above it (a2anats) to make theirs.
+// the layers above it (a2anats) to make theirs: the one WithTracerProvider
+// gave, or one that hands out the global provider's tracers as it is at
+// each call.
 func (b *Bus) TracerProvider() trace.TracerProvider { return b.cfg.tracer.Provider() }
 
 // sendItem is one encoded envelope waiting for its batch, and its send

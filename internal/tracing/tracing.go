@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/embedded"
 	"go.opentelemetry.io/otel/trace/noop"
 )
 
@@ -39,14 +40,36 @@ func Enabled(tp trace.TracerProvider) bool {
 	switch tp.(type) {
 	case nil, noop.TracerProvider, *noop.TracerProvider:
 		return false
+	case globalProvider:
+		return Enabled(global())
 	}
 	return tp != globalDefault
+}
+
+// Global is the global provider as it is at each call: its tracers are
+// those of the provider otel.SetTracerProvider set last.
+var Global trace.TracerProvider = globalProvider{}
+
+type globalProvider struct{ embedded.TracerProvider }
+
+func (globalProvider) Tracer(name string, opts ...trace.TracerOption) trace.Tracer {
+	return global().Tracer(name, opts...)
+}
+
+// global is the global provider; Global itself, set as the global one,
+// counts as none.
+func global() trace.TracerProvider {
+	tp := otel.GetTracerProvider()
+	if _, ok := tp.(globalProvider); ok {
+		return noop.NewTracerProvider()
+	}
+	return tp
 }
 
 // Tracer is the tracer of a TracerProvider, or of the global provider as
 // it is at each call.
 type Tracer struct {
-	tp    trace.TracerProvider // nil: the global one
+	tp    trace.TracerProvider // Global: the global one at each call
 	cache atomic.Pointer[resolved]
 }
 
@@ -56,22 +79,25 @@ type resolved struct {
 	on     bool
 }
 
-// New returns the Tracer of tp; nil means the global provider, looked up
-// at each Get so that one set later is used.
-func New(tp trace.TracerProvider) *Tracer { return &Tracer{tp: tp} }
-
-// Provider returns the provider Get uses now.
-func (t *Tracer) Provider() trace.TracerProvider {
-	if t.tp != nil {
-		return t.tp
+// New returns the Tracer of tp; nil means Global, the global provider
+// looked up at each Get so that one set later is used.
+func New(tp trace.TracerProvider) *Tracer {
+	if tp == nil {
+		tp = Global
 	}
-	return otel.GetTracerProvider()
+	return &Tracer{tp: tp}
 }
+
+// Provider returns the provider of t: Global, or the one New was given.
+func (t *Tracer) Provider() trace.TracerProvider { return t.tp }
 
 // Get returns the tracer and whether tracing is on (see Enabled): when it
 // is off, make no span.
 func (t *Tracer) Get() (trace.Tracer, bool) {
-	tp := t.Provider()
+	tp := t.tp
+	if _, ok := tp.(globalProvider); ok {
+		tp = global()
+	}
 	if r := t.cache.Load(); r != nil && sameProvider(r.tp, tp) {
 		return r.tracer, r.on
 	}
