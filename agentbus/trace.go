@@ -59,6 +59,13 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 // each call.
 func (b *Bus) TracerProvider() trace.TracerProvider { return b.cfg.tracer.Provider() }
 
+// Start options of the spans, made once.
+var (
+	producerSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindProducer)}
+	consumerSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)}
+	clientSpan   = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)}
+)
+
 // sendItem is one encoded envelope waiting for its batch, and its send
 // span while it is recorded.
 type sendItem struct {
@@ -75,11 +82,14 @@ func (b *Bus) startSend(ctx context.Context, env *codec.Envelope, subject string
 		tracing.Inject(ctx, &env.Headers)
 		return nil
 	}
-	ctx, span := t.Start(ctx, "send "+env.To, trace.WithSpanKind(trace.SpanKindProducer))
-	tracing.Inject(ctx, &env.Headers)
+	// The span is named once it is known to record: an unsampled send
+	// makes no name (nor options) of its own.
+	ctx, span := t.Start(ctx, "send", producerSpan...)
+	tracing.InjectSpan(ctx, span.SpanContext(), &env.Headers)
 	if !span.IsRecording() {
 		return nil // ends with nothing to record
 	}
+	span.SetName("send " + env.To)
 	span.SetAttributes(append(messagingAttrs(subject, "send", tracing.OpSend),
 		tracing.MessageID.String(env.ID),
 		tracing.ConversationID.String(Conversation(env)),
@@ -158,13 +168,13 @@ func (b *Bus) startProcess(ctx context.Context, env *codec.Envelope, subject str
 	if !on {
 		return ctx, nil
 	}
-	var opts []trace.SpanStartOption
-	if receive.IsValid() && !receive.Equal(trace.SpanContextFromContext(ctx)) {
-		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: receive}))
-	}
-	ctx, span := t.Start(ctx, "process "+env.To, append(opts, trace.WithSpanKind(trace.SpanKindConsumer))...)
+	ctx, span := t.Start(ctx, "process", consumerSpan...)
 	if !span.IsRecording() {
 		return ctx, span
+	}
+	span.SetName("process " + env.To)
+	if receive.IsValid() && !receive.Equal(trace.SpanContextFromContext(ctx)) {
+		span.AddLink(trace.Link{SpanContext: receive})
 	}
 	span.SetAttributes(append(messagingAttrs(subject, "process", tracing.OpProcess),
 		tracing.MessageID.String(env.ID),
@@ -239,7 +249,7 @@ func (b *Bus) startReply(ctx context.Context, req, resp *codec.Envelope) trace.S
 		tracing.Inject(ctx, &resp.Headers)
 		return nil
 	}
-	ctx, span := t.Start(ctx, "reply", trace.WithSpanKind(trace.SpanKindProducer))
+	ctx, span := t.Start(ctx, "reply", producerSpan...)
 	tracing.Inject(ctx, &resp.Headers)
 	if !span.IsRecording() {
 		span.End()
@@ -296,10 +306,11 @@ func (b *Bus) startRequest(ctx context.Context, env *codec.Envelope, mode Reques
 	if !on {
 		return ctx, nil
 	}
-	ctx, span := t.Start(ctx, "request "+env.To, trace.WithSpanKind(trace.SpanKindClient))
+	ctx, span := t.Start(ctx, "request", clientSpan...)
 	if !span.IsRecording() {
 		return ctx, nil
 	}
+	span.SetName("request " + env.To)
 	span.SetAttributes(tracing.SystemNATS, tracing.OpSend, tracing.OperationName.String("request"),
 		tracing.RequestMode.String(mode.String()))
 	return ctx, span

@@ -7,6 +7,7 @@ import (
 
 	"github.com/a2abus/a2abus/codec"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/embedded"
@@ -141,13 +142,49 @@ func (h *Headers) Keys() []string {
 // into h, replacing what h carried; when ctx has none, h is left as it
 // is. It allocates nothing when ctx has none.
 func Inject(ctx context.Context, h *codec.Headers) {
-	if !trace.SpanContextFromContext(ctx).IsValid() {
+	InjectSpan(ctx, trace.SpanContextFromContext(ctx), h)
+}
+
+// InjectSpan is Inject of sc, the span context of ctx, known to the
+// caller: it writes what Propagator writes (a traceparent, the tracestate
+// and baggage when there are any) with one allocation, the traceparent's.
+func InjectSpan(ctx context.Context, sc trace.SpanContext, h *codec.Headers) {
+	if !sc.IsValid() {
 		return
 	}
-	h.Del(HeaderTraceparent)
-	h.Del(HeaderTracestate)
-	h.Del(HeaderBaggage)
-	Propagator.Inject(ctx, (*Headers)(h))
+	out := (*h)[:0]
+	for _, kv := range *h {
+		if kv.Key != HeaderTraceparent && kv.Key != HeaderTracestate && kv.Key != HeaderBaggage {
+			out = append(out, kv)
+		}
+	}
+	clear((*h)[len(out):])
+	*h = append(out, codec.Header{Key: HeaderTraceparent, Value: traceparent(sc)})
+	if ts := sc.TraceState(); ts.Len() > 0 {
+		*h = append(*h, codec.Header{Key: HeaderTracestate, Value: ts.String()})
+	}
+	if bag := baggage.FromContext(ctx); bag.Len() > 0 {
+		*h = append(*h, codec.Header{Key: HeaderBaggage, Value: bag.String()})
+	}
+}
+
+// traceparent is sc's W3C traceparent: version 00, its trace and span
+// IDs and its sampled and random flags, as propagation.TraceContext
+// writes it.
+func traceparent(sc trace.SpanContext) string {
+	const hexDigits = "0123456789abcdef"
+	var b [55]byte
+	b[0], b[1], b[2], b[35], b[52] = '0', '0', '-', '-', '-'
+	tid, sid := sc.TraceID(), sc.SpanID()
+	for i, c := range tid {
+		b[3+2*i], b[4+2*i] = hexDigits[c>>4], hexDigits[c&15]
+	}
+	for i, c := range sid {
+		b[36+2*i], b[37+2*i] = hexDigits[c>>4], hexDigits[c&15]
+	}
+	f := byte(sc.TraceFlags() & (trace.FlagsSampled | trace.FlagsRandom))
+	b[53], b[54] = hexDigits[f>>4], hexDigits[f&15]
+	return string(b[:])
 }
 
 // Extract returns ctx with the trace context h carries as its remote
