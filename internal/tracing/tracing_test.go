@@ -1,7 +1,10 @@
 package tracing
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/a2abus/a2abus/codec"
@@ -65,4 +68,19 @@ func FuzzExtract(f *testing.F) {
 		}
 		_ = Parent(h)
 	})
+}
+
+// TestLogHandler: a line logged with a traced context carries its trace
+// and span IDs; one without a trace carries none.
+func TestLogHandler(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(LogHandler(slog.NewJSONHandler(&buf, nil))).With("component", "x")
+	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}})
+	log.InfoContext(trace.ContextWithSpanContext(context.Background(), sc), "traced")
+	log.Info("untraced")
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if !strings.Contains(lines[0], `"trace_id":"`+sc.TraceID().String()+`"`) || !strings.Contains(lines[0], `"span_id":"`+sc.SpanID().String()+`"`) ||
+		strings.Contains(lines[1], "trace_id") {
+		t.Fatalf("log lines:\n%s", buf.String())
+	}
 }
