@@ -118,6 +118,8 @@ func listens(name string, s composeService, nats map[string]*server.Options) ([]
 		return ports, nil
 	case name == "prometheus":
 		return []int{9090}, nil
+	case name == "jaeger":
+		return []int{4317, 4318, 16686}, nil // OTLP gRPC and HTTP, the UI
 	}
 	var ports []int
 	for _, f := range []string{"--http", "--grpc"} {
@@ -360,6 +362,14 @@ func checkCompose(t testing.TB, dir string, data []byte) []error {
 				reaches(name, u)
 			}
 		}
+		if v, ok := s.Environment["OTEL_EXPORTER_OTLP_ENDPOINT"]; ok {
+			reaches(name, v)
+			// The port speaks the protocol the service exports with.
+			want := map[string]string{"4317": "grpc", "4318": "http/protobuf"}
+			if u, err := url.Parse(v); err == nil && want[u.Port()] != s.Environment["OTEL_EXPORTER_OTLP_PROTOCOL"] {
+				bad("%s: OTLP to %s with protocol %q, but that port speaks %q", name, v, s.Environment["OTEL_EXPORTER_OTLP_PROTOCOL"], want[u.Port()])
+			}
+		}
 		if strings.HasPrefix(name, "nats-exporter") {
 			if args := s.args(); len(args) > 0 {
 				reaches(name, args[len(args)-1])
@@ -460,7 +470,7 @@ func TestComposeCluster(t *testing.T) {
 	if err := yaml.Unmarshal(data, &cf); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"nats-1", "nats-2", "nats-3", "agentd-1", "agentd-2", "agentd-3", "scalerd", "prometheus", "nats-box"} {
+	for _, want := range []string{"nats-1", "nats-2", "nats-3", "agentd-1", "agentd-2", "agentd-3", "scalerd", "prometheus", "jaeger", "nats-box"} {
 		if _, ok := cf.Services[want]; !ok {
 			t.Errorf("no %s service", want)
 		}

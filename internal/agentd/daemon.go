@@ -21,6 +21,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc"
 )
 
@@ -54,6 +56,7 @@ type Daemon struct {
 	cfg Config
 	log *slog.Logger
 	reg *prometheus.Registry
+	tp  trace.TracerProvider // nil: no tracing of its own
 
 	ln net.Listener
 	hs *http.Server
@@ -81,15 +84,39 @@ type Daemon struct {
 	shutdownErr  error
 }
 
+// DaemonOption configures NewDaemon.
+type DaemonOption func(*Daemon)
+
+// WithTracerProvider makes the daemon's spans (its buses', gateway's and
+// hosted agents') with tp; without it the daemon traces nothing and only
+// passes on the trace contexts calls bring.
+func WithTracerProvider(tp trace.TracerProvider) DaemonOption {
+	return func(d *Daemon) { d.tp = tp }
+}
+
 // NewDaemon returns a daemon for cfg, which must be valid. Start runs it.
-func NewDaemon(cfg Config, log *slog.Logger) *Daemon {
+func NewDaemon(cfg Config, log *slog.Logger, opts ...DaemonOption) *Daemon {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewBuildInfoCollector(),
 	)
-	return &Daemon{cfg: cfg, log: log, reg: reg, serveErr: make(chan error, 1)}
+	d := &Daemon{cfg: cfg, log: log, reg: reg, serveErr: make(chan error, 1)}
+	for _, o := range opts {
+		o(d)
+	}
+	return d
+}
+
+// busOptions are the options of every bus the daemon connects: nc, its
+// logger and its tracer provider.
+func (d *Daemon) busOptions(nc *nats.Conn, more ...agentbus.Option) []agentbus.Option {
+	tp := d.tp
+	if tp == nil {
+		tp = noop.NewTracerProvider()
+	}
+	return append([]agentbus.Option{agentbus.WithConn(nc), agentbus.WithLogger(d.log), agentbus.WithTracerProvider(tp)}, more...)
 }
 
 // Start opens the HTTP listener (so /healthz answers during start-up),
@@ -172,7 +199,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 // agents with their own credentials (which may not create buckets) can
 // serve and send whether or not this agentd hosts agents itself.
 func (d *Daemon) ensureBuckets(ctx context.Context, nc *nats.Conn) error {
-	bus, err := agentbus.Connect(ctx, agentbus.WithConn(nc), agentbus.WithLogger(d.log))
+	bus, err := agentbus.Connect(ctx, d.busOptions(nc)...)
 	if err != nil {
 		return err
 	}

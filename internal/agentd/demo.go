@@ -39,7 +39,7 @@ func (d *Daemon) startHosted(ctx context.Context, nc *nats.Conn) (stop func(cont
 	if err != nil {
 		return nil, err
 	}
-	bus, err := agentbus.Connect(ctx, agentbus.WithConn(nc), agentbus.WithLogger(d.log), agentbus.WithRegisterer(d.reg))
+	bus, err := agentbus.Connect(ctx, d.busOptions(nc, agentbus.WithRegisterer(d.reg))...)
 	if err != nil {
 		return nil, err
 	}

@@ -27,7 +27,7 @@ func (d *Daemon) startGateway(ctx context.Context, nc *nats.Conn) error {
 	if err != nil {
 		return err
 	}
-	bus, err := agentbus.Connect(ctx, agentbus.WithConn(nc), agentbus.WithLogger(d.log), agentbus.WithName("agentd-gateway"))
+	bus, err := agentbus.Connect(ctx, d.busOptions(nc, agentbus.WithName("agentd-gateway"))...)
 	if err != nil {
 		return err
 	}

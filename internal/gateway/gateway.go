@@ -20,10 +20,12 @@ import (
 	"github.com/a2abus/a2abus/agentbus"
 	"github.com/a2abus/a2abus/agentbus/a2anats"
 	"github.com/a2abus/a2abus/codec"
+	"github.com/a2abus/a2abus/internal/tracing"
 	"github.com/a2aproject/a2a-go/v2/a2a"
 	"github.com/a2aproject/a2a-go/v2/a2acompat/a2av0"
 	"github.com/a2aproject/a2a-go/v2/a2asrv"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Prefix is the path the gateway is mounted on.
@@ -70,6 +72,9 @@ type Config struct {
 	// a2abus_gateway_requests_total{binding,status} and
 	// a2abus_gateway_request_seconds{binding}.
 	Registerer prometheus.Registerer
+	// TracerProvider makes the gateway's spans and those of its calls
+	// over the bus (default: the bus's, agentbus.WithTracerProvider).
+	TracerProvider trace.TracerProvider
 }
 
 // Gateway serves the A2A endpoints of the registered agents (see the
@@ -80,6 +85,7 @@ type Gateway struct {
 	client *a2anats.Client
 	now    func() time.Time
 	m      *metrics // nil without Config.Registerer
+	tracer *tracing.Tracer
 
 	mu     sync.Mutex
 	agents map[string]*agent
@@ -109,11 +115,14 @@ func New(bus *agentbus.Bus, reg *a2anats.Registry, cfg Config) (*Gateway, error)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	client, err := a2anats.NewClient(bus, a2anats.ClientMode(cfg.Mode))
+	if cfg.TracerProvider == nil {
+		cfg.TracerProvider = bus.TracerProvider()
+	}
+	client, err := a2anats.NewClient(bus, a2anats.ClientMode(cfg.Mode), a2anats.ClientTracerProvider(cfg.TracerProvider))
 	if err != nil {
 		return nil, err
 	}
-	g := &Gateway{cfg: cfg, reg: reg, client: client, now: time.Now, agents: map[string]*agent{}}
+	g := &Gateway{cfg: cfg, reg: reg, client: client, now: time.Now, agents: map[string]*agent{}, tracer: tracing.New(cfg.TracerProvider)}
 	g.closing, g.close = context.WithCancel(context.Background())
 	if cfg.Registerer != nil {
 		if g.m, err = newMetrics(cfg.Registerer); err != nil {
@@ -131,6 +140,8 @@ func (g *Gateway) Close() { g.close() }
 // ServeHTTP implements http.Handler.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id, b := route(r.URL.Path)
+	w, r, end := g.traceHTTP(w, r, id, b)
+	defer end()
 	g.m.observe(b, w, func(w http.ResponseWriter) { g.serve(w, r, id, b) })
 }
 

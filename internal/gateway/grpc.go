@@ -13,6 +13,9 @@ import (
 	"github.com/a2abus/a2abus/internal/grpcbinding"
 	"github.com/a2aproject/a2a-go/v2/a2a"
 	"github.com/a2aproject/a2a-go/v2/a2asrv"
+	otelcodes "go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -35,15 +38,15 @@ func (g *Gateway) GRPCServer(creds credentials.TransportCredentials, opts ...grp
 	}
 	opts = append(opts,
 		grpc.MaxRecvMsgSize(MaxBodySize),
-		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 			start := time.Now()
-			res, err := g.grpcCall(ctx, func(ctx context.Context) (any, error) { return h(ctx, req) })
+			res, err := g.grpcCall(ctx, info.FullMethod, func(ctx context.Context) (any, error) { return h(ctx, req) })
 			g.m.observeGRPC(start, err)
 			return res, err
 		}),
-		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 			start := time.Now()
-			_, err := g.grpcCall(ss.Context(), func(ctx context.Context) (any, error) {
+			_, err := g.grpcCall(ss.Context(), info.FullMethod, func(ctx context.Context) (any, error) {
 				return nil, h(srv, &boundStream{ServerStream: ss, ctx: ctx})
 			})
 			g.m.observeGRPC(start, err)
@@ -55,15 +58,31 @@ func (g *Gateway) GRPCServer(creds credentials.TransportCredentials, opts ...grp
 	return s
 }
 
-// grpcCall lets a call in (admit) and runs it. The agent's handler ends
-// its calls when the gateway closes (see forward); such a call's error
-// says so here, with a code that tells a client to try again elsewhere.
-func (g *Gateway) grpcCall(ctx context.Context, call func(context.Context) (any, error)) (any, error) {
+// grpcCall lets a call of method in (admit) and runs it, in its caller's
+// trace (the metadata's traceparent, tracestate, baggage). The agent's
+// handler ends its calls when the gateway closes (see forward); such a
+// call's error says so here, with a code that tells a client to try again
+// elsewhere.
+func (g *Gateway) grpcCall(ctx context.Context, method string, call func(context.Context) (any, error)) (res any, err error) {
 	var authz, remote string
 	if md, ok := metadata.FromIncomingContext(ctx); ok {
 		if v := md.Get("authorization"); len(v) > 0 {
 			authz = v[0]
 		}
+		ctx = traceContext(ctx, metadataCarrier(md))
+	}
+	service, name, _ := strings.Cut(strings.TrimPrefix(method, "/"), "/")
+	ctx, span := g.startServerSpan(ctx, strings.TrimPrefix(method, "/"), "", trace.WithAttributes(
+		semconv.RPCSystemNameGRPC, semconv.RPCMethod(service+"/"+name)))
+	if span != nil {
+		defer func() {
+			code := status.Code(err)
+			span.SetAttributes(semconv.RPCResponseStatusCode(code.String()))
+			if err != nil {
+				span.SetStatus(otelcodes.Error, err.Error())
+			}
+			span.End()
+		}()
 	}
 	var cs *tls.ConnectionState
 	if p, ok := peer.FromContext(ctx); ok {
@@ -77,12 +96,33 @@ func (g *Gateway) grpcCall(ctx context.Context, call func(context.Context) (any,
 	if err := g.admit(authz, cs, remote); err != nil {
 		return nil, grpcbinding.Status(err)
 	}
-	res, err := call(ctx)
+	res, err = call(ctx)
 	if err != nil && g.closing.Err() != nil {
 		// A client may try again: another agentd serves the same agents.
 		err = status.Error(codes.Unavailable, ErrClosed.Error())
 	}
 	return res, err
+}
+
+// metadataCarrier carries a trace context in gRPC metadata, whose keys
+// are lowercase.
+type metadataCarrier metadata.MD
+
+func (c metadataCarrier) Get(key string) string {
+	if v := metadata.MD(c).Get(key); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+func (c metadataCarrier) Set(key, value string) { metadata.MD(c).Set(key, value) }
+
+func (c metadataCarrier) Keys() []string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	return keys
 }
 
 // boundStream is a server stream with the context of its call.
