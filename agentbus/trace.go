@@ -29,12 +29,13 @@ import (
 //     to each; its retries are events.
 //   - request <agent> (CLIENT): Request, round trip; a direct request
 //     carries its context.
-//   - receive <agent> (CLIENT): one per stored batch a member handles,
-//     from its delivery to its ack (a2abus.settle), a child of its first
-//     sampled envelope's send span and linked to each.
-//   - process <agent> (CONSUMER): one per handler attempt, a child of the
-//     envelope's send span (the caller's trace); the handler's context
-//     holds it.
+//   - receive <agent> (CLIENT): one per stored batch a member handles
+//     that holds a traced envelope, from its delivery to its ack
+//     (a2abus.settle), a child of its first sampled envelope's send span
+//     and linked to each.
+//   - process <agent> (CONSUMER): one per handler attempt on a traced
+//     envelope, a child of its send span (the caller's trace); the
+//     handler's context holds it.
 //   - reply (PRODUCER): one per Reply, in the replier's trace.
 //   - dead-letter <agent> (PRODUCER): in the dead envelope's trace, with
 //     the reason.
@@ -42,7 +43,13 @@ import (
 // Spans are made only when the bus's TracerProvider is on
 // (tracing.Enabled); otherwise a send or a handler call makes no span and
 // allocates nothing for tracing, and only carries along a trace context
-// that reached it.
+// that reached it. With it on, a send whose caller is in no trace starts
+// one, sampled as the provider says; a trace it starts and does not
+// sample is not written into the envelope, and an envelope that carries
+// no trace is received and processed without spans: the bus continues
+// traces and starts them only where messages start. So a bus sampling 1%
+// pays for the 1%: the other envelopes carry no header and make no span
+// downstream.
 
 // WithTracerProvider makes the bus's spans with tp (default: the global
 // provider, as set by otel.SetTracerProvider at the time of each span).
@@ -84,11 +91,21 @@ func (b *Bus) startSend(ctx context.Context, env *codec.Envelope, subject string
 	}
 	// The span is named once it is known to record: an unsampled send
 	// makes no name (nor options) of its own.
+	root := !trace.SpanContextFromContext(ctx).IsValid()
 	ctx, span := t.Start(ctx, "send", producerSpan...)
-	tracing.InjectSpan(ctx, span.SpanContext(), &env.Headers)
 	if !span.IsRecording() {
+		// An unsampled trace the caller is in travels on, so that the
+		// spans after it keep its decision. One this send would start
+		// does not: the envelope carries no context, and its consumer
+		// makes no span for it (see startProcess). Most envelopes of a
+		// sampled-down bus are such: they cost no header and no span
+		// downstream.
+		if !root {
+			tracing.InjectSpan(ctx, span.SpanContext(), &env.Headers)
+		}
 		return nil // ends with nothing to record
 	}
+	tracing.InjectSpan(ctx, span.SpanContext(), &env.Headers)
 	span.SetName("send " + env.To)
 	span.SetAttributes(append(messagingAttrs(subject, "send", tracing.OpSend),
 		tracing.MessageID.String(env.ID),
@@ -168,6 +185,12 @@ func (b *Bus) startProcess(ctx context.Context, env *codec.Envelope, subject str
 	if !on {
 		return ctx, nil
 	}
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		// The sender traced nothing (or sampled away the trace its send
+		// would have started): the bus continues traces, it starts none
+		// on the consumer's side.
+		return ctx, nil
+	}
 	ctx, span := t.Start(ctx, "process", consumerSpan...)
 	if !span.IsRecording() {
 		return ctx, span
@@ -208,13 +231,13 @@ func (b *Bus) startReceive(ctx context.Context, msg jetstream.Msg, envs []codec.
 			parent = sc
 		}
 	}
-	if !parent.IsValid() && len(links) > 0 {
+	if len(links) == 0 {
+		return ctx, nil // no envelope is traced: no trace to continue
+	}
+	if !parent.IsValid() {
 		parent = links[0].SpanContext
 	}
-	pctx := ctx
-	if parent.IsValid() {
-		pctx = trace.ContextWithRemoteSpanContext(ctx, parent)
-	}
+	pctx := trace.ContextWithRemoteSpanContext(ctx, parent)
 	_, agent := lastToken(subject)
 	_, span := t.Start(pctx, "receive "+agent, trace.WithSpanKind(trace.SpanKindClient), trace.WithLinks(links...))
 	if span.IsRecording() {

@@ -6,6 +6,9 @@ import (
 
 	"github.com/a2abus/a2abus/codec"
 	"github.com/a2abus/a2abus/internal/tracing"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // TestTracingOffAllocatesNothing: without a tracer provider (the global
@@ -25,5 +28,42 @@ func TestTracingOffAllocatesNothing(t *testing.T) {
 	}
 	if len(env.Headers) != 1 {
 		t.Fatalf("headers %v: an untraced send wrote a trace context", env.Headers)
+	}
+}
+
+// TestSampledAwayRootsTravelNot: with tracing on and nothing sampled, a
+// send whose caller is in no trace writes no trace context and its
+// consumer makes no span for it, while a send in the caller's unsampled
+// trace carries that trace on (its decision holds downstream).
+func TestSampledAwayRootsTravelNot(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.NeverSample())), sdktrace.WithSyncer(exp))
+	b := &Bus{cfg: config{tracer: tracing.New(tp)}}
+	const subject = "a2a.in.pool.p0001.agent"
+
+	env := &codec.Envelope{ID: "m", To: "agent"}
+	endSpan(b.startSend(context.Background(), env, subject, false), nil)
+	if len(env.Headers) != 0 {
+		t.Fatalf("headers %v: a sampled-away root travels", env.Headers)
+	}
+	ctx, span := b.startProcess(context.Background(), env, subject, 1)
+	if span != nil || trace.SpanContextFromContext(ctx).IsValid() {
+		t.Fatalf("process of an untraced envelope: span %v, context %v", span, trace.SpanContextFromContext(ctx))
+	}
+
+	parent := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{7}, SpanID: trace.SpanID{7}})
+	env = &codec.Envelope{ID: "m2", To: "agent"}
+	endSpan(b.startSend(trace.ContextWithRemoteSpanContext(context.Background(), parent), env, subject, false), nil)
+	got := tracing.Parent(env.Headers)
+	if got.TraceID() != parent.TraceID() || got.IsSampled() {
+		t.Fatalf("send in an unsampled trace carries %v, want that trace, unsampled", got)
+	}
+	ctx, span = b.startProcess(context.Background(), env, subject, 1)
+	endSpan(span, nil)
+	if sc := trace.SpanContextFromContext(ctx); sc.TraceID() != parent.TraceID() || sc.IsSampled() {
+		t.Fatalf("its handler's context %v, want the caller's unsampled trace", sc)
+	}
+	if n := len(exp.GetSpans()); n != 0 {
+		t.Fatalf("%d spans recorded with nothing sampled", n)
 	}
 }

@@ -348,7 +348,7 @@ func (spy) Cancel(context.Context, *a2asrv.ExecutorContext) iter.Seq2[a2a.Event,
 func attr(s tracetest.SpanStub, key string) string {
 	for _, kv := range s.Attributes {
 		if string(kv.Key) == key {
-			return kv.Value.Emit()
+			return kv.Value.String()
 		}
 	}
 	return ""
