@@ -13,17 +13,17 @@ import (
 // R3, so that a process reads its own writes: a read older than floor, the
 // last revision the process wrote or read of the key (0: none), is asked
 // again until a replica that has caught up answers, within staleReads
-// tries. gone says that floor is the revision that deleted the key, so
-// that finding no key is no stale read. It returns jetstream.ErrKeyNotFound
-// when the key is not there. A leader read would do without, but an
-// agent's own credentials (agentbus.AgentPermissions) may only name its
-// own keys in the subject of a direct get.
-func readOwn(ctx context.Context, kv jetstream.KeyValue, key string, floor uint64, gone bool) (jetstream.KeyValueEntry, error) {
+// tries. Finding no key is stale too, so keys read so are never deleted
+// (they expire). It returns jetstream.ErrKeyNotFound when the key is not
+// there. A leader read would do without, but an agent's own credentials
+// (agentbus.AgentPermissions) may only name its own keys in the subject of
+// a direct get.
+func readOwn(ctx context.Context, kv jetstream.KeyValue, key string, floor uint64) (jetstream.KeyValueEntry, error) {
 	wait := staleWaitMin
 	for try := 1; ; try++ {
 		e, err := kv.Get(ctx, key)
 		missing := errors.Is(err, jetstream.ErrKeyNotFound)
-		stale := floor > 0 && (missing && !gone || err == nil && e.Revision() < floor)
+		stale := floor > 0 && (missing || err == nil && e.Revision() < floor)
 		if !stale {
 			return e, err
 		}

@@ -230,7 +230,7 @@ type stored struct {
 // from the last revision this store wrote or read of the key on (readOwn).
 func (s *TaskStore) get(ctx context.Context, key string) (*stored, error) {
 	floor, _ := s.seen.Get(key)
-	e, err := readOwn(ctx, s.kv, key, floor, false)
+	e, err := readOwn(ctx, s.kv, key, floor)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, a2a.ErrTaskNotFound
 	}
