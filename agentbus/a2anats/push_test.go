@@ -137,7 +137,7 @@ func (h *webhook) waitFor(t *testing.T, ctx context.Context, task a2a.TaskID, n 
 		select {
 		case <-h.arrived:
 		case <-ctx.Done():
-			t.Fatalf("the webhook got %v for task %s, want %d events: %v", h.events(task), task, n, ctx.Err())
+			t.Fatalf("the webhook %s got %v for task %s, want %d events: %v", h.url(), h.events(task), task, n, ctx.Err())
 		}
 	}
 }
