@@ -1,9 +1,6 @@
 package a2anats
 
 import (
-	"errors"
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -57,14 +54,8 @@ func newPushMetrics(reg prometheus.Registerer) (*pushMetrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.delivered, m.failed, m.dropped, m.queued, m.seconds} {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if errors.As(err, &are) {
-				return nil, fmt.Errorf("a2anats: push metrics already registered: create one PushSender per registry and share it (For): %w", err)
-			}
-			return nil, fmt.Errorf("a2anats: register push metrics: %w", err)
-		}
+	if err := register(reg, "create one PushSender per registry and share it (For)", m.delivered, m.failed, m.dropped, m.queued, m.seconds); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

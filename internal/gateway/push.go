@@ -98,27 +98,22 @@ func rewriteField(obj map[string]json.RawMessage, key string, change func(map[st
 }
 
 // renameTaskPushConfig moves a SendMessage configuration's 1.0
-// taskPushNotificationConfig to pushNotificationConfig, the SDK's name,
-// unless that is there too.
+// taskPushNotificationConfig to pushNotificationConfig, the SDK's name.
 func renameTaskPushConfig(cfg map[string]json.RawMessage) bool {
-	v, ok := cfg["taskPushNotificationConfig"]
-	if _, sdk := cfg["pushNotificationConfig"]; !ok || sdk {
-		return false
-	}
-	delete(cfg, "taskPushNotificationConfig")
-	cfg["pushNotificationConfig"] = v
-	return true
+	return rename(cfg, "taskPushNotificationConfig", "pushNotificationConfig")
 }
 
-// renameTaskID moves task_id, the proto field name, to taskId, unless that
-// is there too.
-func renameTaskID(params map[string]json.RawMessage) bool {
-	v, ok := params["task_id"]
-	if _, sdk := params["taskId"]; !ok || sdk {
+// renameTaskID moves task_id, the proto field name, to taskId.
+func renameTaskID(params map[string]json.RawMessage) bool { return rename(params, "task_id", "taskId") }
+
+// rename moves obj[from] to obj[to], unless to is there too.
+func rename(obj map[string]json.RawMessage, from, to string) bool {
+	v, ok := obj[from]
+	if _, there := obj[to]; !ok || there {
 		return false
 	}
-	delete(params, "task_id")
-	params["taskId"] = v
+	delete(obj, from)
+	obj[to] = v
 	return true
 }
 
