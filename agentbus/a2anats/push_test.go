@@ -294,6 +294,7 @@ func TestPushDeliveredInOrder(t *testing.T) {
 		if !strings.Contains(err.Error(), "task execution is already in progress") || ctx.Err() != nil {
 			t.Fatal(err)
 		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	if got := hook.waitFor(t, ctx, task.ID, 1); got[len(got)-1] != "status:TASK_STATE_COMPLETED" {
 		t.Fatalf("the continued task's notices %v, want its completion", got)
@@ -343,7 +344,9 @@ func TestPushBadConfigRefused(t *testing.T) {
 func TestPushRetriedUntilWebhookUp(t *testing.T) {
 	srv := embeddedtest.RunServer(t)
 	ctx := testCtx(t, time.Minute)
-	sender, reg := newPushSender(t, a2anats.PushBackoff(20*time.Millisecond, 200*time.Millisecond))
+	// Attempts enough for the time the test takes to bring the webhook
+	// up, however loaded the machine.
+	sender, reg := newPushSender(t, a2anats.PushBackoff(20*time.Millisecond, 200*time.Millisecond), a2anats.PushMaxAttempts(100))
 	agentReg := a2anatstest.Host(t, srv, map[string]a2asrv.AgentExecutor{"worker": demoagent.Worker{Delay: 50 * time.Millisecond}}, a2anatstest.WithPush(sender))
 
 	// An address nobody listens on, until the webhook starts there.

@@ -75,6 +75,7 @@ func TestPushConfigShapes(t *testing.T) {
 			// task ends; a message sent meanwhile is refused, and sent
 			// again.
 			if strings.Contains(raw, "task execution is already in progress") {
+				time.Sleep(5 * time.Millisecond)
 				continue
 			}
 			if status != http.StatusOK || rpcErr.Error != nil {
