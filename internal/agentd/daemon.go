@@ -40,6 +40,7 @@ const (
 	// embedded server's own shutdown takes most of shutdownAfterDrain.
 	httpGrace    = 500 * time.Millisecond
 	callGrace    = 500 * time.Millisecond
+	pushGrace    = 500 * time.Millisecond // the hosted agents' push notifications still queued, beside the bus's close
 	drainTimeout = 2 * time.Second
 	readyTimeout = 2 * time.Second // one /readyz check
 )

@@ -293,6 +293,7 @@ func (g *Gateway) serveCall(w http.ResponseWriter, r *http.Request, id string, j
 	if !ok {
 		return
 	}
+	body = pushShapes(r, body)
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 	binding(ag).ServeHTTP(w, r)

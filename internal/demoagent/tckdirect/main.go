@@ -10,6 +10,7 @@ import (
 	"github.com/a2abus/a2abus/internal/grpcbinding"
 	"github.com/a2aproject/a2a-go/v2/a2a"
 	"github.com/a2aproject/a2a-go/v2/a2asrv"
+	"github.com/a2aproject/a2a-go/v2/a2asrv/push"
 	"google.golang.org/grpc"
 )
 
@@ -23,7 +24,9 @@ func main() {
 		a2a.NewAgentInterface(base, a2a.TransportProtocolJSONRPC),
 		a2a.NewAgentInterface(base+"/rest", a2a.TransportProtocolHTTPJSON),
 	}
-	h := a2asrv.NewHandler(demoagent.TCK{})
+	card.Capabilities.PushNotifications = true
+	// The SDK's own push notifications: configs in memory, posted inline.
+	h := a2asrv.NewHandler(demoagent.TCK{}, a2asrv.WithPushNotifications(push.NewInMemoryStore(), push.NewHTTPPushSender(nil)))
 	if *grpcAddr != "" {
 		ln, err := net.Listen("tcp", *grpcAddr)
 		if err != nil {
