@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
+	"github.com/a2abus/a2abus/internal/kvcas"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -185,20 +185,7 @@ func ensureStreamRetrying(ctx context.Context, js jetstream.JetStream, want jets
 
 // transient reports whether err may pass by itself: an unanswered request,
 // no JetStream responder yet, or a cluster still electing or placing.
-func transient(err error) bool {
-	var apiErr *jetstream.APIError
-	switch {
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrNoResponders),
-		errors.Is(err, nats.ErrTimeout), errors.Is(err, jetstream.ErrJetStreamNotEnabled):
-		return true
-	case errors.As(err, &apiErr):
-		// 10008: JetStream temporarily unavailable (no meta leader yet);
-		// 10005: no suitable peers for placement (yet); 10023:
-		// insufficient resources (a peer still starting).
-		return apiErr.ErrorCode == 10008 || apiErr.ErrorCode == 10005 || apiErr.ErrorCode == 10023
-	}
-	return false
-}
+func transient(err error) bool { return kvcas.Transient(err) }
 
 func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig, update bool) error {
 	s, err := js.Stream(ctx, want.Name)

@@ -61,14 +61,30 @@ func Bucket(ctx context.Context, js jetstream.JetStream, name, description strin
 	if ttl <= 0 {
 		return nil, fmt.Errorf("lease: bucket %s: TTL %v, want more than 0", name, ttl)
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: name, Description: description, TTL: ttl, History: 1, Replicas: replicas,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("lease: bucket %s: %w", name, err)
+	// One try is bounded and asked again while the cluster elects its
+	// leaders (nobody answers), until ctx ends.
+	for {
+		actx, cancel := context.WithTimeout(ctx, bucketAttempt)
+		kv, err := js.CreateOrUpdateKeyValue(actx, jetstream.KeyValueConfig{
+			Bucket: name, Description: description, TTL: ttl, History: 1, Replicas: replicas,
+		})
+		cancel()
+		if err == nil {
+			return kv, nil
+		}
+		if ctx.Err() != nil || !kvcas.Transient(err) {
+			return nil, fmt.Errorf("lease: bucket %s: %w", name, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("lease: bucket %s: %w", name, err)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
-	return kv, nil
 }
+
+// bucketAttempt bounds one try of Bucket.
+const bucketAttempt = 10 * time.Second
 
 // Lease is a claim on one key of a KV bucket made by Bucket. Its methods
 // are safe for concurrent use: Acquire, Renew, Keep and Release run one at

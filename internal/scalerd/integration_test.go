@@ -86,6 +86,7 @@ func TestBurstScalesUpAndDown(t *testing.T) {
 		cfg := agentd.DefaultConfig()
 		cfg.NATS = srv.ClientURL()
 		cfg.HTTP = "127.0.0.1:0"
+		cfg.GRPC = "off"
 		cfg.Demo = true
 		cfg.DemoDelay = 0 // worker replies at once, like echo: the drain takes seconds
 		cfg.Consumers = 1
