@@ -4,10 +4,8 @@ package faults_test
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -29,22 +27,9 @@ var serveOpts = []agentbus.ServeOption{
 
 const agentCount = 12
 
-// results are the scenarios' counts, printed as a summary after the run.
-var (
-	resultsMu sync.Mutex
-	results   []result
-)
-
-type result struct {
-	name     string
-	counts   faults.Counts
-	disorder int // messages first handled before one sent earlier under their key
-	failed   bool
-}
-
 // summaries print what the run's tests found, after them: each suite
 // (build tag) adds its own.
-var summaries = []func(){printFaultResults}
+var summaries []func()
 
 func TestMain(m *testing.M) {
 	code := m.Run()
@@ -52,33 +37,6 @@ func TestMain(m *testing.M) {
 		print()
 	}
 	os.Exit(code)
-}
-
-// printFaultResults prints the fault scenarios' counts, if any ran.
-func printFaultResults() {
-	resultsMu.Lock()
-	defer resultsMu.Unlock()
-	if len(results) > 0 {
-		var total faults.Counts
-		disorder := 0
-		fmt.Println("fault scenarios:")
-		for _, r := range results {
-			verdict := "ok"
-			if r.failed {
-				verdict = "FAIL"
-			}
-			fmt.Printf("  %-28s %-4s %v; %d out of order\n", r.name, verdict, r.counts, r.disorder)
-			total.Acked += r.counts.Acked
-			total.Handled += r.counts.Handled
-			total.Lost += r.counts.Lost
-			total.Duplicates += r.counts.Duplicates
-			total.KeyDups += r.counts.KeyDups
-			total.Overlaps += r.counts.Overlaps
-			disorder += r.disorder
-		}
-		fmt.Printf("faults summary: %d scenarios, %d acknowledged sends, %d handled, %d lost, %d duplicates (%d by idempotency key), %d out of order, %d overlapping handler calls\n",
-			len(results), total.Acked, total.Handled, total.Lost, total.Duplicates, total.KeyDups, disorder, total.Overlaps)
-	}
 }
 
 // run is one scenario: a cluster, its consumers and publishers, a ledger.
@@ -107,8 +65,6 @@ type runConfig struct {
 	// publishers are, so that cutting a node's proxy cuts them too.
 	proxied bool
 }
-
-func newRun(t *testing.T) *run { return newRunWith(t, runConfig{}) }
 
 func newRunWith(t *testing.T, cfg runConfig) *run {
 	t.Helper()
@@ -292,70 +248,6 @@ func (r *run) waitDistinct(what string, want int) {
 	}
 }
 
-// finish stops the load, drains, logs the counts and checks them.
-// redelivery says why the scenario may handle a key twice beyond the
-// publisher's own retries, or is empty when it may not.
-func (r *run) finish(redelivery string) faults.Counts {
-	r.t.Helper()
-	r.stopPublishing()
-	ctx := ctxFor(r.t, 90*time.Second)
-	drainErr := faults.WaitDrained(ctx, r.nc, r.ledger)
-	c := r.ledger.Counts()
-	dlq, _ := faults.StreamMsgs(ctx, r.nc, agentbus.DeadLetterStreamName)
-	r.t.Logf("%s: %v; %d dead letters", r.t.Name(), c, dlq)
-	if errs := r.ledger.SendErrors(5); len(errs) > 0 {
-		r.t.Logf("failed sends (the first %d):\n\t%s", len(errs), strings.Join(errs, "\n\t"))
-	}
-	problems := check(r.ledger, redelivery)
-	if drainErr != nil {
-		problems = append(problems, drainErr.Error())
-	}
-	if dlq > 0 {
-		problems = append(problems, fmt.Sprintf("%d dead letters: every handler succeeds, nothing may be dead-lettered", dlq))
-	}
-	resultsMu.Lock()
-	disorder, _ := r.ledger.Order(0)
-	results = append(results, result{name: strings.TrimPrefix(r.t.Name(), "Test"), counts: c, disorder: disorder, failed: len(problems) > 0})
-	resultsMu.Unlock()
-	for _, p := range problems {
-		r.t.Error(p)
-	}
-	return c
-}
-
-// check returns what is wrong with a drained run's ledger: loss, handled
-// envelopes nobody sent, duplicates an idempotency key would not catch,
-// duplicates the scenario does not allow, messages of an ordering key
-// handled out of send order, and handler calls of one ordering key that
-// ran at once.
-func check(l *faults.Ledger, redelivery string) []string {
-	c := l.Counts()
-	var out []string
-	if c.Acked == 0 {
-		out = append(out, "no send was acknowledged: the scenario tested nothing")
-	}
-	if c.Lost > 0 {
-		out = append(out, fmt.Sprintf("%d acknowledged sends were never handled", c.Lost))
-	}
-	if c.Unknown > 0 {
-		out = append(out, fmt.Sprintf("%d handled envelopes were never sent", c.Unknown))
-	}
-	if c.KeyDups > 0 {
-		out = append(out, fmt.Sprintf("%d messages were handled under a different envelope ID than they were sent with: deduplicating by env.ID would not catch them", c.KeyDups))
-	}
-	if other := c.Duplicates - c.RetryDups; other > 0 && redelivery == "" {
-		out = append(out, fmt.Sprintf("%d envelopes were handled twice although no consumer or server failed and the publisher did not resend them", other))
-	}
-	if n, examples := l.Order(10); n > 0 {
-		out = append(out, fmt.Sprintf("%d messages were first handled before a message sent earlier under their ordering key:\n\t%s", n, strings.Join(examples, "\n\t")))
-	}
-	if c.Overlaps > 0 {
-		out = append(out, fmt.Sprintf("%d pairs of handler calls of one ordering key ran at overlapping times, %d of them on two members:\n\t%s",
-			c.Overlaps, c.CrossMember, strings.Join(l.Overlaps(10), "\n\t")))
-	}
-	return out
-}
-
 func ctxFor(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
@@ -367,18 +259,4 @@ func ctxFor(t *testing.T, d time.Duration) context.Context {
 // errors every fault here causes.
 func logger(t *testing.T) *slog.Logger {
 	return faults.QuietLogger(embeddedtest.Logger(t))
-}
-
-// waitFor polls cond until it holds or 30 s pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s", what)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
 }

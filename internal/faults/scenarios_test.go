@@ -3,6 +3,7 @@
 package faults_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -155,4 +156,18 @@ func TestPublisherReconnectStorm(t *testing.T) {
 		r.waitHandled("after a reconnect", 100)
 	}
 	r.finish("")
+}
+
+// waitFor polls cond until it holds or 30 s pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting for %s", what)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }

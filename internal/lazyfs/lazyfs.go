@@ -221,18 +221,17 @@ type Report struct {
 	Files int   // files rolled back to their last sync
 	Bytes int64 // unsynced bytes dropped: data written past the synced size, and pages overwritten or cut
 	Torn  int   // files whose last unsynced write survives in part
-	// Dropped are the paths that existed before the loss and do not
-	// after it (a file or directory and everything under it counts once
-	// per path); Revived those that did not and do (removed or renamed
-	// away since their directory's sync). Examples holds a few dropped
-	// paths.
-	Dropped, Revived int
-	Examples         []string
+	// Dropped are the paths (relative, sorted) that existed before the loss
+	// and do not after it, a directory's and everything under it;
+	// Revived counts those that did not and do (removed or renamed away
+	// since their directory's sync).
+	Dropped []string
+	Revived int
 }
 
 func (r Report) String() string {
 	return fmt.Sprintf("%d files rolled back (%d unsynced bytes dropped, %d torn), %d paths dropped %v, %d revived",
-		r.Files, r.Bytes, r.Torn, r.Dropped, r.Examples, r.Revived)
+		r.Files, r.Bytes, r.Torn, len(r.Dropped), r.Dropped[:min(len(r.Dropped), 10)], r.Revived)
 }
 
 // PowerLoss cuts the power (Freeze, if not frozen yet), unmounts, drops

@@ -245,7 +245,7 @@ func TestNewFileNeedsDirectorySync(t *testing.T) {
 		}
 		rep := powerLoss(t, f)
 		want(t, p, nil)
-		if rep.Dropped != 1 || len(rep.Examples) != 1 || rep.Examples[0] != "new.blk" {
+		if len(rep.Dropped) != 1 || rep.Dropped[0] != "new.blk" {
 			t.Errorf("report %v, want new.blk dropped", rep)
 		}
 		writeFile(t, p, "data", true)

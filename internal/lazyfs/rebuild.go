@@ -172,8 +172,7 @@ func (f *FS) rebuild(tear *rand.Rand) (Report, error) {
 		}
 	}
 	slices.Sort(dropped)
-	rep.Dropped = len(dropped)
-	rep.Examples = dropped[:min(len(dropped), 10)]
+	rep.Dropped = dropped
 	return rep, nil
 }
 
