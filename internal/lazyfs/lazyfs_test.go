@@ -34,28 +34,22 @@ func mount(t *testing.T, opts ...lazyfs.Option) *lazyfs.FS {
 	return f
 }
 
+// writeFile writes data into the file at path (created if missing,
+// truncated first), and fsyncs it when fsync is set.
 func writeFile(t *testing.T, path, data string, fsync bool) {
 	t.Helper()
-	fh, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := fh.WriteString(data); err != nil {
-		t.Fatal(err)
-	}
-	if fsync {
-		if err := fh.Sync(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := fh.Close(); err != nil {
-		t.Fatal(err)
-	}
+	write(t, path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, data, fsync)
 }
 
+// appendFile is writeFile appending to an existing file.
 func appendFile(t *testing.T, path, data string, fsync bool) {
 	t.Helper()
-	fh, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	write(t, path, os.O_WRONLY|os.O_APPEND, data, fsync)
+}
+
+func write(t *testing.T, path string, flag int, data string, fsync bool) {
+	t.Helper()
+	fh, err := os.OpenFile(path, flag, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -148,26 +148,34 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 	return n.LoopbackNode.Setattr(ctx, f, in, out)
 }
 
-func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+// inDir runs f, a change to the node's entries, under the filesystem's
+// lock once the directory's durable entries are booked.
+func (n *node) inDir(f func(dir string) syscall.Errno) syscall.Errno {
 	if errno := n.m.lock(); errno != 0 {
-		return nil, errno
+		return errno
 	}
 	defer n.m.fs.mu.Unlock()
-	if err := n.m.fs.touchDir(n.path()); err != nil {
-		return nil, fs.ToErrno(err)
+	dir := n.path()
+	if err := n.m.fs.touchDir(dir); err != nil {
+		return fs.ToErrno(err)
 	}
-	return n.LoopbackNode.Mkdir(ctx, name, mode, out)
+	return f(dir)
 }
 
-func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	if errno := n.m.lock(); errno != 0 {
-		return nil, errno
-	}
-	defer n.m.fs.mu.Unlock()
-	if err := n.m.fs.touchDir(n.path()); err != nil {
-		return nil, fs.ToErrno(err)
-	}
-	return n.LoopbackNode.Symlink(ctx, target, name, out)
+func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (ch *fs.Inode, errno syscall.Errno) {
+	errno = n.inDir(func(string) syscall.Errno {
+		ch, errno = n.LoopbackNode.Mkdir(ctx, name, mode, out)
+		return errno
+	})
+	return ch, errno
+}
+
+func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (ch *fs.Inode, errno syscall.Errno) {
+	errno = n.inDir(func(string) syscall.Errno {
+		ch, errno = n.LoopbackNode.Symlink(ctx, target, name, out)
+		return errno
+	})
+	return ch, errno
 }
 
 // Mknod is refused: special files are not modelled.
@@ -200,43 +208,31 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 }
 
 func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
-	if errno := n.m.lock(); errno != 0 {
-		return errno
-	}
-	defer n.m.fs.mu.Unlock()
-	dir := n.path()
-	if err := n.m.fs.touchDir(dir); err != nil {
-		return fs.ToErrno(err)
-	}
-	p := filepath.Join(dir, name)
-	var s syscall.Stat_t
-	if err := syscall.Lstat(p, &s); err != nil {
-		return fs.ToErrno(err)
-	}
-	if s.Mode&syscall.S_IFMT == syscall.S_IFDIR {
-		return syscall.EISDIR
-	}
-	return fs.ToErrno(n.m.fs.retire(p, false))
+	return n.inDir(func(dir string) syscall.Errno {
+		p := filepath.Join(dir, name)
+		var s syscall.Stat_t
+		if err := syscall.Lstat(p, &s); err != nil {
+			return fs.ToErrno(err)
+		}
+		if s.Mode&syscall.S_IFMT == syscall.S_IFDIR {
+			return syscall.EISDIR
+		}
+		return fs.ToErrno(n.m.fs.retire(p, false))
+	})
 }
 
 func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
-	if errno := n.m.lock(); errno != 0 {
-		return errno
-	}
-	defer n.m.fs.mu.Unlock()
-	dir := n.path()
-	if err := n.m.fs.touchDir(dir); err != nil {
-		return fs.ToErrno(err)
-	}
-	p := filepath.Join(dir, name)
-	entries, err := listDir(p)
-	if err != nil {
-		return fs.ToErrno(err)
-	}
-	if len(entries) > 0 {
-		return syscall.ENOTEMPTY
-	}
-	return fs.ToErrno(n.m.fs.retire(p, false))
+	return n.inDir(func(dir string) syscall.Errno {
+		p := filepath.Join(dir, name)
+		entries, err := listDir(p)
+		if err != nil {
+			return fs.ToErrno(err)
+		}
+		if len(entries) > 0 {
+			return syscall.ENOTEMPTY
+		}
+		return fs.ToErrno(n.m.fs.retire(p, false))
+	})
 }
 
 func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
