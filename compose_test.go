@@ -118,16 +118,26 @@ func listens(name string, s composeService, nats map[string]*server.Options) ([]
 		return ports, nil
 	case name == "prometheus":
 		return []int{9090}, nil
+	case name == "jaeger":
+		return []int{4317, 4318, 16686}, nil // OTLP gRPC and HTTP, the UI
 	}
-	if addr, ok := s.flag("--http"); ok {
+	var ports []int
+	for _, f := range []string{"--http", "--grpc"} {
+		addr, ok := s.flag(f)
+		if !ok || addr == "off" {
+			continue
+		}
 		_, port, err := net.SplitHostPort(addr)
 		if err != nil {
-			return nil, fmt.Errorf("--http %q: %w", addr, err)
+			return nil, fmt.Errorf("%s %q: %w", f, addr, err)
 		}
 		p, err := strconv.Atoi(port)
-		return []int{p}, err
+		if err != nil {
+			return nil, fmt.Errorf("%s %q: %w", f, addr, err)
+		}
+		ports = append(ports, p)
 	}
-	return nil, nil
+	return ports, nil
 }
 
 func isNATS(s composeService) bool { return strings.HasPrefix(s.Image, "nats:") }
@@ -352,6 +362,14 @@ func checkCompose(t testing.TB, dir string, data []byte) []error {
 				reaches(name, u)
 			}
 		}
+		if v, ok := s.Environment["OTEL_EXPORTER_OTLP_ENDPOINT"]; ok {
+			reaches(name, v)
+			// The port speaks the protocol the service exports with.
+			want := map[string]string{"4317": "grpc", "4318": "http/protobuf"}
+			if u, err := url.Parse(v); err == nil && want[u.Port()] != s.Environment["OTEL_EXPORTER_OTLP_PROTOCOL"] {
+				bad("%s: OTLP to %s with protocol %q, but that port speaks %q", name, v, s.Environment["OTEL_EXPORTER_OTLP_PROTOCOL"], want[u.Port()])
+			}
+		}
 		if strings.HasPrefix(name, "nats-exporter") {
 			if args := s.args(); len(args) > 0 {
 				reaches(name, args[len(args)-1])
@@ -452,7 +470,7 @@ func TestComposeCluster(t *testing.T) {
 	if err := yaml.Unmarshal(data, &cf); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"nats-1", "nats-2", "nats-3", "agentd-1", "agentd-2", "agentd-3", "scalerd", "prometheus", "nats-box"} {
+	for _, want := range []string{"nats-1", "nats-2", "nats-3", "agentd-1", "agentd-2", "agentd-3", "scalerd", "prometheus", "jaeger", "nats-box"} {
 		if _, ok := cf.Services[want]; !ok {
 			t.Errorf("no %s service", want)
 		}
@@ -515,7 +533,7 @@ func TestComposeCheckFindsProblems(t *testing.T) {
 	for _, tt := range []struct {
 		name, old, new, want string
 	}{
-		{"a host port twice", `ports: ["8082:8080"]`, `ports: ["8080:8080"]`, "host port 8080 is taken"},
+		{"a host port twice", `ports: ["8082:8080", "50052:50051"]`, `ports: ["8080:8080", "50052:50051"]`, "host port 8080 is taken"},
 		{"a missing file", "./deploy/prometheus.yml:", "./deploy/missing.yml:", "does not exist"},
 		{"an unknown dependency", "depends_on: [nats-1]", "depends_on: [nats-9]", "nats-9, which is not a service"},
 		{"a URL to nowhere", "nats://nats-2:4222,nats://nats-3:4222,nats://nats-1:4222", "nats://nats-2:4333", "nats-2 listens on"},

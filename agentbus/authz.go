@@ -29,8 +29,9 @@ func AgentInboxPrefix(agentID string) string { return "_INBOX." + agentID }
 // nothing else: not other pools' consumers, not the stream's messages by
 // sequence, not the A2A subjects over core NATS, not other connections'
 // inboxes. For A2A (a2anats) it may read every agent's card and write its
-// own, and read, write and list its own tasks; agentd creates those
-// buckets, and the registry and members buckets.
+// own, and read, write and list its own tasks and their push notification
+// configs; agentd creates those buckets, and the registry and members
+// buckets.
 func AgentPermissions(agentID string, partitions int) (Permissions, error) {
 	if err := placement.ValidateAgentID(agentID); err != nil {
 		return Permissions{}, fmt.Errorf("agentbus: permissions: %w", err)
@@ -77,8 +78,8 @@ func AgentPermissions(agentID string, partitions int) (Permissions, error) {
 	)
 	pub = append(pub,
 		// A2A (a2anats): read any agent's card and write its own; read,
-		// write and list its own tasks (keys <agent>.<task>). agentd
-		// creates the buckets.
+		// write and list its own tasks and push configs (keys
+		// <agent>.<task>, <agent>.push.<task>). agentd creates the buckets.
 		jsAPI+"STREAM.INFO.KV_"+agentsBucket,
 		jsAPI+"DIRECT.GET.KV_"+agentsBucket+".>",
 		"$KV."+agentsBucket+"."+agentID,

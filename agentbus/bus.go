@@ -24,7 +24,7 @@ type Bus struct {
 	owned   bool // the bus dialed conns and closes them
 	js      []jetstream.JetStream
 	codec   *codec.Codec
-	batch   *batcher.Batcher[*codec.Buffer]
+	batch   *batcher.Batcher[sendItem]
 	stats   sendStats
 	recv    receiver
 	replies replies

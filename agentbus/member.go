@@ -702,10 +702,32 @@ func (s *server) checkConsumer(p *partition) {
 		return
 	}
 	defer p.checking.Store(false)
-	ctx, cancel := context.WithTimeout(s.hctx, 5*time.Second)
-	defer cancel()
-	if _, err := s.bus.js[0].Consumer(ctx, StreamName, p.name); errors.Is(err, jetstream.ErrConsumerNotFound) {
-		s.losePartition(p, "its consumer was deleted")
+	// Until the server says whether the consumer exists: a lookup that
+	// fails otherwise (a timeout under load, a leader change) is asked
+	// again, since the pull that raised the question may have ended and
+	// raise no other.
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		ctx, cancel := context.WithTimeout(s.hctx, 5*time.Second)
+		_, err := s.bus.js[0].Consumer(ctx, StreamName, p.name)
+		cancel()
+		switch {
+		case errors.Is(err, jetstream.ErrConsumerNotFound):
+			s.losePartition(p, "its consumer was deleted")
+			return
+		case err == nil, s.hctx.Err() != nil:
+			return
+		}
+		p.mu.Lock()
+		stopping := p.stopping
+		p.mu.Unlock()
+		if stopping {
+			return
+		}
+		select {
+		case <-s.hctx.Done():
+			return
+		case <-time.After(wait):
+		}
 	}
 }
 

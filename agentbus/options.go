@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/a2abus/a2abus/codec"
+	"github.com/a2abus/a2abus/internal/tracing"
 	"github.com/a2abus/a2abus/placement"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +20,7 @@ type config struct {
 	conn       connConfig
 	log        *slog.Logger
 	registerer prometheus.Registerer
+	tracer     *tracing.Tracer
 	stream     StreamConfig
 	ensure     bool // provision the streams on Connect
 
@@ -61,6 +63,7 @@ func defaultConfig() config {
 			socketBuffer:    DefaultSocketBuffer,
 		},
 		log:         slog.New(slog.DiscardHandler),
+		tracer:      tracing.New(nil),
 		compression: codec.CompressAuto,
 		maxMsgSize:  codec.DefaultMaxSize,
 		batchItems:  DefaultBatchItems,

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/a2abus/a2abus/codec"
+	"github.com/a2abus/a2abus/internal/tracing"
 	"github.com/a2abus/a2abus/placement"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -311,6 +312,7 @@ func (s *server) handleDirect(p *partition, m *nats.Msg) {
 	}
 	env.ReplyTo = m.Reply
 	call := newCallCtx(s.directCtx)
+	call.subject = m.Subject
 	defer call.end()
 	if err := s.attempt(call, nil, env.To, &env); err != nil {
 		s.bus.recv.failures.Add(1)
@@ -340,8 +342,9 @@ func (s *server) replyError(ctx context.Context, req *codec.Envelope, err error)
 	}
 	resp := &codec.Envelope{Kind: "error"}
 	resp.Headers.Set(HeaderError, err.Error())
+	ctx = tracing.Extract(ctx, req.Headers)
 	if rerr := s.bus.Reply(context.WithoutCancel(ctx), req, resp); rerr != nil {
-		s.bus.cfg.log.Warn("error reply not sent", "request", req.ID, "err", rerr)
+		s.bus.cfg.log.WarnContext(ctx, "error reply not sent", "request", req.ID, "err", rerr)
 	}
 }
 
@@ -406,6 +409,9 @@ func (s *server) handleBatch(p *partition, msg jetstream.Msg) {
 		s.reject(ctx, h, p, msg, agent, "undecodable frame: "+err.Error())
 		return
 	}
+	ctx, rspan := b.startReceive(ctx, msg, envs, delivered)
+	settled := "fenced"
+	defer func() { settle(rspan, settled) }()
 	if hist := b.recv.batchSize; hist != nil {
 		hist.Observe(float64(len(envs)))
 	}
@@ -416,6 +422,7 @@ func (s *server) handleBatch(p *partition, msg jetstream.Msg) {
 	)
 	run := func(idx []int) {
 		call := newCallCtx(ctx)
+		call.subject, call.delivered = msg.Subject(), delivered
 		defer call.end()
 		for _, i := range idx {
 			if ctx.Err() != nil {
@@ -453,15 +460,18 @@ func (s *server) handleBatch(p *partition, msg jetstream.Msg) {
 	switch {
 	case !h.held():
 		b.recv.fenced.Add(1)
-		b.cfg.log.Warn("gave up a batch whose hold could not be confirmed in time; another member may have it now",
+		b.cfg.log.WarnContext(ctx, "gave up a batch whose hold could not be confirmed in time; another member may have it now",
 			"subject", msg.Subject(), "err", context.Cause(ctx))
 	case incomplete.Load():
 		// Stopping, or a dead letter could not be stored: release the batch
 		// for the next delivery, which handles it from its start (at least
 		// once). It is the partition's only batch out, so none overtakes it.
 		_ = msg.Nak()
+		settled = "nak"
 	default:
-		s.ack(h, p, msg, int(handled.Load()))
+		if s.ack(ctx, h, p, msg, int(handled.Load())) {
+			settled = "ack"
+		}
 	}
 }
 
@@ -517,7 +527,7 @@ func groupByKey(pool *placement.Pool, envs []codec.Envelope) [][]int {
 // ack acknowledges a batch while it is still held. Acks are idempotent: an
 // ack whose answer was lost (a reconnect, a leader change) is retried with
 // a short wait each.
-func (s *server) ack(h *hold, p *partition, msg jetstream.Msg, handled int) {
+func (s *server) ack(ctx context.Context, h *hold, p *partition, msg jetstream.Msg, handled int) bool {
 	var err error
 	for range 3 {
 		if !h.held() {
@@ -528,10 +538,11 @@ func (s *server) ack(h *hold, p *partition, msg jetstream.Msg, handled int) {
 		cancel()
 		if err == nil {
 			s.countHandled(p, handled)
-			return
+			return true
 		}
 	}
-	s.bus.cfg.log.Warn("ack failed; the batch will be redelivered", "subject", msg.Subject(), "err", err)
+	s.bus.cfg.log.WarnContext(ctx, "ack failed; the batch will be redelivered", "subject", msg.Subject(), "err", err)
+	return false
 }
 
 // reject dead-letters a whole stored message and terminates it, or, if the
@@ -587,12 +598,14 @@ func (s *server) attempt(call *callCtx, h *hold, agent string, env *codec.Envelo
 	if err != nil {
 		return err
 	}
+	ctx, span := s.bus.startProcess(ctx, env, call.subject, call.delivered)
 	start := w.begin(call, h, agent, env.ID)
 	defer func() {
 		s.workers.put(w, s.bus)
 		if hist := s.bus.recv.latency; hist != nil {
 			hist.Observe(time.Since(start).Seconds())
 		}
+		endSpan(span, err)
 	}()
 	defer func() {
 		if p := recover(); p != nil {
@@ -640,6 +653,15 @@ func (s *server) deadLetter(ctx context.Context, p *partition, msg jetstream.Msg
 			HeaderDLQSequence: []string{strconv.FormatUint(seq, 10)},
 		},
 	}
+	ctx, span := b.startDeadLetter(ctx, env, agent, reason, dl)
+	stored := false
+	defer func() {
+		if !stored {
+			endSpan(span, errDeadLetterNotStored)
+		} else {
+			endSpan(span, nil)
+		}
+	}()
 	id := strconv.FormatUint(seq, 10)
 	if env != nil {
 		id += "/" + env.ID
@@ -657,7 +679,7 @@ func (s *server) deadLetter(ctx context.Context, p *partition, msg jetstream.Msg
 		}
 		b.recv.dlFailures.Add(1)
 		b.recv.noteDeadLetterFailure(err)
-		b.cfg.log.Warn("dead letter not stored; holding the batch and retrying", "subject", msg.Subject(),
+		b.cfg.log.WarnContext(ctx, "dead letter not stored; holding the batch and retrying", "subject", msg.Subject(),
 			"sequence", seq, "reason", reason, "failures", failures+1, "retry_in", wait, "err", err)
 		select {
 		case <-ctx.Done():
@@ -675,7 +697,8 @@ func (s *server) deadLetter(ctx context.Context, p *partition, msg jetstream.Msg
 	if p.dead != nil {
 		p.dead.Inc()
 	}
-	b.cfg.log.Warn("dead-lettered", "subject", msg.Subject(), "sequence", seq, "reason", reason, "attempts", attempts)
+	stored = true
+	b.cfg.log.WarnContext(ctx, "dead-lettered", "subject", msg.Subject(), "sequence", seq, "reason", reason, "attempts", attempts)
 	return true
 }
 

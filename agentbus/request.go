@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/a2abus/a2abus/codec"
+	"github.com/a2abus/a2abus/internal/tracing"
 	"github.com/a2abus/a2abus/placement"
 	"github.com/nats-io/nats.go"
 )
@@ -63,7 +64,18 @@ type replies struct {
 // bus's own subject; a reply to a requester that has gone is dropped and
 // blocks nobody. When ctx ends first Request returns ctx's error; a durable
 // request may still be handled later.
-func (b *Bus) Request(ctx context.Context, env *codec.Envelope, mode RequestMode) (*codec.Envelope, error) {
+func (b *Bus) Request(ctx context.Context, env *codec.Envelope, mode RequestMode) (reply *codec.Envelope, err error) {
+	ctx, span := b.startRequest(ctx, env, mode)
+	if span != nil {
+		defer func() {
+			span.SetAttributes(tracing.MessageID.String(env.ID))
+			endSpan(span, err)
+		}()
+	}
+	return b.request(ctx, env, mode)
+}
+
+func (b *Bus) request(ctx context.Context, env *codec.Envelope, mode RequestMode) (*codec.Envelope, error) {
 	switch mode {
 	case Direct:
 		return b.requestDirect(ctx, env)
@@ -130,6 +142,7 @@ func (b *Bus) requestDirect(ctx context.Context, env *codec.Envelope) (*codec.En
 	if err := b.validate(env); err != nil {
 		return nil, err
 	}
+	tracing.Inject(ctx, &env.Headers)
 	subject, frame, err := b.directMsg(ctx, env)
 	if err != nil {
 		return nil, err
@@ -160,7 +173,12 @@ func (b *Bus) directMsg(ctx context.Context, env *codec.Envelope) (subject strin
 	if err != nil {
 		return "", nil, fmt.Errorf("agentbus: encode request: %w", err)
 	}
-	return DirectSubjectPrefix + stored[len(placement.SubjectPrefix):], frame, nil
+	return directSubject(stored), frame, nil
+}
+
+// directSubject is the direct-request subject of a stored subject.
+func directSubject(stored string) string {
+	return DirectSubjectPrefix + stored[len(placement.SubjectPrefix):]
 }
 
 // SendDirect sends env as a direct request to the consumer that owns
@@ -169,13 +187,20 @@ func (b *Bus) directMsg(ctx context.Context, env *codec.Envelope) (subject strin
 // sends them with Reply) arrive on the caller's own subscription. When no
 // member owns the partition, NATS answers on env.ReplyTo at once with an
 // empty message whose Status header is 503 (no responders).
-func (b *Bus) SendDirect(ctx context.Context, env *codec.Envelope) error {
+func (b *Bus) SendDirect(ctx context.Context, env *codec.Envelope) (err error) {
 	if err := b.validate(env); err != nil {
 		return err
 	}
-	subject, frame, err := b.directMsg(ctx, env)
+	_, _, stored, err := b.destination(ctx, env)
 	if err != nil {
 		return err
+	}
+	subject := directSubject(stored)
+	span := b.startSend(ctx, env, subject, true)
+	defer func() { endSpan(span, err) }()
+	frame, err := b.codec.EncodeEnvelope(nil, env)
+	if err != nil {
+		return fmt.Errorf("agentbus: encode request: %w", err)
 	}
 	if err := b.conns[0].PublishMsg(&nats.Msg{Subject: subject, Reply: env.ReplyTo, Data: frame}); err != nil {
 		return fmt.Errorf("agentbus: direct request %s to %s: %w", env.ID, env.To, err)
@@ -195,13 +220,16 @@ func replyErr(agent string, reply *codec.Envelope) error {
 // req.ReplyTo over core NATS. A request without ReplyTo (a plain Send) is
 // not answered and Reply returns nil. Nothing waits for a requester that
 // has gone.
-func (b *Bus) Reply(ctx context.Context, req, resp *codec.Envelope) error {
+func (b *Bus) Reply(ctx context.Context, req, resp *codec.Envelope) (err error) {
 	if req.ReplyTo == "" {
 		return nil
 	}
 	resp.From, resp.To, resp.CorrelationID = req.To, req.From, req.ID
 	if resp.ID == "" {
 		resp.ID = newID()
+	}
+	if span := b.startReply(ctx, req, resp); span != nil {
+		defer func() { endSpan(span, err) }()
 	}
 	frame, err := b.codec.EncodeEnvelope(nil, resp)
 	if err != nil {

@@ -10,10 +10,13 @@ import (
 
 	"github.com/a2abus/a2abus/batcher"
 	"github.com/a2abus/a2abus/codec"
+	"github.com/a2abus/a2abus/internal/tracing"
 	"github.com/a2abus/a2abus/placement"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Ticket is the outcome of a SendAsync: every message of one batch shares
@@ -48,7 +51,9 @@ type sendStats struct {
 // returns ctx's error and the message may still be stored.
 //
 // Send fills in env.ID (a unique ID, stable across retries) and
-// env.CreatedAt when they are empty. env may be reused once Send returns.
+// env.CreatedAt when they are empty, and writes the trace context of ctx
+// (of its send span when tracing is on) into env's headers, replacing the
+// one they held. env may be reused once Send returns.
 func (b *Bus) Send(ctx context.Context, env *codec.Envelope) error {
 	t, err := b.SendAsync(ctx, env)
 	if err != nil {
@@ -69,24 +74,34 @@ func (b *Bus) SendAsync(ctx context.Context, env *codec.Envelope) (*Ticket, erro
 	if err != nil {
 		return nil, err
 	}
+	span := b.startSend(ctx, env, subject, false)
 	buf := b.codec.Pool().Get(1 << 10)
 	if buf.B, err = env.AppendMsgpack(buf.B); err != nil {
 		b.codec.Pool().Put(buf)
-		return nil, fmt.Errorf("agentbus: encode message %s: %w", env.ID, err)
+		err = fmt.Errorf("agentbus: encode message %s: %w", env.ID, err)
+		endSpan(span, err)
+		return nil, err
 	}
 	if n := len(buf.B); n > b.cfg.maxMsgSize {
 		b.codec.Pool().Put(buf)
 		b.stats.tooLarge.Add(1)
-		return nil, fmt.Errorf("agentbus: message %s to %s is %d bytes: %w (%d bytes)", env.ID, env.To, n, codec.ErrTooLarge, b.cfg.maxMsgSize)
+		err = fmt.Errorf("agentbus: message %s to %s is %d bytes: %w (%d bytes)", env.ID, env.To, n, codec.ErrTooLarge, b.cfg.maxMsgSize)
+		endSpan(span, err)
+		return nil, err
+	}
+	if span != nil {
+		span.SetAttributes(tracing.BodySize.Int(len(buf.B)))
 	}
 	// The buffer's capacity, not the message's length, is what it holds
 	// in memory, so the send buffer's byte limit bounds real memory.
 	// Batches form per subject: per agent and partition, so that a batch
 	// is one partition's and its envelopes keep their keys' order.
-	t, err := b.batch.Add(ctx, subject, buf, cap(buf.B))
+	t, err := b.batch.Add(ctx, subject, sendItem{buf, span}, cap(buf.B))
 	if err != nil {
 		b.codec.Pool().Put(buf)
-		return nil, fmt.Errorf("agentbus: send to %s: %w", env.To, err)
+		err = fmt.Errorf("agentbus: send to %s: %w", env.To, err)
+		endSpan(span, err)
+		return nil, err
 	}
 	return t, nil
 }
@@ -118,19 +133,25 @@ func newID() string { return nuid.Next() }
 // flush publishes one batch of encoded envelopes for subject (one agent's
 // in one partition) as one frame, retrying with the same Nats-Msg-Id until
 // stored or ctx ends.
-func (b *Bus) flush(ctx context.Context, subject string, items []*codec.Buffer) error {
+func (b *Bus) flush(ctx context.Context, subject string, items []sendItem) (err error) {
+	ctx, span := b.startPublish(ctx, subject, items)
+	defer func() {
+		endSpan(span, err)
+		for _, it := range items {
+			endSpan(it.span, err)
+		}
+	}()
 	pool := b.codec.Pool()
 	w, _ := b.writers.Get().(*codec.BatchWriter)
 	if w == nil {
 		w = b.codec.NewBatchWriter()
 	}
 	w.Reset()
-	var err error
 	for _, it := range items {
 		if err == nil {
-			err = w.AddEncoded(it.B)
+			err = w.AddEncoded(it.buf.B)
 		}
-		pool.Put(it)
+		pool.Put(it.buf)
 	}
 	frame := pool.Get(w.Size() + 64)
 	defer pool.Put(frame)
@@ -166,10 +187,12 @@ func (b *Bus) publish(ctx context.Context, js jetstream.JetStream, msg *nats.Msg
 		if err == nil {
 			if ack.Duplicate {
 				b.stats.duplicate.Add(1)
+				trace.SpanFromContext(ctx).SetAttributes(attribute.Bool("a2abus.duplicate", true))
 			}
 			return nil
 		}
 		if ctx.Err() == nil {
+			noteRetry(ctx, attempt, err)
 			last, full = err, isStreamFull(err)
 			if full {
 				b.stats.full.Add(1)

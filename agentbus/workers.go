@@ -88,6 +88,10 @@ type callCtx struct {
 	parent context.Context
 	ctx    context.Context
 	cancel context.CancelCauseFunc
+	// subject and delivered are the envelopes' subject and their batch's
+	// delivery count (0 for a direct request), for their spans.
+	subject   string
+	delivered int
 }
 
 func newCallCtx(parent context.Context) *callCtx {

@@ -51,9 +51,9 @@ func (r *refusals) has(subject string) bool {
 // TestAgentRoleA2A: an SDK agent connected with its own narrowed
 // credentials (agentbus.AgentPermissions) opens the registry and its task
 // store, registers its card, serves its own pool (named after it, as Serve
-// names it by default) and keeps and lists its tasks, refused nothing; it
-// cannot write another agent's card nor create or read another agent's
-// tasks.
+// names it by default) and keeps and lists its tasks and their push
+// configs, refused nothing; it cannot write another agent's card nor
+// create or read another agent's tasks or push configs.
 func TestAgentRoleA2A(t *testing.T) {
 	const id = "worker"
 	p, err := agentbus.AgentPermissions(id, a2anatstest.Partitions)
@@ -136,6 +136,17 @@ func TestAgentRoleA2A(t *testing.T) {
 	if list, err := c.ListTasks(ctx, &a2a.ListTasksRequest{}); err != nil || len(list.Tasks) != 1 {
 		t.Fatalf("ListTasks: %+v, %v", list, err)
 	}
+	// Its tasks' push configs, beside them.
+	push := tasks.PushConfigs()
+	if _, err := push.Save(ctx, task.ID, &a2a.PushConfig{ID: "p", URL: "https://hooks.example/"}); err != nil {
+		t.Fatalf("the agent saves a push config of its task: %v", err)
+	}
+	if got, err := push.List(ctx, task.ID); err != nil || len(got) != 1 {
+		t.Fatalf("the agent lists its task's push configs: %+v, %v", got, err)
+	}
+	if err := push.Delete(ctx, task.ID, "p"); err != nil {
+		t.Fatalf("the agent deletes a push config of its task: %v", err)
+	}
 	if got := r.list(); len(got) > 0 {
 		t.Fatalf("the agent's role was refused: %v", got)
 	}
@@ -159,10 +170,14 @@ func TestAgentRoleA2A(t *testing.T) {
 	if _, err := otherTasks.Get(short(), a2a.NewTaskID()); err == nil {
 		t.Error("the agent read another agent's task keys")
 	}
+	if _, err := otherTasks.PushConfigs().List(short(), a2a.NewTaskID()); err == nil {
+		t.Error("the agent read another agent's push config keys")
+	}
 	for _, subject := range []string{
 		"$KV.a2abus_agents.other",
 		"$KV.a2abus_tasks.other.",
 		"$JS.API.DIRECT.GET.KV_a2abus_tasks.$KV.a2abus_tasks.other.", // the read, refused rather than not found
+		"$JS.API.DIRECT.GET.KV_a2abus_tasks.$KV.a2abus_tasks.other.push.",
 	} {
 		if !r.has(subject) {
 			t.Errorf("no permission violation on %s: %v", subject, r.list())

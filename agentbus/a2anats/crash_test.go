@@ -21,9 +21,11 @@ import (
 	"github.com/a2abus/a2abus/agentbus"
 	"github.com/a2abus/a2abus/agentbus/a2anats"
 	"github.com/a2abus/a2abus/agentbus/a2anats/a2anatstest"
+	"github.com/a2abus/a2abus/embedded"
 	"github.com/a2abus/a2abus/embedded/embeddedtest"
 	"github.com/a2abus/a2abus/internal/demoagent"
 	"github.com/a2aproject/a2a-go/v2/a2a"
+	"github.com/a2aproject/a2a-go/v2/a2aclient"
 	"github.com/a2aproject/a2a-go/v2/a2asrv"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -40,9 +42,10 @@ const (
 )
 
 // TestHelperMemberProcess is not a test of its own: it is a member process
-// of TestStoredCallOutlivesItsMember, which serves plodder with the A2A
-// SDK's handler and the KV task store, on Serve's defaults (member TTL,
-// ack wait, partitions), until it is killed or stopped.
+// of TestStoredCallOutlivesItsMember and TestPushConfigOutlivesItsMember,
+// which serves plodder with the A2A SDK's handler, the KV task store and
+// push notifications (configs in KV, a PushSender), on Serve's defaults
+// (member TTL, ack wait, partitions), until it is killed or stopped.
 func TestHelperMemberProcess(t *testing.T) {
 	url := os.Getenv(memberProcessEnv)
 	if url == "" {
@@ -59,7 +62,12 @@ func TestHelperMemberProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := a2anats.Handle(bus, plodder, a2asrv.NewHandler(plodExec{pid: os.Getpid()}, a2asrv.WithTaskStore(tasks)), a2anats.ServerLogger(log))
+	sender, err := a2anats.NewPushSender(a2anats.PushLogger(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := a2anats.Handle(bus, plodder, a2asrv.NewHandler(plodExec{pid: os.Getpid()}, a2asrv.WithTaskStore(tasks),
+		a2asrv.WithPushNotifications(tasks.PushConfigs(), sender.For(plodder))), a2anats.ServerLogger(log))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,6 +77,7 @@ func TestHelperMemberProcess(t *testing.T) {
 	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = s.Close(cctx)
+	_ = sender.Close(cctx)
 	_ = bus.Close(cctx)
 }
 
@@ -170,83 +179,14 @@ func TestStoredCallOutlivesItsMember(t *testing.T) {
 	}
 	srv := embeddedtest.RunServer(t)
 	ctx := testCtx(t, 2*time.Minute)
-	bus := a2anatstest.ConnectBus(t, srv)
-	// The pool Serve makes by default for a process of one agent.
-	if _, err := bus.Declare(ctx, agentbus.PoolConfig{Name: plodder}, plodder); err != nil {
-		t.Fatal(err)
-	}
-	members := []*memberProcess{startMember(t, srv.ClientURL()), startMember(t, srv.ClientURL())}
-	for {
-		ms, err := bus.Members(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(ms) == 2 {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("the member processes did not join within 2 minutes:\n%s\n%s", members[0].output(), members[1].output())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-
-	c, err := a2anats.NewClient(bus, a2anats.ClientMode(agentbus.Durable))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, err := c.Transport(plodder)
-	if err != nil {
-		t.Fatal(err)
-	}
-	type result struct {
-		res a2a.SendMessageResult
-		err error
-	}
-	answers := make(chan result, 2)
+	bus, members := plodders(t, ctx, srv)
+	tr := durablePlodder(t, bus)
+	answers := make(chan callResult, 2)
 	go func() {
 		res, err := tr.SendMessage(ctx, nil, &a2a.SendMessageRequest{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart("plod on"))})
-		answers <- result{res, err}
+		answers <- callResult{res, err}
 	}()
-
-	// Kill whichever member started the call, mid-call.
-	var first *memberProcess
-	var survivor *memberProcess
-	for first == nil {
-		for i, m := range members {
-			if len(m.started()) > 0 {
-				first, survivor = m, members[1-i]
-			}
-		}
-		select {
-		case r := <-answers:
-			t.Fatalf("answered before it was seen started: %v, %v", r.res, r.err)
-		case <-ctx.Done():
-			t.Fatalf("the call did not start:\n%s\n%s", members[0].output(), members[1].output())
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	// Killed once its task is stored: a run killed before it stored
-	// anything leaves nothing to go on with, and is run anew.
-	firstTask := first.started()[0]
-	js, err := jetstream.New(bus.Conn())
-	if err != nil {
-		t.Fatal(err)
-	}
-	tasks, err := js.KeyValue(ctx, a2anats.TasksBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := tasks.Get(ctx, plodder+"."+firstTask); err == nil {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("the first run's task %s was never stored:\n%s", firstTask, first.output())
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
+	first, survivor, firstTask := startedCall(t, ctx, bus, members, answers)
 	if err := first.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -274,6 +214,10 @@ func TestStoredCallOutlivesItsMember(t *testing.T) {
 	case <-time.After(100 * time.Millisecond):
 	}
 
+	js, err := jetstream.New(bus.Conn())
+	if err != nil {
+		t.Fatal(err)
+	}
 	dlq, err := js.Stream(ctx, agentbus.DeadLetterStreamName)
 	if err == nil {
 		info, err := dlq.Info(ctx)
@@ -294,5 +238,92 @@ func TestStoredCallOutlivesItsMember(t *testing.T) {
 	sc := bufio.NewScanner(bytes.NewReader([]byte(survivor.output())))
 	for sc.Scan() {
 		t.Logf("survivor: %s", sc.Text())
+	}
+}
+
+// callResult is what a call answered.
+type callResult struct {
+	res a2a.SendMessageResult
+	err error
+}
+
+// plodders declares plodder's pool (the one Serve makes by default for a
+// process of one agent), starts two member processes serving it and waits
+// until both joined. It returns a bus of the test's and the members.
+func plodders(t *testing.T, ctx context.Context, srv *embedded.Server) (*agentbus.Bus, []*memberProcess) {
+	t.Helper()
+	bus := a2anatstest.ConnectBus(t, srv)
+	if _, err := bus.Declare(ctx, agentbus.PoolConfig{Name: plodder}, plodder); err != nil {
+		t.Fatal(err)
+	}
+	members := []*memberProcess{startMember(t, srv.ClientURL()), startMember(t, srv.ClientURL())}
+	for {
+		ms, err := bus.Members(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ms) == 2 {
+			return bus, members
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the member processes did not join within 2 minutes:\n%s\n%s", members[0].output(), members[1].output())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// durablePlodder returns a transport to plodder whose calls are stored.
+func durablePlodder(t *testing.T, bus *agentbus.Bus) a2aclient.Transport {
+	t.Helper()
+	c, err := a2anats.NewClient(bus, a2anats.ClientMode(agentbus.Durable))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := c.Transport(plodder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+// startedCall waits until one of the members started on the call's task
+// and the task is stored (a run killed before it stored anything leaves
+// nothing to go on with, and is run anew), and returns that member, the
+// other and the task's ID. An answer before fails the test.
+func startedCall(t *testing.T, ctx context.Context, bus *agentbus.Bus, members []*memberProcess, answers <-chan callResult) (first, survivor *memberProcess, task string) {
+	t.Helper()
+	for first == nil {
+		for i, m := range members {
+			if len(m.started()) > 0 {
+				first, survivor = m, members[1-i]
+			}
+		}
+		select {
+		case r := <-answers:
+			t.Fatalf("answered before it was seen started: %v, %v", r.res, r.err)
+		case <-ctx.Done():
+			t.Fatalf("the call did not start:\n%s\n%s", members[0].output(), members[1].output())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	task = first.started()[0]
+	js, err := jetstream.New(bus.Conn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tasks, err := js.KeyValue(ctx, a2anats.TasksBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := tasks.Get(ctx, plodder+"."+task); err == nil {
+			return first, survivor, task
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the first run's task %s was never stored:\n%s", task, first.output())
+		case <-time.After(5 * time.Millisecond):
+		}
 	}
 }

@@ -2,8 +2,14 @@
 // (SendMessage, SendStreamingMessage, GetTask, CancelTask, SubscribeToTask,
 // ...) carried as envelopes to an agent's consumer and answered over core
 // NATS, for the official A2A Go SDK (github.com/a2aproject/a2a-go/v2) on
-// both ends. It also keeps the agents' cards (Registry) and their tasks
-// (TaskStore) in JetStream KV buckets.
+// both ends. It also keeps the agents' cards (Registry), their tasks
+// (TaskStore) and their tasks' push notification configs
+// (TaskStore.PushConfigs) in JetStream KV buckets, and posts push
+// notifications to webhooks from a bounded queue that never holds a task
+// (PushSender):
+//
+//	handler := a2asrv.NewHandler(executor, a2asrv.WithTaskStore(tasks),
+//		a2asrv.WithPushNotifications(tasks.PushConfigs(), sender.For("weather")))
 //
 // An agent built with the SDK's a2asrv is served on the bus unchanged:
 //

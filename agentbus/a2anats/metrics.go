@@ -35,16 +35,25 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 11), // 100 µs .. 105 s
 		}, []string{"agent", "method"}),
 	}
-	for _, c := range []prometheus.Collector{m.calls, m.running, m.seconds} {
+	if err := register(reg, "create one Metrics per registry and share it", m.calls, m.running, m.seconds); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// register registers cs on reg; an error says so, and when they were
+// registered already, what to do instead (hint).
+func register(reg prometheus.Registerer, hint string, cs ...prometheus.Collector) error {
+	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {
-				return nil, fmt.Errorf("a2anats: metrics already registered: create one Metrics per registry and share it: %w", err)
+				return fmt.Errorf("a2anats: metrics already registered: %s: %w", hint, err)
 			}
-			return nil, fmt.Errorf("a2anats: register metrics: %w", err)
+			return fmt.Errorf("a2anats: register metrics: %w", err)
 		}
 	}
-	return m, nil
+	return nil
 }
 
 // ServerMetrics makes the Server count its calls in m.

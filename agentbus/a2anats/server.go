@@ -15,9 +15,11 @@ import (
 
 	"github.com/a2abus/a2abus/agentbus"
 	"github.com/a2abus/a2abus/codec"
+	"github.com/a2abus/a2abus/internal/tracing"
 	"github.com/a2aproject/a2a-go/v2/a2a"
 	"github.com/a2aproject/a2a-go/v2/a2asrv"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // DefaultMaxCalls is how many calls a Server runs at once by default.
@@ -56,12 +58,13 @@ type Server struct {
 	log     *slog.Logger
 	metrics *Metrics      // nil: not counted
 	slots   chan struct{} // one per running call
+	tracer  *tracing.Tracer
 
 	// Calls run on worker goroutines that wait a while for the next call
 	// when done, so that a busy agent does not start a goroutine (and grow
 	// its stack) per call.
-	work    chan *codec.Envelope // unbuffered: taken by an idle worker
-	calls   sync.WaitGroup       // running calls
+	work    chan directCall // unbuffered: taken by an idle worker
+	calls   sync.WaitGroup  // running calls
 	workers sync.WaitGroup
 
 	ctx    context.Context // ended by Close: the calls' parent
@@ -76,6 +79,13 @@ type Server struct {
 
 // workerIdle is how long a worker waits for another call before it ends.
 const workerIdle = 10 * time.Second
+
+// directCall is a direct call handed to a worker, and the span context of
+// the bus's handler call that received it (its trace's parent).
+type directCall struct {
+	env    *codec.Envelope
+	parent trace.SpanContext
+}
 
 // ServerOption configures a Server.
 type ServerOption func(*Server) error
@@ -108,7 +118,8 @@ func NewServer(bus *agentbus.Bus, h a2asrv.RequestHandler, opts ...ServerOption)
 	if bus == nil || h == nil {
 		return nil, errors.New("a2anats: NewServer needs a bus and a request handler")
 	}
-	s := &Server{bus: bus, handler: h, log: slog.Default(), slots: make(chan struct{}, DefaultMaxCalls), work: make(chan *codec.Envelope)}
+	s := &Server{bus: bus, handler: h, log: slog.Default(), slots: make(chan struct{}, DefaultMaxCalls), work: make(chan directCall),
+		tracer: tracing.New(bus.TracerProvider())}
 	for _, opt := range opts {
 		if err := opt(s); err != nil {
 			return nil, err
@@ -162,11 +173,12 @@ func (s *Server) Handle(ctx context.Context, env *codec.Envelope) error {
 		return s.serveStored(ctx, env, d.Delivered > 1 || env.Attempt > 0)
 	}
 	// env is the call's to keep (agentbus.Handler): no copy.
+	call := directCall{env, trace.SpanContextFromContext(ctx)}
 	select {
-	case s.work <- env:
+	case s.work <- call:
 	default:
 		s.workers.Add(1)
-		go s.worker(env)
+		go s.worker(call)
 	}
 	return nil
 }
@@ -196,12 +208,16 @@ var errServerClosed = errors.New("a2anats: server closed")
 
 // worker serves call, then the calls it is handed until it has waited
 // workerIdle for one or the Server closes.
-func (s *Server) worker(call *codec.Envelope) {
+func (s *Server) worker(call directCall) {
 	defer s.workers.Done()
 	idle := time.NewTimer(workerIdle)
 	defer idle.Stop()
 	for {
-		s.serve(s.ctx, &answerer{s: s, req: call, code: "ok"}, false)
+		ctx := s.ctx
+		if call.parent.IsValid() {
+			ctx = trace.ContextWithSpanContext(ctx, call.parent)
+		}
+		s.serve(ctx, &answerer{s: s, req: call.env, code: "ok"}, false)
 		<-s.slots
 		s.calls.Done()
 		idle.Reset(workerIdle)
@@ -250,12 +266,23 @@ type answerer struct {
 	// replyCtx carries the call's delivery to Bus.Reply (a stored call's
 	// first answer is confirmed); it never ends. nil: none.
 	replyCtx context.Context
+	// span is the call's SERVER span, nil when tracing is off; the
+	// answers carry its context.
+	span trace.Span
+}
+
+// traced returns ctx with the call's span, if it has one.
+func (a *answerer) traced(ctx context.Context) context.Context {
+	if a.span == nil {
+		return ctx
+	}
+	return trace.ContextWithSpan(ctx, a.span)
 }
 
 func (a *answerer) send(kind string, payload []byte, err error) {
 	if a.req.ReplyTo == "" {
 		if err != nil {
-			a.s.log.Warn("A2A call without a requester failed", "call", a.req.ID, "agent", a.req.To, "kind", a.req.Kind, "err", err)
+			a.s.log.WarnContext(a.traced(context.Background()), "A2A call without a requester failed", "call", a.req.ID, "agent", a.req.To, "kind", a.req.Kind, "err", err)
 		}
 		return
 	}
@@ -279,8 +306,9 @@ func (a *answerer) send(kind string, payload []byte, err error) {
 	if rctx == nil {
 		rctx = context.Background()
 	}
+	rctx = a.traced(rctx)
 	if rerr := a.s.bus.Reply(rctx, a.req, resp); rerr != nil {
-		a.s.log.Warn("A2A answer not sent", "call", a.req.ID, "agent", a.req.To, "err", rerr)
+		a.s.log.WarnContext(rctx, "A2A answer not sent", "call", a.req.ID, "agent", a.req.To, "err", rerr)
 	}
 }
 
@@ -316,6 +344,7 @@ func (a *answerer) event(kind string, ev a2a.Event) bool {
 		a.fail(fmt.Errorf("%w: encode event: %v", a2a.ErrInternalError, err))
 		return false
 	}
+	noteEvent(a.span, ev)
 	a.eventName = name
 	a.send(kind, b, nil)
 	a.eventName = ""
@@ -342,6 +371,8 @@ func (s *Server) serve(ctx context.Context, a *answerer, rerun bool) {
 	env := a.req
 	done := s.metrics.begin(env.To, strings.TrimPrefix(env.Kind, KindPrefix))
 	defer func() { done(a.code) }()
+	ctx, a.span = startCall(ctx, s.tracer, trace.SpanKindServer, strings.TrimPrefix(env.Kind, KindPrefix), env.To, nil)
+	defer func() { endCall(a.span, nil, a.code) }()
 	if env.Deadline > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, time.UnixMilli(env.Deadline))
@@ -349,7 +380,7 @@ func (s *Server) serve(ctx context.Context, a *answerer, rerun bool) {
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			s.log.Error("A2A call panicked", "call", env.ID, "agent", env.To, "kind", env.Kind, "panic", r)
+			s.log.ErrorContext(ctx, "A2A call panicked", "call", env.ID, "agent", env.To, "kind", env.Kind, "panic", r)
 			a.fail(fmt.Errorf("%w: the agent's handler panicked", a2a.ErrInternalError))
 		}
 	}()
@@ -382,7 +413,7 @@ func (s *Server) serve(ctx context.Context, a *answerer, rerun bool) {
 	case MethodListTasks:
 		unary(a, params, func(req *a2a.ListTasksRequest) (any, error) { return h.ListTasks(ctx, req) })
 	case MethodCancelTask:
-		unary(a, params, func(req *a2a.CancelTaskRequest) (any, error) { return h.CancelTask(ctx, req) })
+		unary(a, params, func(req *a2a.CancelTaskRequest) (any, error) { return s.cancelTask(ctx, req) })
 	case MethodGetTaskPushConfig:
 		unary(a, params, func(req *a2a.GetTaskPushConfigRequest) (any, error) { return h.GetTaskPushConfig(ctx, req) })
 	case MethodCreateTaskPushConfig:
@@ -413,6 +444,41 @@ func (s *Server) serve(ctx context.Context, a *answerer, rerun bool) {
 	}
 }
 
+// cancelTries bounds how often cancelTask asks again.
+const cancelTries = 8
+
+// cancelTask cancels a task, and asks again while a cancel of a task that
+// is not in a terminal state fails. a2a-go's task manager (v2.2.0) sends a
+// cancel that meets a running execution of the task into that execution;
+// when the execution ends without reaching a terminal state (a task that
+// has just asked for input: its answer is out while the execution is
+// still ending), the cancel fails with TaskNotCancelable, or with "queue
+// is closed" when the execution's queue closed under it. Asked again once
+// that execution has ended, the cancel runs on its own and succeeds. A
+// task in a terminal state, or one the store cannot find, is refused at
+// once, as before.
+func (s *Server) cancelTask(ctx context.Context, req *a2a.CancelTaskRequest) (*a2a.Task, error) {
+	wait := 2 * time.Millisecond
+	for try := 1; ; try++ {
+		task, err := s.handler.CancelTask(ctx, req)
+		if err == nil || errors.Is(err, a2a.ErrTaskNotFound) || try == cancelTries {
+			return task, err
+		}
+		cur, gerr := s.handler.GetTask(ctx, &a2a.GetTaskRequest{Tenant: req.Tenant, ID: req.ID})
+		if gerr != nil || cur == nil || cur.Status.State.Terminal() {
+			return task, err
+		}
+		// The execution the cancel met ends as soon as its last event is
+		// stored; a short back-off lets it.
+		select {
+		case <-ctx.Done():
+			return task, err
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
+}
+
 // resume prepares a stored call run again (rerun) from what its earlier
 // run left in the TaskStore bucket: when that run created a task that has
 // ended, resume answers with it and reports true; when the task is still
@@ -426,7 +492,7 @@ func (s *Server) resume(ctx context.Context, a *answerer, req *a2a.SendMessageRe
 	}
 	task, err := s.earlierTask(ctx, a.req)
 	if err != nil {
-		s.log.Warn("A2A call run again: its earlier task could not be read; it runs as new", "call", a.req.ID, "agent", a.req.To, "err", err)
+		s.log.WarnContext(ctx, "A2A call run again: its earlier task could not be read; it runs as new", "call", a.req.ID, "agent", a.req.To, "err", err)
 		return false
 	}
 	if task == nil {
@@ -503,6 +569,7 @@ func decodeParams(a *answerer, params json.RawMessage, req any) bool {
 		}
 		return false
 	}
+	noteParams(a.span, req)
 	return true
 }
 

@@ -224,37 +224,13 @@ type stored struct {
 	updated time.Time
 }
 
-// get reads a task by direct get, which any replica may answer on R3. So
+// get reads a task by direct get, which any replica may answer on R3, so
 // that this process reads its own writes (a2asrv compares the version it
-// read when it updates a task, and reads a task right after creating it),
-// a read older than the last revision this store wrote or read of the key
-// is asked again until a replica that has caught up answers, within
-// staleReads tries. A leader read would do without, but an agent's own
-// credentials (agentbus.AgentPermissions) may only name its own keys in
-// the subject of a direct get.
+// read when it updates a task, and reads a task right after creating it)
+// from the last revision this store wrote or read of the key on (readOwn).
 func (s *TaskStore) get(ctx context.Context, key string) (*stored, error) {
 	floor, _ := s.seen.Get(key)
-	wait := staleWaitMin
-	var (
-		e   jetstream.KeyValueEntry
-		err error
-	)
-	for try := 1; ; try++ {
-		e, err = s.kv.Get(ctx, key)
-		stale := floor > 0 && (errors.Is(err, jetstream.ErrKeyNotFound) || err == nil && e.Revision() < floor)
-		if !stale {
-			break
-		}
-		if try == staleReads {
-			return nil, fmt.Errorf("a2anats: get task %s: the replicas answer with revisions older than %d, which this store wrote or read", key, floor)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("a2anats: get task %s: %w", key, ctx.Err())
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, staleWaitMax)
-	}
+	e, err := readOwn(ctx, s.kv, key, floor)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, a2a.ErrTaskNotFound
 	}
@@ -264,14 +240,6 @@ func (s *TaskStore) get(ctx context.Context, key string) (*stored, error) {
 	s.see(key, e.Revision())
 	return decodeTask(&kvEntry{Key: key, Value: e.Value(), Revision: e.Revision()})
 }
-
-// How often, and with what waits, a read older than what this store saw
-// is asked again: a replica catches up within milliseconds.
-const (
-	staleReads   = 20
-	staleWaitMin = 2 * time.Millisecond
-	staleWaitMax = 100 * time.Millisecond
-)
 
 // kvEntry is a KV value with its key and revision.
 type kvEntry struct {

@@ -14,11 +14,13 @@ import (
 
 	"github.com/a2abus/a2abus/agentbus"
 	"github.com/a2abus/a2abus/codec"
+	"github.com/a2abus/a2abus/internal/tracing"
 	"github.com/a2abus/a2abus/placement"
 	"github.com/a2aproject/a2a-go/v2/a2a"
 	"github.com/a2aproject/a2a-go/v2/a2aclient"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // ProtocolBinding identifies this binding in an agent card's
@@ -77,9 +79,10 @@ func AgentFromURL(raw string) (string, error) {
 // Client makes A2A calls over a bus: one subscription carries the answers
 // to all its calls. It is safe for concurrent use.
 type Client struct {
-	bus  *agentbus.Bus
-	mode agentbus.RequestMode
-	from string
+	bus    *agentbus.Bus
+	mode   agentbus.RequestMode
+	from   string
+	tracer *tracing.Tracer
 
 	once   sync.Once
 	err    error
@@ -128,7 +131,7 @@ func NewClient(bus *agentbus.Bus, opts ...ClientOption) (*Client, error) {
 	if bus == nil {
 		return nil, errors.New("a2anats: NewClient needs a bus")
 	}
-	c := &Client{bus: bus, mode: agentbus.Auto}
+	c := &Client{bus: bus, mode: agentbus.Auto, tracer: tracing.New(bus.TracerProvider())}
 	for _, opt := range opts {
 		if err := opt(c); err != nil {
 			return nil, err
@@ -330,6 +333,7 @@ func (t *transport) next(ctx context.Context, p *pending) (*codec.Envelope, erro
 			}
 			return t.next(ctx, p)
 		}
+		noteAnswer(ctx, a.env)
 		if a.env.Kind == KindError {
 			return nil, remoteError(t.agent, a.env)
 		}
@@ -340,7 +344,9 @@ func (t *transport) next(ctx context.Context, p *pending) (*codec.Envelope, erro
 }
 
 // answerOf makes a one-answer call and hands its result answer to decode.
-func answerOf(ctx context.Context, t *transport, method string, svc a2aclient.ServiceParams, params any, decode func(*codec.Envelope) error) error {
+func answerOf(ctx context.Context, t *transport, method string, svc a2aclient.ServiceParams, params any, decode func(*codec.Envelope) error) (err error) {
+	ctx, span := startCall(ctx, t.c.tracer, trace.SpanKindClient, method, t.agent, params)
+	defer func() { endCall(span, err, "") }()
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
@@ -357,6 +363,11 @@ func answerOf(ctx context.Context, t *transport, method string, svc a2aclient.Se
 	}
 	if env.Kind != KindResult {
 		return fmt.Errorf("%w: %s answered %s with %q", a2a.ErrInvalidAgentResponse, t.agent, method, env.Kind)
+	}
+	if span != nil && env.Headers.Get(HeaderEvent) != "" {
+		if ev, err := answerEvent(env); err == nil {
+			noteEvent(span, ev) // a second decode, for sampled calls only
+		}
 	}
 	if err := decode(env); err != nil {
 		return fmt.Errorf("%w: %s answered %s: %v", a2a.ErrInvalidAgentResponse, t.agent, method, err)
@@ -392,6 +403,10 @@ func typedCall[T any](ctx context.Context, t *transport, method string, svc a2ac
 // streamCall makes a streaming call: its events until the end.
 func (t *transport) streamCall(ctx context.Context, method string, svc a2aclient.ServiceParams, params any) iter.Seq2[a2a.Event, error] {
 	return func(yield func(a2a.Event, error) bool) {
+		ctx, span := startCall(ctx, t.c.tracer, trace.SpanKindClient, method, t.agent, params)
+		var failed error
+		defer func() { endCall(span, failed, "") }()
+		yield = failedYield(yield, &failed)
 		p, end, err := t.call(ctx, method, svc, params, maxQueued)
 		if err != nil {
 			yield(nil, err)
@@ -417,10 +432,21 @@ func (t *transport) streamCall(ctx context.Context, method string, svc a2aclient
 				yield(nil, fmt.Errorf("%w: %s: event: %v", a2a.ErrInvalidAgentResponse, t.agent, err))
 				return
 			}
+			noteEvent(span, ev)
 			if !yield(ev, nil) {
 				return
 			}
 		}
+	}
+}
+
+// failedYield is yield that keeps in *failed the error it yields.
+func failedYield(yield func(a2a.Event, error) bool, failed *error) func(a2a.Event, error) bool {
+	return func(ev a2a.Event, err error) bool {
+		if err != nil {
+			*failed = err
+		}
+		return yield(ev, err)
 	}
 }
 

@@ -35,7 +35,7 @@ func buildAgentd(t *testing.T) string {
 // it becomes ready, and SIGTERM makes it exit 0.
 func TestProcessLifecycle(t *testing.T) {
 	bin := buildAgentd(t)
-	args := []string{"--http", "127.0.0.1:0", "--nats-port", "0", "--log-format", "json"}
+	args := []string{"--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0", "--nats-port", "0", "--log-format", "json"}
 	// Bound to one CPU, where the platform can bind.
 	cpus, affinityErr := sysinfo.AffinityCPUs()
 	bindTo := ""
@@ -142,7 +142,7 @@ func TestProcessBadInput(t *testing.T) {
 	}{
 		{"unknown flag", []string{"--bogus"}, 2, "-bogus"},
 		{"invalid config", []string{"--config", badConf}, 2, "--config"},
-		{"unreachable nats", []string{"--nats", "nats://127.0.0.1:1", "--http", "127.0.0.1:0"}, 1, "--nats nats://127.0.0.1:1"},
+		{"unreachable nats", []string{"--nats", "nats://127.0.0.1:1", "--http", "127.0.0.1:0", "--grpc", "off"}, 1, "--nats nats://127.0.0.1:1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

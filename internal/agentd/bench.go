@@ -34,7 +34,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.IntVar(&lc.Requests, "requests", 2000, "sequential round trips per party (latency); requests per party from --clients clients (a2a, default 8000)")
 	var ac bench.A2AConfig
 	fs.IntVar(&ac.Clients, "clients", 64, "concurrent a2a-go clients per party (a2a)")
-	parties := fs.String("parties", "", "run only these parties, comma-separated (default all): bus, raw_js, core; for a2a nats_durable, nats_direct, http, gateway, gateway_direct")
+	parties := fs.String("parties", "", "run only these parties, comma-separated (default all): bus, bus_traced, raw_js, core; for a2a nats_durable, nats_direct, http, gateway, gateway_direct")
 	var pc bench.PoolConfig
 	members := fs.String("members", "1,2,4", "member counts to run, comma-separated (pool)")
 	fs.IntVar(&pc.Conversations, "conversations", 64, "conversations of the one busy agent (pool)")
@@ -42,6 +42,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.IntVar(&pc.Workers, "workers", 4, "handlers at once per member (pool)")
 	fs.DurationVar(&pc.Handler, "handler", 20*time.Millisecond, "handler `time` per envelope (pool)")
 	fs.IntVar(&pc.Partitions, "partitions", 64, "the pool's partition `count` (pool)")
+	fs.Float64Var(&tc.TraceSampling, "trace-sampling", 0, "also run the bus traced with OpenTelemetry, sampling this `ratio` of traces (0..1), and print its ratio to the untraced bus (throughput)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `file`")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {

@@ -30,13 +30,17 @@ type Config struct {
 	NATSPort        int    // embedded server's client port; 0 picks a free one, -1 none
 	NATSMonitorPort int    // embedded server's monitoring port; 0 picks a free one, -1 off
 	HTTP            string // address of the A2A gateway, /healthz, /readyz and /metrics
-	Replicas        int    // stream replicas; 0 chooses 1 on one server, 3 in a cluster
-	LogLevel        string // debug, info, warn or error
-	LogFormat       string // text or json
-	ConfigFile      string // JSON file of settings, keys named as the flags
-	Demo            bool   // host the demo agents echo and worker and the conformance agent tck
-	DemoDelay       time.Duration
-	Consumers       int // consumers of the hosted agents while no scaler sets a target
+	// GRPC is the address of the A2A gateway's gRPC binding; "" or "off":
+	// none. GRPCDefaultAgent serves gRPC calls that name no tenant.
+	GRPC             string
+	GRPCDefaultAgent string
+	Replicas         int    // stream replicas; 0 chooses 1 on one server, 3 in a cluster
+	LogLevel         string // debug, info, warn or error
+	LogFormat        string // text or json
+	ConfigFile       string // JSON file of settings, keys named as the flags
+	Demo             bool   // host the demo agents echo and worker and the conformance agent tck
+	DemoDelay        time.Duration
+	Consumers        int // consumers of the hosted agents while no scaler sets a target
 	// Pool names the pool of the agents this agentd hosts (the demo agents
 	// and sidecars), Partitions its partition count: every agentd of a
 	// pool must host the same agents with the same count.
@@ -69,7 +73,7 @@ type Config struct {
 }
 
 // DefaultConfig returns the defaults: the embedded server on 127.0.0.1:4222
-// with its data in ./data, HTTP on 127.0.0.1:8080.
+// with its data in ./data, HTTP on 127.0.0.1:8080, gRPC on 127.0.0.1:50051.
 func DefaultConfig() Config {
 	return Config{
 		Data:            "data",
@@ -77,6 +81,7 @@ func DefaultConfig() Config {
 		NATSPort:        4222,
 		NATSMonitorPort: -1,
 		HTTP:            "127.0.0.1:8080",
+		GRPC:            "127.0.0.1:50051",
 		LogLevel:        "info",
 		LogFormat:       "text",
 		DemoDelay:       100 * time.Millisecond,
@@ -158,6 +163,16 @@ func (c Config) Validate() error {
 
 // validateGateway checks the A2A gateway's settings.
 func (c Config) validateGateway() error {
+	if c.GRPC != "" && c.GRPC != "off" {
+		if _, _, err := net.SplitHostPort(c.GRPC); err != nil {
+			return fmt.Errorf("--grpc %q: want host:port, or off: %v", c.GRPC, err)
+		}
+	}
+	if c.GRPCDefaultAgent != "" {
+		if err := placement.ValidateAgentID(c.GRPCDefaultAgent); err != nil {
+			return fmt.Errorf("--grpc-default-agent: %w", err)
+		}
+	}
 	if (c.HTTPTLSCert == "") != (c.HTTPTLSKey == "") {
 		return errors.New("--http-tls-cert and --http-tls-key: give both or neither")
 	}
@@ -213,6 +228,8 @@ func flagSet(c *Config) *flag.FlagSet {
 	fs.IntVar(&c.NATSPort, "nats-port", c.NATSPort, "client `port` of the embedded NATS server (0 any free port, -1 in-process only)")
 	fs.IntVar(&c.NATSMonitorPort, "nats-monitor-port", c.NATSMonitorPort, "monitoring `port` of the embedded NATS server (0 any free port, -1 off)")
 	fs.StringVar(&c.HTTP, "http", c.HTTP, "`address` of the A2A gateway (/a2a/<agent>), /healthz, /readyz and /metrics")
+	fs.StringVar(&c.GRPC, "grpc", c.GRPC, "`address` of the A2A gateway's gRPC binding (every agent, by tenant; the same TLS and auth as --http), or off")
+	fs.StringVar(&c.GRPCDefaultAgent, "grpc-default-agent", c.GRPCDefaultAgent, "`agent` of gRPC calls that name no tenant (default: such calls are refused)")
 	fs.StringVar(&c.HTTPToken, "http-token", c.HTTPToken, "bearer `token` A2A calls to the gateway must carry (without it or --http-client-ca, loopback clients only)")
 	fs.StringVar(&c.HTTPTLSCert, "http-tls-cert", c.HTTPTLSCert, "certificate `file` (PEM): serve HTTPS")
 	fs.StringVar(&c.HTTPTLSKey, "http-tls-key", c.HTTPTLSKey, "private key `file` (PEM) of --http-tls-cert")

@@ -21,6 +21,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+	"google.golang.org/grpc"
 )
 
 // Time limits of the daemon's life cycle.
@@ -37,6 +40,7 @@ const (
 	// embedded server's own shutdown takes most of shutdownAfterDrain.
 	httpGrace    = 500 * time.Millisecond
 	callGrace    = 500 * time.Millisecond
+	pushGrace    = 500 * time.Millisecond // the hosted agents' push notifications still queued, beside the bus's close
 	drainTimeout = 2 * time.Second
 	readyTimeout = 2 * time.Second // one /readyz check
 )
@@ -53,9 +57,14 @@ type Daemon struct {
 	cfg Config
 	log *slog.Logger
 	reg *prometheus.Registry
+	tp  trace.TracerProvider // nil: no tracing of its own
 
 	ln net.Listener
 	hs *http.Server
+	// grpcLn and gs are the gateway's gRPC binding (nil with --grpc off;
+	// gs is nil until the gateway is up).
+	grpcLn net.Listener
+	gs     *grpc.Server
 	// httpCtx is the requests' base context, canceled once httpGrace has
 	// passed in a shutdown.
 	httpCtx    context.Context
@@ -71,20 +80,44 @@ type Daemon struct {
 	consumers    atomic.Pointer[consumerPool] // their consumers; nil when it hosts none
 	gw           atomic.Pointer[gateway.Gateway]
 	gwBus        *agentbus.Bus
-	serveErr     chan error // size one: the HTTP server's exit
+	serveErr     chan error // size one: the first server's exit
 	shutdownOnce sync.Once
 	shutdownErr  error
 }
 
+// DaemonOption configures NewDaemon.
+type DaemonOption func(*Daemon)
+
+// WithTracerProvider makes the daemon's spans (its buses', gateway's and
+// hosted agents') with tp; without it the daemon traces nothing and only
+// passes on the trace contexts calls bring.
+func WithTracerProvider(tp trace.TracerProvider) DaemonOption {
+	return func(d *Daemon) { d.tp = tp }
+}
+
 // NewDaemon returns a daemon for cfg, which must be valid. Start runs it.
-func NewDaemon(cfg Config, log *slog.Logger) *Daemon {
+func NewDaemon(cfg Config, log *slog.Logger, opts ...DaemonOption) *Daemon {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewBuildInfoCollector(),
 	)
-	return &Daemon{cfg: cfg, log: log, reg: reg, serveErr: make(chan error, 1)}
+	d := &Daemon{cfg: cfg, log: log, reg: reg, serveErr: make(chan error, 1)}
+	for _, o := range opts {
+		o(d)
+	}
+	return d
+}
+
+// busOptions are the options of every bus the daemon connects: nc, its
+// logger and its tracer provider.
+func (d *Daemon) busOptions(nc *nats.Conn, more ...agentbus.Option) []agentbus.Option {
+	tp := d.tp
+	if tp == nil {
+		tp = noop.NewTracerProvider()
+	}
+	return append([]agentbus.Option{agentbus.WithConn(nc), agentbus.WithLogger(d.log), agentbus.WithTracerProvider(tp)}, more...)
 }
 
 // Start opens the HTTP listener (so /healthz answers during start-up),
@@ -109,9 +142,15 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		if d.hs.TLSConfig, err = d.httpTLS(); err != nil {
 			return err
 		}
-		go func() { d.serveErr <- d.hs.ServeTLS(ln, "", "") }()
+		go func() { d.fail(d.hs.ServeTLS(ln, "", "")) }()
 	} else {
-		go func() { d.serveErr <- d.hs.Serve(ln) }()
+		go func() { d.fail(d.hs.Serve(ln)) }()
+	}
+
+	if d.cfg.GRPC != "" && d.cfg.GRPC != "off" {
+		if d.grpcLn, err = net.Listen("tcp", d.cfg.GRPC); err != nil {
+			return fmt.Errorf("--grpc %s: %w", d.cfg.GRPC, unwrapOp(err))
+		}
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
@@ -152,7 +191,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("A2A gateway: %w", err)
 	}
 	d.live.Store(&busConn{nc: nc, js: js})
-	d.log.Info("agentd ready", "http", ln.Addr().String(), "nats", d.NATSURL(),
+	d.log.Info("agentd ready", "http", ln.Addr().String(), "grpc", d.GRPCAddr(), "nats", d.NATSURL(),
 		"embedded", d.srv != nil, "stream", agentbus.StreamName, "replicas", replicas)
 	return nil
 }
@@ -161,7 +200,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 // agents with their own credentials (which may not create buckets) can
 // serve and send whether or not this agentd hosts agents itself.
 func (d *Daemon) ensureBuckets(ctx context.Context, nc *nats.Conn) error {
-	bus, err := agentbus.Connect(ctx, agentbus.WithConn(nc), agentbus.WithLogger(d.log))
+	bus, err := agentbus.Connect(ctx, d.busOptions(nc)...)
 	if err != nil {
 		return err
 	}
@@ -282,6 +321,15 @@ func (d *Daemon) HTTPAddr() string {
 	return d.ln.Addr().String()
 }
 
+// GRPCAddr returns the address the gateway's gRPC binding listens on, or
+// "" with --grpc off.
+func (d *Daemon) GRPCAddr() string {
+	if d.grpcLn == nil {
+		return ""
+	}
+	return d.grpcLn.Addr().String()
+}
+
 // NATSURL returns the URL other processes use to reach the NATS server:
 // the embedded server's client URL, or the connected server's.
 func (d *Daemon) NATSURL() string {
@@ -294,9 +342,17 @@ func (d *Daemon) NATSURL() string {
 	return ""
 }
 
-// Err returns a channel that yields the HTTP server's error if it stops
-// serving before Shutdown.
+// Err returns a channel that yields the error of the HTTP server or the
+// gRPC one if it stops serving before Shutdown.
 func (d *Daemon) Err() <-chan error { return d.serveErr }
+
+// fail reports a server's exit on Err, unless one is reported already.
+func (d *Daemon) fail(err error) {
+	select {
+	case d.serveErr <- err:
+	default:
+	}
+}
 
 // Shutdown stops the HTTP server, drains the NATS connection so that
 // nothing it has accepted is lost, and stops the embedded server. It is
@@ -320,10 +376,15 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 			d.stopHosted(ctx)
 		}
 	}()
+	grpcDone := make(chan error, 1)
+	go func() { grpcDone <- d.shutdownGRPC(ctx) }()
 	if d.hs != nil {
 		if err := d.shutdownHTTP(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("http: %w", err))
 		}
+	}
+	if err := <-grpcDone; err != nil {
+		errs = append(errs, fmt.Errorf("grpc: %w", err))
 	}
 	<-hosted
 	d.live.Store(nil)
@@ -375,6 +436,41 @@ func (d *Daemon) shutdownHTTP(ctx context.Context) error {
 		return fmt.Errorf("requests still running %v after their contexts were canceled: %w", httpGrace, err)
 	}
 	return nil
+}
+
+// shutdownGRPC stops the gRPC binding as shutdownHTTP stops HTTP: calls
+// in flight may end within httpGrace; then the gateway ends them with an
+// error and they get httpGrace more; then the server closes.
+func (d *Daemon) shutdownGRPC(ctx context.Context) error {
+	if d.gs == nil {
+		if d.grpcLn != nil {
+			_ = d.grpcLn.Close()
+		}
+		return nil
+	}
+	done := make(chan struct{})
+	go func() {
+		d.gs.GracefulStop()
+		close(done)
+	}()
+	for step := 0; ; step++ {
+		t := time.NewTimer(httpGrace)
+		select {
+		case <-done:
+			t.Stop()
+			return nil
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+		if gw := d.gw.Load(); step == 0 && gw != nil && ctx.Err() == nil {
+			gw.Close()
+			continue
+		}
+		d.gs.Stop()
+		<-done
+		return nil
+	}
 }
 
 // unwrapOp drops the "listen tcp addr:" prefix of a net.OpError, which the

@@ -32,6 +32,7 @@ func testConfig(t *testing.T) Config {
 	cfg.Data = t.TempDir()
 	cfg.NATSPort = 0
 	cfg.HTTP = "127.0.0.1:0"
+	cfg.GRPC = "127.0.0.1:0"
 	return cfg
 }
 

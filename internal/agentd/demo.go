@@ -26,25 +26,30 @@ const sidecarCardTimeout = 5 * time.Second
 // HTTP agents (--sidecars).
 // The demo agents are A2A SDK agents (echo replies with the text it got,
 // worker runs a task that completes after --demo-delay), served over the
-// bus with the task store in KV; they also answer plain envelopes with a
+// bus with the task store and push configs in KV and push notifications
+// sent from a queue (a2anats.PushSender); they also answer plain envelopes with a
 // text message, as `agentd send` and the benchmarks use. It returns the
 // function that stops them: the consumers stop, their handlers may run on
 // for --drain-timeout and are then canceled (the stored calls among them are
 // left to the pool's next member), the consumers hand their partitions
 // over; then the A2A servers close: the direct calls they still run may
 // end within callGrace, then they are canceled, and their tasks stay in KV
-// as they last were. It waits until its ctx ends.
+// as they last were; the push notifications still queued get pushGrace
+// while the bus closes. It waits until its ctx ends.
 func (d *Daemon) startHosted(ctx context.Context, nc *nats.Conn) (stop func(context.Context), err error) {
 	sidecars, err := gateway.ParseSidecars(d.cfg.Sidecars)
 	if err != nil {
 		return nil, err
 	}
-	bus, err := agentbus.Connect(ctx, agentbus.WithConn(nc), agentbus.WithLogger(d.log), agentbus.WithRegisterer(d.reg))
+	bus, err := agentbus.Connect(ctx, d.busOptions(nc, agentbus.WithRegisterer(d.reg))...)
 	if err != nil {
 		return nil, err
 	}
 	d.hosted.Store(bus)
-	var servers []*a2anats.Server
+	var (
+		servers []*a2anats.Server
+		pushes  *a2anats.PushSender // the demo agents' push notifications
+	)
 	stopCalls := func(ctx context.Context) {
 		gctx, cancel := context.WithTimeout(ctx, callGrace)
 		defer cancel()
@@ -62,9 +67,24 @@ func (d *Daemon) startHosted(ctx context.Context, nc *nats.Conn) (stop func(cont
 	}
 	closeAll := func(ctx context.Context) {
 		stopCalls(ctx)
+		// The notifications the calls left get pushGrace, beside the
+		// bus's close.
+		pushed := make(chan struct{})
+		go func() {
+			defer close(pushed)
+			if pushes == nil {
+				return
+			}
+			pctx, pcancel := context.WithTimeout(ctx, pushGrace)
+			defer pcancel()
+			if err := pushes.Close(pctx); err != nil {
+				d.log.Warn("push notifications not delivered at shutdown", "err", err)
+			}
+		}()
 		cctx, ccancel := context.WithTimeout(ctx, drainTimeout)
 		defer ccancel()
 		_ = bus.Close(cctx)
+		<-pushed
 	}
 	defer func() {
 		if err != nil {
@@ -81,6 +101,10 @@ func (d *Daemon) startHosted(ctx context.Context, nc *nats.Conn) (stop func(cont
 	}
 	var hosted []string
 	if d.cfg.Demo {
+		pushes, err = a2anats.NewPushSender(a2anats.PushLogger(d.log.With("component", "push")), a2anats.PushRegisterer(d.reg))
+		if err != nil {
+			return nil, err
+		}
 		for _, a := range []struct {
 			id   string
 			card *a2a.AgentCard
@@ -94,7 +118,8 @@ func (d *Daemon) startHosted(ctx context.Context, nc *nats.Conn) (stop func(cont
 			if err != nil {
 				return nil, err
 			}
-			s, err := a2anats.NewServer(bus, a2asrv.NewHandler(a.exec, a2asrv.WithTaskStore(tasks), a2asrv.WithLogger(d.log.With("component", "a2a"))),
+			s, err := a2anats.NewServer(bus, a2asrv.NewHandler(a.exec, a2asrv.WithTaskStore(tasks), a2asrv.WithLogger(d.log.With("component", "a2a")),
+				a2asrv.WithPushNotifications(tasks.PushConfigs(), pushes.For(a.id))),
 				a2anats.ServerLogger(d.log), a2anats.ServerMetrics(metrics))
 			if err != nil {
 				return nil, err
@@ -103,6 +128,7 @@ func (d *Daemon) startHosted(ctx context.Context, nc *nats.Conn) (stop func(cont
 			if err := bus.Handle(a.id, d.demoHandler(bus, s, a.id)); err != nil {
 				return nil, err
 			}
+			a.card.Capabilities.PushNotifications = true
 			if err := reg.Register(ctx, a.id, a.card, d.natsHost()); err != nil {
 				return nil, err
 			}

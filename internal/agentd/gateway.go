@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -15,6 +16,8 @@ import (
 	"github.com/a2abus/a2abus/agentbus/a2anats"
 	"github.com/a2abus/a2abus/internal/gateway"
 	"github.com/nats-io/nats.go"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 )
 
 // startGateway starts the A2A gateway on nc; the HTTP server routes
@@ -24,7 +27,7 @@ func (d *Daemon) startGateway(ctx context.Context, nc *nats.Conn) error {
 	if err != nil {
 		return err
 	}
-	bus, err := agentbus.Connect(ctx, agentbus.WithConn(nc), agentbus.WithLogger(d.log), agentbus.WithName("agentd-gateway"))
+	bus, err := agentbus.Connect(ctx, d.busOptions(nc, agentbus.WithName("agentd-gateway"))...)
 	if err != nil {
 		return err
 	}
@@ -34,18 +37,38 @@ func (d *Daemon) startGateway(ctx context.Context, nc *nats.Conn) error {
 		return err
 	}
 	gw, err := gateway.New(bus, reg, gateway.Config{
-		Token:       d.cfg.HTTPToken,
-		ClientCerts: d.cfg.HTTPClientCA != "",
-		Mode:        mode,
-		NATSServer:  d.natsHost(),
-		Logger:      d.log.With("component", "gateway"),
-		Registerer:  d.reg,
-		PublicURL:   d.cfg.HTTPPublicURL,
+		Token:            d.cfg.HTTPToken,
+		ClientCerts:      d.cfg.HTTPClientCA != "",
+		Mode:             mode,
+		NATSServer:       d.natsHost(),
+		Logger:           d.log.With("component", "gateway"),
+		Registerer:       d.reg,
+		PublicURL:        d.cfg.HTTPPublicURL,
+		GRPC:             d.GRPCAddr(),
+		GRPCDefaultAgent: d.cfg.GRPCDefaultAgent,
 	})
 	if err != nil {
 		return err
 	}
 	d.gw.Store(gw)
+	if d.grpcLn != nil {
+		var creds credentials.TransportCredentials
+		if d.cfg.HTTPTLSCert != "" {
+			// HTTP's certificate and client CA. (Not whether d.hs has a
+			// TLSConfig: net/http gives every server one for HTTP/2.)
+			tc, err := d.httpTLS()
+			if err != nil {
+				return err
+			}
+			creds = credentials.NewTLS(tc)
+		}
+		d.gs = gw.GRPCServer(creds)
+		go func() {
+			if err := d.gs.Serve(d.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				d.fail(fmt.Errorf("--grpc %s: %w", d.GRPCAddr(), err))
+			}
+		}()
+	}
 	if d.cfg.HTTPToken == "" && d.cfg.HTTPClientCA == "" && !loopbackAddr(d.cfg.HTTP) {
 		d.log.Warn("the A2A gateway answers loopback clients only: set --http-token or --http-client-ca to let others call it",
 			"http", d.cfg.HTTP)

@@ -4,16 +4,20 @@ import (
 	"context"
 	"io"
 	"log/slog"
+
+	"github.com/a2abus/a2abus/internal/tracing"
 )
 
 func newLogger(cfg Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel)) // validated by Config.Validate
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	// A traced call's log lines carry its trace_id and span_id.
+	return slog.New(tracing.LogHandler(h))
 }
 
 // quieter returns l raised to at least min: the embedded NATS server's

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/a2abus/a2abus/internal/codeccmd"
 	"github.com/a2abus/a2abus/internal/sysinfo"
+	"github.com/a2abus/a2abus/internal/telemetry"
 )
 
 // Exit codes of Main.
@@ -63,16 +65,41 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer, lookup
 		return exitUsage
 	}
 	log := newLogger(cfg, stderr)
+	tp, stopTracing, err := telemetry.Setup(ctx, "agentd", stderr, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "agentd: %v\n", err)
+		return exitUsage
+	}
+	defer flushTracing(stopTracing, log)
 	if err := bindCPUs(cfg, log); err != nil {
 		fmt.Fprintf(stderr, "agentd: %v\n", err)
 		return exitError
 	}
-	if err := run(ctx, cfg, log); err != nil {
+	var opts []DaemonOption
+	if tp != nil {
+		opts = append(opts, WithTracerProvider(tp))
+	}
+	if err := run(ctx, cfg, log, opts...); err != nil {
 		fmt.Fprintf(stderr, "agentd: %v\n", err)
 		return exitError
 	}
 	return exitOK
 }
+
+// flushTracing exports the spans still buffered and stops the tracer
+// provider, within tracingFlush.
+func flushTracing(stop func(context.Context) error, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), tracingFlush)
+	defer cancel()
+	if err := stop(ctx); err != nil {
+		log.Warn("spans not exported at exit", "err", err)
+	}
+}
+
+// tracingFlush bounds the export of the last spans at exit (a collector
+// on the same host or network takes them in milliseconds; an unreachable
+// one must not hold up the exit).
+const tracingFlush = time.Second
 
 // bindCPUs binds the process to --cpus or to the CPUs of --numa-node, if
 // either is set; where the platform cannot, it warns and goes on.
@@ -105,8 +132,8 @@ func bindCPUs(cfg Config, log *slog.Logger) error {
 
 // run starts a daemon and keeps it until ctx ends or it fails, then shuts
 // it down.
-func run(ctx context.Context, cfg Config, log *slog.Logger) error {
-	d := NewDaemon(cfg, log)
+func run(ctx context.Context, cfg Config, log *slog.Logger, opts ...DaemonOption) error {
+	d := NewDaemon(cfg, log, opts...)
 	if err := d.Start(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil // interrupted during start-up: not a failure

@@ -129,7 +129,7 @@ func durabilityRun(ctx context.Context, servers []*embedded.Server, p Durability
 	if err != nil {
 		return run, fmt.Errorf("raw_js: %w", err)
 	}
-	bus, err := busThroughput(ctx, env, tc, senders)
+	bus, err := busThroughput(ctx, env, tc, senders, nil)
 	if err != nil {
 		return run, fmt.Errorf("bus: %w", err)
 	}

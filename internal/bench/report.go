@@ -25,6 +25,10 @@ func WriteThroughput(w io.Writer, res ThroughputResult, asJSON bool) error {
 	_, err := fmt.Fprintf(w, "\n%d B messages to %d destinations, best of each party:\n"+
 		"  bus     %12.0f msgs/s\n  raw JS  %12.0f msgs/s   bus/raw JS = %.2f\n  core    %12.0f msgs/s   bus/core   = %.2f\n",
 		res.MsgSize, res.Destinations, res.BusMsgsPerS, res.RawJSMsgsPerS, res.RatioVsRawJS, res.CoreMsgsPerS, res.RatioVsCore)
+	if err == nil && res.TraceSampling > 0 {
+		_, err = fmt.Fprintf(w, "  bus traced (sampling %g) %12.0f msgs/s   traced/bus = %.3f   (%d B of spans exported)\n",
+			res.TraceSampling, res.BusTracedMsgsPerS, res.RatioTracedVsBus, res.TraceExportBytes)
+	}
 	return err
 }
 

@@ -13,7 +13,9 @@ import (
 
 	"github.com/a2abus/a2abus/agentbus"
 	"github.com/a2abus/a2abus/codec"
+	"github.com/a2abus/a2abus/internal/tracing"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // ThroughputConfig sizes the throughput scenario.
@@ -28,6 +30,11 @@ type ThroughputConfig struct {
 	// Replicas of the streams the bus and raw JetStream write to (default
 	// 1; more needs a cluster).
 	Replicas int
+	// TraceSampling, when above 0, adds the party bus_traced: the bus
+	// with an OpenTelemetry SDK tracer provider that samples this share
+	// of the traces (parent-based) and exports them over OTLP/HTTP to a
+	// sink on loopback. The bus party traces nothing.
+	TraceSampling float64
 }
 
 func (c ThroughputConfig) withDefaults() ThroughputConfig {
@@ -58,9 +65,12 @@ func (c ThroughputConfig) Validate() error {
 		return fmt.Errorf("bench: destination count %d must be positive", c.Destinations)
 	}
 	for _, p := range c.Parties {
-		if p != "bus" && p != "raw_js" && p != "core" {
-			return fmt.Errorf("bench: unknown party %q (want bus, raw_js or core)", p)
+		if p != "bus" && p != "bus_traced" && p != "raw_js" && p != "core" {
+			return fmt.Errorf("bench: unknown party %q (want bus, bus_traced, raw_js or core)", p)
 		}
+	}
+	if c.TraceSampling < 0 || c.TraceSampling > 1 {
+		return fmt.Errorf("bench: trace sampling %v out of range 0..1", c.TraceSampling)
 	}
 	for _, s := range c.Senders {
 		if s < 1 || s > 1024 {
@@ -72,7 +82,7 @@ func (c ThroughputConfig) Validate() error {
 
 // ThroughputRun is one party at one sender count.
 type ThroughputRun struct {
-	Party       string  `json:"party"` // bus, raw_js or core
+	Party       string  `json:"party"` // bus, bus_traced, raw_js or core
 	Senders     int     `json:"senders"`
 	Msgs        int     `json:"msgs"`
 	Errors      int     `json:"errors"`
@@ -87,14 +97,20 @@ type ThroughputRun struct {
 // ThroughputResult is the scenario's report; the top-level rates are each
 // party's best over the sender counts.
 type ThroughputResult struct {
-	MsgSize       int             `json:"msg_size"`
-	Destinations  int             `json:"destinations"`
-	BusMsgsPerS   float64         `json:"bus_msgs_per_s"`
-	RawJSMsgsPerS float64         `json:"raw_js_msgs_per_s"`
-	CoreMsgsPerS  float64         `json:"core_msgs_per_s"`
-	RatioVsRawJS  float64         `json:"ratio_vs_raw_js"`
-	RatioVsCore   float64         `json:"ratio_vs_core"`
-	Runs          []ThroughputRun `json:"runs"`
+	MsgSize       int     `json:"msg_size"`
+	Destinations  int     `json:"destinations"`
+	BusMsgsPerS   float64 `json:"bus_msgs_per_s"`
+	RawJSMsgsPerS float64 `json:"raw_js_msgs_per_s"`
+	CoreMsgsPerS  float64 `json:"core_msgs_per_s"`
+	RatioVsRawJS  float64 `json:"ratio_vs_raw_js"`
+	RatioVsCore   float64 `json:"ratio_vs_core"`
+	// With TraceSampling: the traced bus's best, its sampling, its
+	// ratio to the untraced bus (best of each) and the spans' OTLP bytes.
+	TraceSampling     float64         `json:"trace_sampling,omitempty"`
+	BusTracedMsgsPerS float64         `json:"bus_traced_msgs_per_s,omitempty"`
+	RatioTracedVsBus  float64         `json:"ratio_traced_vs_bus,omitempty"`
+	TraceExportBytes  int64           `json:"trace_export_bytes,omitempty"`
+	Runs              []ThroughputRun `json:"runs"`
 }
 
 // words is the vocabulary of the benchmark's message text: A2A traffic is
@@ -278,21 +294,37 @@ func cmp(first, err error) error {
 
 // Throughput runs the bus, raw JetStream and core NATS on env's server
 // with every sender count and reports the rates and ratios.
-func Throughput(ctx context.Context, env Env, c ThroughputConfig) (ThroughputResult, error) {
+func Throughput(ctx context.Context, env Env, c ThroughputConfig) (res ThroughputResult, err error) {
 	if err := c.Validate(); err != nil {
 		return ThroughputResult{}, err
 	}
 	c = c.withDefaults()
-	res := ThroughputResult{MsgSize: c.MsgSize, Destinations: c.Destinations}
-	parties := []struct {
+	res = ThroughputResult{MsgSize: c.MsgSize, Destinations: c.Destinations, TraceSampling: c.TraceSampling}
+	type party struct {
 		name string
 		run  func(context.Context, Env, ThroughputConfig, int) (ThroughputRun, error)
 		best *float64
-	}{
-		{"bus", busThroughput, &res.BusMsgsPerS},
-		{"raw_js", rawJS, &res.RawJSMsgsPerS},
-		{"core", core, &res.CoreMsgsPerS},
 	}
+	// The bus party traces as a library user's bus does by default: with
+	// the global provider, which no one sets here.
+	parties := []party{{"bus", busParty(nil), &res.BusMsgsPerS}}
+	if c.TraceSampling > 0 {
+		sink, err := startTraceSink()
+		if err != nil {
+			return res, err
+		}
+		defer sink.close()
+		tp, err := tracedProvider(ctx, c.TraceSampling, sink)
+		if err != nil {
+			return res, err
+		}
+		defer func() {
+			_ = tp.Shutdown(context.Background())
+			res.TraceExportBytes = sink.bytes.Load()
+		}()
+		parties = append(parties, party{"bus_traced", busParty(tp), &res.BusTracedMsgsPerS})
+	}
+	parties = append(parties, party{"raw_js", rawJS, &res.RawJSMsgsPerS}, party{"core", core, &res.CoreMsgsPerS})
 	for _, senders := range c.Senders {
 		for _, p := range parties {
 			if len(c.Parties) > 0 && !slices.Contains(c.Parties, p.name) {
@@ -311,13 +343,25 @@ func Throughput(ctx context.Context, env Env, c ThroughputConfig) (ThroughputRes
 	}
 	res.RatioVsRawJS = ratio(res.BusMsgsPerS, res.RawJSMsgsPerS)
 	res.RatioVsCore = ratio(res.BusMsgsPerS, res.CoreMsgsPerS)
+	res.RatioTracedVsBus = ratio(res.BusTracedMsgsPerS, res.BusMsgsPerS)
 	return res, nil
+}
+
+// busParty is the bus party with tp: bus (nil: the global provider) or
+// bus_traced.
+func busParty(tp trace.TracerProvider) func(context.Context, Env, ThroughputConfig, int) (ThroughputRun, error) {
+	return func(ctx context.Context, env Env, c ThroughputConfig, senders int) (ThroughputRun, error) {
+		return busThroughput(ctx, env, c, senders, tp)
+	}
 }
 
 // busThroughput sends the messages through agentbus: per-destination
 // batches, one JetStream message per batch.
-func busThroughput(ctx context.Context, env Env, c ThroughputConfig, senders int) (ThroughputRun, error) {
+func busThroughput(ctx context.Context, env Env, c ThroughputConfig, senders int, tp trace.TracerProvider) (ThroughputRun, error) {
 	run := ThroughputRun{Party: "bus", Senders: senders, Msgs: c.Msgs}
+	if tracing.Enabled(tp) {
+		run.Party = "bus_traced"
+	}
 	nc, err := env.connect("bench-bus")
 	if err != nil {
 		return run, err
@@ -346,7 +390,7 @@ func busThroughput(ctx context.Context, env Env, c ThroughputConfig, senders int
 	dests, bodies := payloads(c)
 	// No member reads what this party stores: its destinations are routed
 	// to a pool of their own without the registry.
-	opts := []agentbus.Option{agentbus.WithConn(nc), env.logger()}
+	opts := []agentbus.Option{agentbus.WithConn(nc), env.logger(), agentbus.WithTracerProvider(tp)}
 	for _, d := range dests {
 		opts = append(opts, agentbus.WithRoute(d, agentbus.PoolConfig{Name: "bench-throughput"}))
 	}

@@ -123,7 +123,7 @@ func (d *deployment) serverURLs(first int) string {
 func (d *deployment) startAgentd(i int) *agentdProc {
 	a := d.agentds[i]
 	a.proc = startProc(d.t, d.logs, a.name, d.t.TempDir(), nil, d.bin.agentd,
-		"--nats", d.serverURLs(i), "--http", fmt.Sprintf("127.0.0.1:%d", a.http), "--demo", "--pool", pool)
+		"--nats", d.serverURLs(i), "--http", fmt.Sprintf("127.0.0.1:%d", a.http), "--grpc", "127.0.0.1:0", "--demo", "--pool", pool)
 	return a
 }
 

@@ -8,16 +8,21 @@
 //	     /a2a/<agentID>/rest/...                         HTTP+JSON, A2A 1.0
 //	GET  /a2a/<agentID>/.well-known/agent-card.json      the agent's card
 //	GET  /a2a/                                           the registered agent IDs
+//	gRPC lf.a2a.v1.A2AService (GRPCServer)                A2A 1.0 gRPC, the agent named by the tenant
 //
 // built on the A2A Go SDK's own JSON-RPC handlers: each call is carried
 // over the bus (a2anats) to the agent's consumer and back. The card is the
 // registered one with its interfaces pointing at this gateway (JSON-RPC 1.0,
-// HTTP+JSON, JSON-RPC 0.3) and at the bus binding.
+// HTTP+JSON, gRPC with the agent's ID as tenant, JSON-RPC 0.3) and at the
+// bus binding. A tenant of the caller's own reaches the agent: in the
+// JSON-RPC params, before the method's path over HTTP+JSON, after
+// "<agent>/" in the gRPC tenant.
 //
 // Security: with a bearer token the call endpoints want
-// "Authorization: Bearer <token>"; with client certificates (mutual TLS,
-// set up on the HTTP server) they want a verified one; with neither they
-// answer loopback clients only. Cards are public, as A2A discovery expects;
+// "Authorization: Bearer <token>" (over gRPC, in the "authorization"
+// metadata); with client certificates (mutual TLS, set up on the HTTP
+// server and given to GRPCServer) they want a verified one; with neither
+// they answer loopback clients only. Cards are public, as A2A discovery expects;
 // with a token the card names the bearer scheme and is written in the A2A
 // 1.0 form only (the SDK's 0.3 form of security schemes is one 1.0 clients
 // cannot read), without one it is written in both forms.

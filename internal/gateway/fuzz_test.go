@@ -1,6 +1,10 @@
 package gateway
 
 import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -29,6 +33,37 @@ func FuzzParseSidecars(f *testing.F) {
 			if err != nil || !strings.HasPrefix(u.Scheme, "http") || u.Host == "" {
 				t.Fatalf("ParseSidecars(%q): bad URL %q", s, sc.URL)
 			}
+		}
+	})
+}
+
+// FuzzPushShapes: any request body comes out of pushShapes as it came in,
+// or as a JSON object that pushShapes leaves alone; never a panic.
+func FuzzPushShapes(f *testing.F) {
+	f.Add(uint8(0), []byte(`{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"message":{},"configuration":{"taskPushNotificationConfig":{"url":"http://h/"}}}}`))
+	f.Add(uint8(0), []byte(`{"jsonrpc":"2.0","id":1,"method":"CreateTaskPushNotificationConfig","params":{"task_id":"t","id":"c","url":"http://h/"}}`))
+	f.Add(uint8(0), []byte(`{"method":"GetTaskPushNotificationConfig","params":{"task_id":"t","taskId":"u"}}`))
+	f.Add(uint8(1), []byte(`{"id":"c","url":"http://h/","authentication":{"scheme":"Bearer"}}`))
+	f.Add(uint8(2), []byte(`{"message":{},"configuration":{"taskPushNotificationConfig":null}}`))
+	paths := []struct{ method, path string }{
+		{http.MethodPost, Prefix + "a"},
+		{http.MethodPost, Prefix + "a/rest/tasks/t/pushNotificationConfigs"},
+		{http.MethodPost, Prefix + "a/rest/message:send"},
+		{http.MethodPost, Prefix + "a/v0.3"},
+	}
+	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
+		p := paths[int(which)%len(paths)]
+		r := httptest.NewRequest(p.method, p.path, nil)
+		out := pushShapes(r, body)
+		if bytes.Equal(out, body) {
+			return
+		}
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(out, &obj); err != nil {
+			t.Fatalf("pushShapes(%q) = %q, not a JSON object: %v", body, out, err)
+		}
+		if again := pushShapes(r, out); !bytes.Equal(again, out) {
+			t.Fatalf("pushShapes(%q) = %q, and again %q", body, out, again)
 		}
 	})
 }

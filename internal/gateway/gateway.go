@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,10 +20,12 @@ import (
 	"github.com/a2abus/a2abus/agentbus"
 	"github.com/a2abus/a2abus/agentbus/a2anats"
 	"github.com/a2abus/a2abus/codec"
+	"github.com/a2abus/a2abus/internal/tracing"
 	"github.com/a2aproject/a2a-go/v2/a2a"
 	"github.com/a2aproject/a2a-go/v2/a2acompat/a2av0"
 	"github.com/a2aproject/a2a-go/v2/a2asrv"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Prefix is the path the gateway is mounted on.
@@ -57,10 +60,21 @@ type Config struct {
 	// Logger logs what fails where no caller can be told (default
 	// slog.Default()).
 	Logger *slog.Logger
+	// GRPC is the address of the gateway's gRPC listener (see GRPCServer),
+	// written into the cards: a gRPC interface per agent, with the agent's
+	// ID as its tenant. An unspecified host (0.0.0.0, ::) is replaced by
+	// the host clients reached the card at. Empty: no gRPC interface.
+	GRPC string
+	// GRPCDefaultAgent is the agent of gRPC calls that name no tenant
+	// (empty: such calls are refused, naming what to send).
+	GRPCDefaultAgent string
 	// Registerer, when set, gets the gateway's metrics:
 	// a2abus_gateway_requests_total{binding,status} and
 	// a2abus_gateway_request_seconds{binding}.
 	Registerer prometheus.Registerer
+	// TracerProvider makes the gateway's spans and those of its calls
+	// over the bus (default: the bus's, agentbus.WithTracerProvider).
+	TracerProvider trace.TracerProvider
 }
 
 // Gateway serves the A2A endpoints of the registered agents (see the
@@ -71,6 +85,7 @@ type Gateway struct {
 	client *a2anats.Client
 	now    func() time.Time
 	m      *metrics // nil without Config.Registerer
+	tracer *tracing.Tracer
 
 	mu     sync.Mutex
 	agents map[string]*agent
@@ -83,6 +98,7 @@ type Gateway struct {
 type agent struct {
 	card    *a2a.AgentCard
 	fetched time.Time
+	call    forward      // the agent's calls, A2A 1.0 (the gRPC binding serves it)
 	v1, v0  http.Handler // JSON-RPC 1.0 and 0.3
 	rest    http.Handler // HTTP+JSON 1.0
 	cardH   http.Handler // the 1.0 card
@@ -99,11 +115,14 @@ func New(bus *agentbus.Bus, reg *a2anats.Registry, cfg Config) (*Gateway, error)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	client, err := a2anats.NewClient(bus, a2anats.ClientMode(cfg.Mode))
+	if cfg.TracerProvider == nil {
+		cfg.TracerProvider = bus.TracerProvider()
+	}
+	client, err := a2anats.NewClient(bus, a2anats.ClientMode(cfg.Mode), a2anats.ClientTracerProvider(cfg.TracerProvider))
 	if err != nil {
 		return nil, err
 	}
-	g := &Gateway{cfg: cfg, reg: reg, client: client, now: time.Now, agents: map[string]*agent{}}
+	g := &Gateway{cfg: cfg, reg: reg, client: client, now: time.Now, agents: map[string]*agent{}, tracer: tracing.New(cfg.TracerProvider)}
 	g.closing, g.close = context.WithCancel(context.Background())
 	if cfg.Registerer != nil {
 		if g.m, err = newMetrics(cfg.Registerer); err != nil {
@@ -121,6 +140,8 @@ func (g *Gateway) Close() { g.close() }
 // ServeHTTP implements http.Handler.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id, b := route(r.URL.Path)
+	w, r, end := g.traceHTTP(w, r, id, b)
+	defer end()
 	g.m.observe(b, w, func(w http.ResponseWriter) { g.serve(w, r, id, b) })
 }
 
@@ -272,6 +293,7 @@ func (g *Gateway) serveCall(w http.ResponseWriter, r *http.Request, id string, j
 	if !ok {
 		return
 	}
+	body = pushShapes(r, body)
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 	binding(ag).ServeHTTP(w, r)
@@ -279,8 +301,16 @@ func (g *Gateway) serveCall(w http.ResponseWriter, r *http.Request, id string, j
 
 // authorize lets a request in, or says why not.
 func (g *Gateway) authorize(r *http.Request) error {
+	return g.admit(r.Header.Get("Authorization"), r.TLS, r.RemoteAddr)
+}
+
+// admit is the gateway's door for every binding: a call with the bearer
+// token, or with a verified client certificate, or (with neither
+// configured) from a loopback address is let in. authz is the call's
+// Authorization value, remote its peer's host:port.
+func (g *Gateway) admit(authz string, cs *tls.ConnectionState, remote string) error {
 	if g.cfg.Token != "" {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		got, ok := strings.CutPrefix(authz, "Bearer ")
 		if ok && subtle.ConstantTimeCompare([]byte(got), []byte(g.cfg.Token)) == 1 {
 			return nil
 		}
@@ -289,12 +319,12 @@ func (g *Gateway) authorize(r *http.Request) error {
 		}
 	}
 	if g.cfg.ClientCerts {
-		if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+		if cs != nil && len(cs.VerifiedChains) > 0 {
 			return nil
 		}
 		return a2a.NewError(a2a.ErrUnauthenticated, "this gateway wants a verified client certificate")
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	host, _, err := net.SplitHostPort(remote)
 	if err == nil {
 		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
 			return nil
@@ -305,13 +335,36 @@ func (g *Gateway) authorize(r *http.Request) error {
 
 // lookup returns the agent id, or answers that there is none.
 func (g *Gateway) lookup(w http.ResponseWriter, r *http.Request, id string) (*agent, bool) {
+	ag, err := g.agentFor(r.Context(), id)
+	switch {
+	case err == nil:
+		return ag, true
+	case errors.Is(err, errNoAgent):
+		writeError(w, http.StatusNotFound, a2a.ErrServerError, err.Error())
+	case errors.Is(err, a2a.ErrInternalError):
+		writeError(w, http.StatusInternalServerError, a2a.ErrInternalError, err.Error())
+	default:
+		writeError(w, http.StatusServiceUnavailable, a2a.ErrInternalError, err.Error())
+	}
+	return nil, false
+}
+
+// errNoAgent is agentFor's error for an agent the registry has no card of.
+var errNoAgent = errors.New("no agent card is registered for it")
+
+// agentFor returns agent id, its card read again from the registry when
+// the cached one is older than the card TTL. Its errors: errNoAgent for
+// an agent the registry does not know, a2a.ErrInternalError when its
+// handlers cannot be built, else the registry's (a cached card is used
+// while the registry cannot be read).
+func (g *Gateway) agentFor(ctx context.Context, id string) (*agent, error) {
 	g.mu.Lock()
 	ag := g.agents[id]
 	if ag != nil && (ag.refreshing || g.now().Sub(ag.fetched) < g.cfg.CardTTL) {
 		// Fresh, or another request is reading the card again: this one
 		// goes on with the card it has.
 		g.mu.Unlock()
-		return ag, true
+		return ag, nil
 	}
 	if ag != nil {
 		ag.refreshing = true
@@ -324,33 +377,30 @@ func (g *Gateway) lookup(w http.ResponseWriter, r *http.Request, id string) (*ag
 			g.mu.Unlock()
 		}
 	}()
-	card, err := g.reg.Card(r.Context(), id)
+	card, err := g.reg.Card(ctx, id)
 	if errors.Is(err, a2anats.ErrUnknownAgent) {
 		g.mu.Lock()
 		delete(g.agents, id)
 		g.mu.Unlock()
-		writeError(w, http.StatusNotFound, a2a.ErrServerError, fmt.Sprintf("unknown agent %q: no agent card is registered for it", id))
-		return nil, false
+		return nil, fmt.Errorf("unknown agent %q: %w", id, errNoAgent)
 	}
 	if err != nil {
 		if ag != nil {
 			g.cfg.Logger.Warn("agent card not refreshed; using the cached one", "agent", id, "err", err)
-			return ag, true
+			return ag, nil
 		}
-		writeError(w, http.StatusServiceUnavailable, a2a.ErrInternalError, err.Error())
-		return nil, false
+		return nil, err
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if ag == nil {
 		if ag, err = g.newAgent(id); err != nil {
-			writeError(w, http.StatusInternalServerError, a2a.ErrInternalError, err.Error())
-			return nil, false
+			return nil, fmt.Errorf("%w: agent %q: %v", a2a.ErrInternalError, id, err)
 		}
 	}
 	ag.card, ag.fetched = card, g.now()
 	g.agents[id] = ag
-	return ag, true
+	return ag, nil
 }
 
 // newAgent builds the handlers of one agent.
@@ -365,8 +415,8 @@ func (g *Gateway) newAgent(id string) (*agent, error) {
 		g.cfg.Logger.Error("A2A gateway handler panicked", "agent", id, "panic", r)
 		return a2a.ErrInternalError
 	})
-	ag := &agent{v1: a2asrv.NewJSONRPCHandler(h, panics), v0: a2av0.NewJSONRPCHandler(h0, panics),
-		rest: http.StripPrefix(Prefix+id+"/rest", a2asrv.NewRESTHandler(h, panics))}
+	ag := &agent{call: h, v1: a2asrv.NewJSONRPCHandler(h, panics), v0: a2av0.NewJSONRPCHandler(h0, panics),
+		rest: http.StripPrefix(Prefix+id+"/rest", restWithTenant(h, panics))}
 	var producer a2asrv.AgentCardProducer = a2asrv.AgentCardProducerFn(func(ctx context.Context) (*a2a.AgentCard, error) {
 		g.mu.Lock()
 		card := ag.card
@@ -382,6 +432,23 @@ func (g *Gateway) newAgent(id string) (*agent, error) {
 	return ag, nil
 }
 
+// restWithTenant is the SDK's HTTP+JSON binding of h, with or without a
+// tenant before the method's path ("/acme/message:send", as the SDK's
+// client sends a request's tenant).
+func restWithTenant(h a2asrv.RequestHandler, opts ...a2asrv.TransportOption) http.Handler {
+	plain := a2asrv.NewRESTHandler(h, opts...)
+	tenant := a2asrv.NewTenantRESTHandler("/{*}", h, opts...)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		first, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+		switch first {
+		case "message:send", "message:stream", "tasks", "extendedAgentCard":
+			plain.ServeHTTP(w, r)
+		default:
+			tenant.ServeHTTP(w, r)
+		}
+	})
+}
+
 // servedCard is card as this gateway serves it: its interfaces point at
 // the gateway first, then at the bus.
 func (g *Gateway) servedCard(id string, card *a2a.AgentCard, base string) *a2a.AgentCard {
@@ -390,8 +457,14 @@ func (g *Gateway) servedCard(id string, card *a2a.AgentCard, base string) *a2a.A
 	c.SupportedInterfaces = []*a2a.AgentInterface{
 		a2a.NewAgentInterface(url, a2a.TransportProtocolJSONRPC),
 		a2a.NewAgentInterface(url+"/rest", a2a.TransportProtocolHTTPJSON),
-		{URL: url + "/v0.3", ProtocolBinding: a2a.TransportProtocolJSONRPC, ProtocolVersion: a2av0.Version},
 	}
+	if addr := g.grpcAddr(base); addr != "" {
+		grpc := a2a.NewAgentInterface(addr, a2a.TransportProtocolGRPC)
+		grpc.Tenant = id
+		c.SupportedInterfaces = append(c.SupportedInterfaces, grpc)
+	}
+	c.SupportedInterfaces = append(c.SupportedInterfaces,
+		&a2a.AgentInterface{URL: url + "/v0.3", ProtocolBinding: a2a.TransportProtocolJSONRPC, ProtocolVersion: a2av0.Version})
 	bus := false
 	for _, i := range card.SupportedInterfaces {
 		if i != nil && i.ProtocolBinding == a2anats.ProtocolBinding {

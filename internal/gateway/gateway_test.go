@@ -34,6 +34,12 @@ func testCtx(t *testing.T, d time.Duration) context.Context {
 // startGateway serves a gateway over its own bus on an httptest server.
 func startGateway(t *testing.T, srv *embedded.Server, cfg gateway.Config) *httptest.Server {
 	t.Helper()
+	return serveHTTP(t, newGateway(t, srv, cfg))
+}
+
+// newGateway is a gateway over its own bus.
+func newGateway(t *testing.T, srv *embedded.Server, cfg gateway.Config) *gateway.Gateway {
+	t.Helper()
 	bus := a2anatstest.ConnectBus(t, srv)
 	reg, err := a2anats.NewRegistry(testCtx(t, 30*time.Second), bus)
 	if err != nil {
@@ -44,6 +50,13 @@ func startGateway(t *testing.T, srv *embedded.Server, cfg gateway.Config) *httpt
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(gw.Close)
+	return gw
+}
+
+// serveHTTP serves gw on an httptest server.
+func serveHTTP(t *testing.T, gw *gateway.Gateway) *httptest.Server {
+	t.Helper()
 	mux := http.NewServeMux()
 	mux.Handle(gateway.Prefix, gw)
 	hs := httptest.NewServer(mux)

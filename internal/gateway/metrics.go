@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/status"
 )
 
 // metrics are the gateway's series: requests by binding and HTTP status,
@@ -21,7 +22,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "a2abus_gateway_requests_total",
-			Help: "A2A gateway requests, by binding (jsonrpc, jsonrpc_0.3, rest, card, list, other) and HTTP status; JSON-RPC errors answer 200 and are counted in a2abus_a2a_calls_total where the agent runs.",
+			Help: "A2A gateway requests, by binding (jsonrpc, jsonrpc_0.3, rest, grpc, card, list, other) and HTTP status (for grpc, the status code's name); JSON-RPC errors answer 200 and are counted in a2abus_a2a_calls_total where the agent runs.",
 		}, []string{"binding", "status"}),
 		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "a2abus_gateway_request_seconds", Help: "How long A2A gateway requests took, by binding (a stream: until its end).",
@@ -51,6 +52,16 @@ func (m *metrics) observe(binding string, w http.ResponseWriter, serve func(http
 	serve(rec)
 	m.requests.WithLabelValues(binding, strconv.Itoa(rec.status)).Inc()
 	m.seconds.WithLabelValues(binding).Observe(time.Since(start).Seconds())
+}
+
+// observeGRPC counts a gRPC call (binding grpc, status its code's name)
+// once it has ended.
+func (m *metrics) observeGRPC(start time.Time, err error) {
+	if m == nil {
+		return
+	}
+	m.requests.WithLabelValues("grpc", status.Code(err).String()).Inc()
+	m.seconds.WithLabelValues("grpc").Observe(time.Since(start).Seconds())
 }
 
 // statusRecorder remembers the status a handler wrote; it flushes, for SSE.

@@ -64,6 +64,8 @@ func ParseSidecars(s string) ([]Sidecar, error) {
 // endpoint's URL, then at its host's root), or, when it serves none yet, a
 // card naming the endpoint, with a warning. Close the returned Server after
 // the bus's Serve ends. opts add to the Server's options (its logger is log).
+// Each call to the agent is traced with the bus's TracerProvider and
+// carries its trace context in its HTTP headers.
 func ServeSidecar(ctx context.Context, bus *agentbus.Bus, reg *a2anats.Registry, sc Sidecar, hc *http.Client, log *slog.Logger, opts ...a2anats.ServerOption) (*a2anats.Server, error) {
 	if hc == nil {
 		hc = http.DefaultClient
@@ -79,7 +81,7 @@ func ServeSidecar(ctx context.Context, bus *agentbus.Bus, reg *a2anats.Registry,
 			DefaultInputModes: []string{"text/plain"}, DefaultOutputModes: []string{"text/plain"},
 		}
 	}
-	t := a2aclient.NewJSONRPCTransport(sc.URL, hc)
+	t := a2aclient.NewJSONRPCTransport(sc.URL, tracedClient(hc, bus.TracerProvider()))
 	var h a2asrv.RequestHandler = forward{t: t} // its calls end with the Server's
 	srv, err := a2anats.Handle(bus, sc.ID, h, append([]a2anats.ServerOption{a2anats.ServerLogger(log)}, opts...)...)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/a2abus/a2abus/agentbus"
+	"github.com/a2abus/a2abus/internal/tracing"
 	"github.com/a2abus/a2abus/placement"
 	"github.com/a2abus/a2abus/scaler"
 	"github.com/nats-io/nats.go"
@@ -21,6 +22,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // Time limits of the daemon.
@@ -82,6 +86,12 @@ type Option func(*Daemon)
 // the snapshots' times, which are the policy's clock, and the targets'.
 func WithClock(now func() time.Time) Option { return func(d *Daemon) { d.now = now } }
 
+// WithTracerProvider traces each evaluation with tp: a span per
+// evaluation, a child per pool decided, with the decision.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(d *Daemon) { d.tracer = tracing.New(tp) }
+}
+
 // Daemon is a running scalerd: every interval it samples each pool's
 // backlog and consumers, lets the pool's scaling policy decide, and, while
 // it leads and is not a dry run, writes the decision as the pool's
@@ -115,6 +125,8 @@ type Daemon struct {
 	// evaluation (tests).
 	onStatus func(PoolStatus)
 
+	tracer *tracing.Tracer
+
 	shutdownOnce sync.Once
 	shutdownErr  error
 }
@@ -129,7 +141,8 @@ func NewDaemon(cfg Config, log *slog.Logger, opts ...Option) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{cfg: cfg, id: cfg.ID, log: log, now: time.Now, pools: map[string]*poolState{},
-		reg: prometheus.NewRegistry(), serveErr: make(chan error, 1), done: make(chan struct{})}
+		reg: prometheus.NewRegistry(), serveErr: make(chan error, 1), done: make(chan struct{}),
+		tracer: tracing.New(noop.NewTracerProvider())}
 	for _, o := range opts {
 		o(d)
 	}
@@ -390,6 +403,11 @@ func (d *Daemon) pool(name string) *poolState {
 func (d *Daemon) evaluate(ctx context.Context, bus *agentbus.Bus, streams *streamSource, members memberSource, el *elector) {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
+	if t, on := d.tracer.Get(); on {
+		var span trace.Span
+		ctx, span = t.Start(ctx, "scaler evaluate", trace.WithAttributes(attribute.String("a2abus.scaler.id", d.id)))
+		defer span.End()
+	}
 	r, err := readPools(ctx, streams, members)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -436,7 +454,17 @@ func (d *Daemon) evaluate(ctx context.Context, bus *agentbus.Bus, streams *strea
 
 // decide samples one pool, lets its policy decide, and writes its target
 // when due.
-func (d *Daemon) decide(ctx context.Context, bus *agentbus.Bus, el *elector, ps *poolState, confirm func() bool) PoolStatus {
+func (d *Daemon) decide(ctx context.Context, bus *agentbus.Bus, el *elector, ps *poolState, confirm func() bool) (st PoolStatus) {
+	if t, on := d.tracer.Get(); on {
+		var span trace.Span
+		ctx, span = t.Start(ctx, "scaler decide "+ps.name, trace.WithAttributes(tracing.ConsumerGroup.String(ps.name)))
+		defer func() {
+			span.SetAttributes(attribute.Int("a2abus.scaler.from", st.Consumers), attribute.Int("a2abus.scaler.to", st.DesiredConsumers),
+				attribute.String("a2abus.scaler.trigger", st.Trigger), attribute.String("a2abus.scaler.reason", st.Reason),
+				attribute.Int("a2abus.scaler.backlog", int(st.Backlog)), attribute.Bool("a2abus.scaler.leader", el.leader()))
+			span.End()
+		}()
+	}
 	snap, err := ps.sampler.Sample(ctx) // from the reading in memory: cannot fail
 	if err != nil {
 		d.log.Warn("sample", "pool", ps.name, "err", err)
@@ -474,7 +502,7 @@ func (d *Daemon) decide(ctx context.Context, bus *agentbus.Bus, el *elector, ps 
 	}
 	d.m.setTarget(ps.name, ps.target, ps.hasTarget)
 
-	st := PoolStatus{Pool: ps.name, DesiredConsumers: dec.To, Reason: dec.Reason, Trigger: string(dec.Trigger),
+	st = PoolStatus{Pool: ps.name, DesiredConsumers: dec.To, Reason: dec.Reason, Trigger: string(dec.Trigger),
 		DryRun: d.cfg.DryRun, At: dec.Time, Consumers: dec.From, Live: live, Ready: snap.Ready,
 		Backlog: snap.Backlog, Waiting: max(snap.Backlog-max(snap.InFlight, 0), 0),
 		ArrivalRate: snap.ArrivalRate, HandledRate: snap.HandledRate, CPU: snap.CPU}
@@ -500,12 +528,13 @@ func (d *Daemon) write(ctx context.Context, bus *agentbus.Bus, ps *poolState, n 
 		return // lost the lead: the new leader decides
 	}
 	if err := bus.SetScaleTarget(ctx, ps.name, t); err != nil {
-		d.log.Warn("scale target not written", "pool", ps.name, "consumers", n, "err", err)
+		d.log.WarnContext(ctx, "scale target not written", "pool", ps.name, "consumers", n, "err", err)
 		return
 	}
 	ps.target, ps.hasTarget = t, true
 	d.m.writes.WithLabelValues(ps.name).Inc()
-	d.log.Info("scale target written", "pool", ps.name, "consumers", n, "reason", why)
+	trace.SpanFromContext(ctx).AddEvent("scale target written", trace.WithAttributes(attribute.Int("a2abus.scaler.consumers", n)))
+	d.log.InfoContext(ctx, "scale target written", "pool", ps.name, "consumers", n, "reason", why)
 }
 
 // handler serves /metrics, /healthz, /readyz and /scale.

@@ -9,6 +9,9 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/a2abus/a2abus/internal/telemetry"
+	"github.com/a2abus/a2abus/internal/tracing"
 )
 
 // Exit codes of Main.
@@ -78,7 +81,23 @@ func daemonCmd(ctx context.Context, args []string, stdout, stderr io.Writer, loo
 		return exitUsage
 	}
 	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
-	d, err := NewDaemon(cfg, log)
+	tp, stopTracing, err := telemetry.Setup(ctx, "scalerd", stderr, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "scalerd: %v\n", err)
+		return exitUsage
+	}
+	defer func() {
+		fctx, cancel := context.WithTimeout(context.Background(), tracingFlush)
+		defer cancel()
+		if err := stopTracing(fctx); err != nil {
+			log.Warn("spans not exported at exit", "err", err)
+		}
+	}()
+	var opts []Option
+	if tp != nil {
+		opts = append(opts, WithTracerProvider(tp))
+	}
+	d, err := NewDaemon(cfg, log, opts...)
 	if err != nil {
 		fmt.Fprintf(stderr, "scalerd: %v\n", err)
 		return exitUsage
@@ -104,16 +123,21 @@ func daemonCmd(ctx context.Context, args []string, stdout, stderr io.Writer, loo
 	return code
 }
 
-// shutdownTimeout bounds a clean stop, within the 5 s operators expect.
-const shutdownTimeout = 4 * time.Second
+// shutdownTimeout bounds a clean stop, within the 5 s operators expect;
+// tracingFlush bounds the export of the last spans after it.
+const (
+	shutdownTimeout = 4 * time.Second
+	tracingFlush    = time.Second
+)
 
 // newLogger logs to w at level in format (both validated).
 func newLogger(w io.Writer, level, format string) *slog.Logger {
 	var lv slog.Level
 	_ = lv.UnmarshalText([]byte(level))
 	opts := &slog.HandlerOptions{Level: lv}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(tracing.LogHandler(h))
 }

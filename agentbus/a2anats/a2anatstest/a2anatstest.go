@@ -46,13 +46,31 @@ func ConnectBus(t testing.TB, srv *embedded.Server, opts ...agentbus.Option) *ag
 	return bus
 }
 
+// HostOption configures Host.
+type HostOption func(*hostOptions)
+
+type hostOptions struct {
+	push *a2anats.PushSender
+}
+
+// WithPush serves the agents with push notifications: their configs in
+// KV (TaskStore.PushConfigs), sent by s (s.For each agent); their cards
+// say so.
+func WithPush(s *a2anats.PushSender) HostOption {
+	return func(o *hostOptions) { o.push = s }
+}
+
 // Host serves the executors, keyed by agent ID, on a bus of their own:
 // each with its KV task store, its card registered. It returns the
 // registry.
-func Host(t testing.TB, srv *embedded.Server, agents map[string]a2asrv.AgentExecutor) *a2anats.Registry {
+func Host(t testing.TB, srv *embedded.Server, agents map[string]a2asrv.AgentExecutor, opts ...HostOption) *a2anats.Registry {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	var o hostOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	bus := ConnectBus(t, srv)
 	reg, err := a2anats.NewRegistry(ctx, bus)
 	if err != nil {
@@ -68,12 +86,18 @@ func Host(t testing.TB, srv *embedded.Server, agents map[string]a2asrv.AgentExec
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := a2anats.Handle(bus, id, a2asrv.NewHandler(exec, a2asrv.WithTaskStore(tasks)), a2anats.ServerLogger(embeddedtest.Logger(t)))
+		hopts := []a2asrv.RequestHandlerOption{a2asrv.WithTaskStore(tasks)}
+		card := Card(id)
+		if o.push != nil {
+			hopts = append(hopts, a2asrv.WithPushNotifications(tasks.PushConfigs(), o.push.For(id)))
+			card.Capabilities.PushNotifications = true
+		}
+		s, err := a2anats.Handle(bus, id, a2asrv.NewHandler(exec, hopts...), a2anats.ServerLogger(embeddedtest.Logger(t)))
 		if err != nil {
 			t.Fatal(err)
 		}
 		servers = append(servers, s)
-		if err := reg.Register(ctx, id, Card(id), ""); err != nil {
+		if err := reg.Register(ctx, id, card, ""); err != nil {
 			t.Fatal(err)
 		}
 	}
