@@ -18,23 +18,28 @@ import (
 )
 
 // DurabilityProfile is one way to run the servers: how many, how many
-// replicas the streams have, and whether JetStream syncs every write to
-// disk before acknowledging it.
+// replicas the streams have, and how often JetStream syncs its writes to
+// disk: before acknowledging each (SyncAlways), or every SyncInterval (the
+// server's default, 2 minutes, when zero).
 type DurabilityProfile struct {
-	Name       string `json:"profile"`
-	Servers    int    `json:"servers"`
-	Replicas   int    `json:"replicas"`
-	SyncAlways bool   `json:"sync_always"`
+	Name         string        `json:"profile"`
+	Servers      int           `json:"servers"`
+	Replicas     int           `json:"replicas"`
+	SyncAlways   bool          `json:"sync_always"`
+	SyncInterval time.Duration `json:"sync_interval_ns,omitempty"`
 }
 
 // DurabilityProfiles are the profiles the README documents: the default
-// (one server, the OS flushes writes, fsync every 2 minutes), the durable
-// single server (fsync before every ack), a 3-node cluster with R3 streams
-// (an ack means a majority stored the message), and both.
+// (one server, the OS flushes writes, fsync every 2 minutes), a sync every
+// second, the durable single server (fsync before every ack), and the
+// same three on a 3-node cluster with R3 streams (an ack means a majority
+// stored the message).
 var DurabilityProfiles = []DurabilityProfile{
 	{Name: "R1, sync 2m", Servers: 1, Replicas: 1},
+	{Name: "R1, sync 1s", Servers: 1, Replicas: 1, SyncInterval: time.Second},
 	{Name: "R1, sync always", Servers: 1, Replicas: 1, SyncAlways: true},
 	{Name: "R3, sync 2m", Servers: 3, Replicas: 3},
+	{Name: "R3, sync 1s", Servers: 3, Replicas: 3, SyncInterval: time.Second},
 	{Name: "R3, sync always", Servers: 3, Replicas: 3, SyncAlways: true},
 }
 
@@ -138,9 +143,14 @@ func durabilityRun(ctx context.Context, servers []*embedded.Server, p Durability
 }
 
 // startProfile starts p.Servers embedded servers under dir, clustered when
-// more than one, syncing every write when p says so.
+// more than one, syncing as p says.
 func startProfile(ctx context.Context, dir string, p DurabilityProfile) ([]*embedded.Server, error) {
-	syncOpt := embedded.WithServerOptions(func(o *server.Options) { o.SyncAlways = p.SyncAlways })
+	syncOpt := embedded.WithServerOptions(func(o *server.Options) {
+		o.SyncAlways = p.SyncAlways
+		if p.SyncInterval > 0 {
+			o.SyncInterval = p.SyncInterval
+		}
+	})
 	if p.Servers == 1 {
 		s, err := embedded.Start(ctx, embedded.WithStoreDir(filepath.Join(dir, "n1")), syncOpt)
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/a2abus/a2abus/embedded"
+	"github.com/a2abus/a2abus/internal/lazyfs"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -34,10 +35,16 @@ import (
 // Restart. Clients connect to the client proxies (ClientURLs): CutClients
 // drops every client connection at once, a reconnect storm.
 //
+// A cluster of one node is a standalone server (no cluster, no routes),
+// as agentd's embedded server runs. With WithLazyStores each node keeps
+// its store on a lazy filesystem (internal/lazyfs), and PowerLoss cuts
+// nodes' power: what their stores had not synced is lost.
+//
 // The methods are safe for concurrent use.
 type Cluster struct {
 	name string
 	log  *slog.Logger
+	cfg  clusterConfig
 
 	mu      sync.Mutex
 	nodes   []*node
@@ -53,6 +60,31 @@ type node struct {
 	clientPort int
 	routePort  int
 	srv        *embedded.Server // nil while stopped
+	lazy       *lazyfs.FS       // the store's filesystem, with WithLazyStores
+}
+
+// ClusterOption configures StartCluster.
+type ClusterOption func(*clusterConfig)
+
+type clusterConfig struct {
+	serverOpts []func(*server.Options)
+	lazy       bool
+	entries    lazyfs.Entries
+}
+
+// WithServerOptions has fn set every node's server options (after the
+// cluster's own), each time the node starts: JetStream's sync_interval,
+// say.
+func WithServerOptions(fn func(*server.Options)) ClusterOption {
+	return func(c *clusterConfig) { c.serverOpts = append(c.serverOpts, fn) }
+}
+
+// WithLazyStores keeps each node's store on a lazy filesystem of its own
+// (lazyfs.Mount, backed by a folder beside the node's store directory),
+// whose directory entries become durable as entries says: PowerLoss then
+// drops what a node's store had not synced.
+func WithLazyStores(entries lazyfs.Entries) ClusterOption {
+	return func(c *clusterConfig) { c.lazy, c.entries = true, entries }
 }
 
 // StartTimeout bounds how long StartCluster, Restart and the waits wait
@@ -67,30 +99,36 @@ const StartTimeout = 30 * time.Second
 // bind them; another process may still take one in that moment, so a
 // start that fails with a port in use is tried again on fresh ports, up to
 // three times.
-func StartCluster(ctx context.Context, n int, dir string, log *slog.Logger) (*Cluster, error) {
+func StartCluster(ctx context.Context, n int, dir string, log *slog.Logger, opts ...ClusterOption) (*Cluster, error) {
 	if n < 1 {
 		return nil, fmt.Errorf("faults: cluster size %d, want at least 1", n)
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	var cfg clusterConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
 	var err error
 	for range 3 {
 		var c *Cluster
-		if c, err = startCluster(ctx, n, dir, log); err == nil || !strings.Contains(err.Error(), "address already in use") {
+		if c, err = startCluster(ctx, n, dir, log, cfg); err == nil || !strings.Contains(err.Error(), "address already in use") {
 			return c, err
 		}
 		log.Warn("a port was taken while the cluster started; starting again on other ports", "err", err)
 		for i := range n {
-			if rerr := os.RemoveAll(filepath.Join(dir, fmt.Sprintf("n%d", i+1))); rerr != nil {
-				return nil, rerr
+			for _, suffix := range []string{"", ".lazy"} {
+				if rerr := os.RemoveAll(filepath.Join(dir, fmt.Sprintf("n%d%s", i+1, suffix))); rerr != nil {
+					return nil, rerr
+				}
 			}
 		}
 	}
 	return nil, err
 }
 
-func startCluster(ctx context.Context, n int, dir string, log *slog.Logger) (*Cluster, error) {
+func startCluster(ctx context.Context, n int, dir string, log *slog.Logger, cfg clusterConfig) (*Cluster, error) {
 	ports, release, err := freePorts(2*n + 1)
 	if err != nil {
 		return nil, err
@@ -99,8 +137,13 @@ func startCluster(ctx context.Context, n int, dir string, log *slog.Logger) (*Cl
 	c := &Cluster{
 		name:   "a2abus-faults",
 		log:    log,
+		cfg:    cfg,
 		routes: map[[2]int]*Proxy{},
 		advert: fmt.Sprintf("127.0.0.1:%d", ports[2*n]),
+	}
+	fail := func(err error) (*Cluster, error) {
+		_ = c.Close(context.Background())
+		return nil, err
 	}
 	for i := range n {
 		nd := &node{
@@ -109,14 +152,14 @@ func startCluster(ctx context.Context, n int, dir string, log *slog.Logger) (*Cl
 			clientPort: ports[2*i],
 			routePort:  ports[2*i+1],
 		}
-		if err := os.MkdirAll(nd.storeDir, 0o750); err != nil {
+		c.nodes = append(c.nodes, nd)
+		if cfg.lazy {
+			if nd.lazy, err = lazyfs.Mount(nd.storeDir+".lazy", nd.storeDir, lazyfs.WithEntries(cfg.entries)); err != nil {
+				return fail(fmt.Errorf("faults: node %s: %w", nd.name, err))
+			}
+		} else if err := os.MkdirAll(nd.storeDir, 0o750); err != nil {
 			return nil, err
 		}
-		c.nodes = append(c.nodes, nd)
-	}
-	fail := func(err error) (*Cluster, error) {
-		_ = c.Close(context.Background())
-		return nil, err
 	}
 	// The proxies take ports of their own while the nodes' are still held,
 	// so that none of them takes a node's.
@@ -223,16 +266,23 @@ func (c *Cluster) startOne(ctx context.Context, i int) error {
 	c.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, StartTimeout)
 	defer cancel()
-	srv, err := embedded.Start(ctx,
+	opts := []embedded.Option{
 		embedded.WithServerName(nd.name),
 		embedded.WithStoreDir(nd.storeDir),
 		embedded.WithPort(nd.clientPort),
 		embedded.WithLogger(c.log.With("server", nd.name)),
-		embedded.WithCluster(embedded.Cluster{Name: c.name, Port: nd.routePort, Routes: routes}),
-		embedded.WithServerOptions(func(o *server.Options) {
-			o.Cluster.Advertise = c.advert
-		}),
-	)
+	}
+	if !c.standalone() {
+		opts = append(opts,
+			embedded.WithCluster(embedded.Cluster{Name: c.name, Port: nd.routePort, Routes: routes}),
+			embedded.WithServerOptions(func(o *server.Options) {
+				o.Cluster.Advertise = c.advert
+			}))
+	}
+	for _, fn := range c.cfg.serverOpts {
+		opts = append(opts, embedded.WithServerOptions(fn))
+	}
+	srv, err := embedded.Start(ctx, opts...)
 	if err != nil {
 		return fmt.Errorf("faults: start node %s: %w", nd.name, err)
 	}
@@ -244,6 +294,10 @@ func (c *Cluster) startOne(ctx context.Context, i int) error {
 
 // Size returns the number of nodes, running or stopped.
 func (c *Cluster) Size() int { return len(c.nodes) }
+
+// standalone reports whether the cluster is one server without a cluster
+// of its own.
+func (c *Cluster) standalone() bool { return len(c.nodes) == 1 }
 
 // Name returns node i's server name.
 func (c *Cluster) Name(i int) string { return c.nodes[i].name }
@@ -456,25 +510,48 @@ func (c *Cluster) StreamLeader(stream string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, nd := range c.nodes {
-		if nd.srv != nil && nd.srv.NATSServer().JetStreamIsStreamLeader(server.DEFAULT_GLOBAL_ACCOUNT, stream) {
+		if nd.srv != nil && c.leads(nd.srv.NATSServer(), stream) {
 			return i
 		}
 	}
 	return -1
 }
 
+// leads reports whether ns leads stream in the default account; a
+// standalone server leads every stream it has.
+func (c *Cluster) leads(ns *server.Server, stream string) bool {
+	if !c.standalone() {
+		return ns.JetStreamIsStreamLeader(server.DEFAULT_GLOBAL_ACCOUNT, stream)
+	}
+	jsz, err := ns.Jsz(&server.JSzOptions{Accounts: true, Streams: true})
+	if err != nil {
+		return false
+	}
+	for _, acc := range jsz.AccountDetails {
+		for _, s := range acc.Streams {
+			if acc.Name == server.DEFAULT_GLOBAL_ACCOUNT && s.Name == stream {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // WaitStreamLeader waits until a running node leads stream and returns its
 // index.
 func (c *Cluster) WaitStreamLeader(ctx context.Context, stream string) (int, error) {
 	return c.waitFor(ctx, "leader of stream "+stream, func(ns *server.Server) bool {
-		return ns.JetStreamIsStreamLeader(server.DEFAULT_GLOBAL_ACCOUNT, stream)
+		return c.leads(ns, stream)
 	}, nil)
 }
 
 // WaitMetaLeader waits until a running node leads the JetStream meta group
 // and every running node is current with it, and returns the leader's
-// index.
+// index. A standalone server leads once JetStream is enabled.
 func (c *Cluster) WaitMetaLeader(ctx context.Context) (int, error) {
+	if c.standalone() {
+		return c.waitFor(ctx, "JetStream", func(ns *server.Server) bool { return ns.JetStreamEnabled() }, nil)
+	}
 	return c.waitFor(ctx, "JetStream meta leader", func(ns *server.Server) bool {
 		return ns.JetStreamIsLeader()
 	}, func(ns *server.Server) bool {
@@ -542,9 +619,17 @@ func WaitPlacement(ctx context.Context, nc *nats.Conn, replicas int) error {
 	}
 }
 
-// Close stops every running node and closes the proxies and links.
+// Close stops every running node, closes the proxies and links, and
+// unmounts the lazy stores.
 func (c *Cluster) Close(ctx context.Context) error {
 	err := c.StopAll(ctx)
+	defer func() {
+		for _, nd := range c.nodes {
+			if nd.lazy != nil {
+				_ = nd.lazy.Close()
+			}
+		}
+	}()
 	for _, p := range c.routes {
 		_ = p.Close()
 	}

@@ -1,9 +1,9 @@
-// Package faults is the fault-injection suite and the soak of a2abus: real
-// agentbus publishers and consumers on a real 3-node embedded NATS cluster
-// (file store, R3 stream), faults injected from outside, and a ledger that
-// books every send and every handler call to say what was lost, what was
-// handled twice, what was handled out of order and what was handled by two
-// members at once.
+// Package faults is the fault-injection suite, the power-loss suite and
+// the soak of a2abus: real agentbus publishers and consumers on a real
+// 3-node embedded NATS cluster (file store, R3 stream), faults injected
+// from outside, and a ledger that books every send and every handler call
+// to say what was lost, what was handled twice, what was handled out of
+// order and what was handled by two members at once.
 //
 // # The suite
 //
@@ -33,6 +33,29 @@
 // on one member or two (Counts.Overlaps). Each scenario logs its counts
 // (with -v), and the run prints a summary.
 //
+// # The power-loss suite
+//
+//	go test -tags=powerloss -count=1 -timeout 15m ./internal/lazyfs/ ./internal/faults/
+//
+// needs root and FUSE (internal/lazyfs says what is missing). Each node
+// keeps its store on a lazy filesystem (WithLazyStores), which drops
+// what was not fsynced when the power goes. The stores are synced once
+// the run is set up; then two publishers send under a load that two
+// slowed consumers cannot keep up with, so that acknowledged sends wait
+// in the stream, and Cluster.PowerLoss cuts the power: every server's (a
+// coordinated power loss; R1 runs one standalone server, as agentd does)
+// or, on R3, the stream leader's alone while the others run. The servers
+// come back, the load goes on, the run drains, and the suite prints per
+// profile (R1 and R3, sync_interval 2m, 1s and always) what was
+// acknowledged, what waited unhandled at the cut, what was lost, the
+// duplicates and how long the stream and the sends took to come back.
+// sync always must lose nothing acknowledged; sync 2m must lose something
+// to a coordinated power loss, or the lazy filesystem is not doing its
+// job. TestPowerLossDirectoryEntries shows what nats-server's unsynced
+// directory entries cost under POSIX's letter. -powerloss.repeats N runs
+// each scenario N times; -powerloss.entries strict runs them under
+// POSIX's letter instead of a journaling filesystem's rules.
+//
 // # The soak
 //
 //	go run ./internal/faults/cmd/soak --duration 10m
@@ -49,10 +72,11 @@
 //
 // # The harness
 //
-// The package's untagged files are the harness, shared by both: Cluster
+// The package's untagged files are the harness, shared by all three: Cluster
 // (nodes whose routes and client connections pass through Proxy, so that
 // a node can be cut off and every client dropped, and Links, one client's
-// own proxies, so that one member can be cut off), Consumer (a member that
+// own proxies, so that one member can be cut off; optionally with stores
+// on lazy filesystems whose power can be cut), Consumer (a member that
 // can be stopped, slowed, held in a handler, or killed mid-batch: its link
 // cut and its connection closed with its batches unacknowledged and its
 // handlers doing nothing more, as a crashed process), Publish (paced

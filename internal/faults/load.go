@@ -61,6 +61,8 @@ type ConsumerConfig struct {
 	// Serve options beyond the member ID, pool and partitions (which they
 	// may override).
 	Serve []agentbus.ServeOption
+	// Bus options beyond Connect's (which they may override).
+	Bus []agentbus.Option
 	// Link, when set, is the consumer's own way to the cluster (URLs are
 	// its URLs): Kill cuts it before it closes the connection, so that
 	// nothing written after the kill reaches a server.
@@ -101,7 +103,7 @@ type Consumer struct {
 
 // StartConsumer connects a consumer and starts serving.
 func StartConsumer(ctx context.Context, cfg ConsumerConfig) (*Consumer, error) {
-	bus, err := Connect(ctx, cfg.URLs, cfg.Name, cfg.Log)
+	bus, err := Connect(ctx, cfg.URLs, cfg.Name, cfg.Log, cfg.Bus...)
 	if err != nil {
 		return nil, err
 	}
