@@ -186,6 +186,14 @@ type partition struct {
 
 	batches sync.WaitGroup // its batches being handled
 	done    chan struct{}  // closed once stopped and drained
+	// turn is closed when the last batch dispatched has been handled (mu
+	// guards it): the next one waits for it. The server hands a partition
+	// out one batch at a time (MaxAckPending 1), but a server that
+	// restarted forgets the deliveries its consumer state had not written
+	// yet and delivers the batch again while its first delivery still runs
+	// here; handled one after the other, no two batches of a partition run
+	// at once, whatever the server does.
+	turn chan struct{}
 	// handled and dead count the partition's envelopes handled and
 	// dead-lettered here; nil without a registerer.
 	handled, dead prometheus.Counter

@@ -168,6 +168,7 @@ func sendDescs() map[string]*prometheus.Desc {
 		"held_bytes":     prometheus.NewDesc("a2abus_receive_held_bytes", "Frame bytes of the stored batches being decoded and handled (bounded per member by ServeMaxHeldBytes).", nil, nil),
 		"held_waiting":   prometheus.NewDesc("a2abus_receive_held_waiting_batches", "Stored batches delivered and waiting, undecoded, for the held-bytes bound.", nil, nil),
 		"lost_parts":     prometheus.NewDesc("a2abus_receive_partitions_lost_total", "Partitions whose pull ended without being asked to (their consumer deleted, their consume loop ended): each is started again at the next heartbeat.", nil, nil),
+		"waited_turn":    prometheus.NewDesc("a2abus_receive_batches_waited_turn_total", "Batches delivered while another batch of their partition was still being handled here (a server that restarted and forgot a delivery gives it again): each waited for the other to end.", nil, nil),
 		"fenced":         prometheus.NewDesc("a2abus_receive_fenced_batches_total", "Batches given up because their hold could not be confirmed before the ack wait would pass (a stalled or cut-off member): their handlers were canceled.", nil, nil),
 		"pool_created":   prometheus.NewDesc("a2abus_codec_buffers_created_total", "Codec buffers allocated because the pool had none.", nil, nil),
 		"pool_reused":    prometheus.NewDesc("a2abus_codec_buffers_reused_total", "Codec buffer requests served from the pool.", nil, nil),
@@ -209,6 +210,7 @@ func (c *sendCollector) Collect(ch chan<- prometheus.Metric) {
 	counter("redelivered", rc.redeliver.Load())
 	counter("fenced", rc.fenced.Load())
 	counter("lost_parts", rc.lostParts.Load())
+	counter("waited_turn", rc.waitedTurn.Load())
 	gauge("hung", float64(rc.hung.Load()))
 	gauge("held_bytes", float64(rc.heldBytes.Load()))
 	gauge("held_waiting", float64(rc.heldWaiting.Load()))

@@ -101,7 +101,10 @@ type receiver struct {
 	redeliver atomic.Uint64 // batches delivered more than once
 	fenced    atomic.Uint64 // batches given up because their hold could not be confirmed
 	lostParts atomic.Uint64 // partitions whose pull ended unasked
-	hung      atomic.Int64  // handlers running past their timeout and grace
+	// waitedTurn counts batches delivered while another batch of their
+	// partition was still being handled (a restarted server's redelivery).
+	waitedTurn atomic.Uint64
+	hung       atomic.Int64 // handlers running past their timeout and grace
 	// heldBytes are the frame bytes of the stored batches being handled;
 	// heldWaiting the batches waiting for ServeMaxHeldBytes.
 	heldBytes   atomic.Int64
@@ -355,10 +358,16 @@ func (s *server) replyError(ctx context.Context, req *codec.Envelope, err error)
 func (s *server) dispatch(p *partition, msg jetstream.Msg) {
 	s.batches.Add(1)
 	p.batches.Add(1)
+	done := make(chan struct{})
+	p.mu.Lock()
+	prev := p.turn
+	p.turn = done
+	p.mu.Unlock()
 	go func() {
 		defer s.batches.Done()
 		defer p.batches.Done()
-		s.handleBatch(p, msg)
+		defer close(done)
+		s.handleBatch(p, msg, prev)
 	}()
 }
 
@@ -366,8 +375,10 @@ func (s *server) dispatch(p *partition, msg jetstream.Msg) {
 // keys in parallel and each key's envelopes in order, while a hold keeps
 // the batch ours; then it acknowledges the batch, or releases it when
 // Serve stopped before it was done, or leaves it alone when the hold was
-// lost (the batch may be another member's by now).
-func (s *server) handleBatch(p *partition, msg jetstream.Msg) {
+// lost (the batch may be another member's by now). It starts once prev
+// (nil: none), the partition's batch dispatched before it, is done,
+// holding its batch meanwhile.
+func (s *server) handleBatch(p *partition, msg jetstream.Msg, prev <-chan struct{}) {
 	b := s.bus
 	delivered := 1
 	if md, err := msg.Metadata(); err == nil {
@@ -377,6 +388,21 @@ func (s *server) handleBatch(p *partition, msg jetstream.Msg) {
 	defer cancel(nil)
 	h := s.hold(msg, cancel)
 	defer h.release()
+	if prev != nil {
+		select {
+		case <-prev:
+		default:
+			b.recv.waitedTurn.Add(1)
+			select {
+			case <-prev:
+			case <-ctx.Done():
+				if h.held() {
+					_ = msg.Nak() // stopping: for the next member
+				}
+				return
+			}
+		}
+	}
 
 	_, _, agent, err := placement.ParseSubject(msg.Subject())
 	if err != nil {
