@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"fmt"
 	"iter"
 	"net"
 	"net/http"
@@ -357,4 +358,133 @@ func attr(s tracetest.SpanStub, key string) string {
 		}
 	}
 	return ""
+}
+
+// plod works on a task until its context ends, when block is set, and
+// otherwise completes it at once.
+type plod struct {
+	started chan<- struct{}
+	block   bool
+}
+
+func (p plod) Execute(ctx context.Context, ec *a2asrv.ExecutorContext) iter.Seq2[a2a.Event, error] {
+	return func(yield func(a2a.Event, error) bool) {
+		if ec.StoredTask == nil && !yield(a2a.NewSubmittedTask(ec, ec.Message), nil) {
+			return
+		}
+		if !yield(a2a.NewStatusUpdateEvent(ec, a2a.TaskStateWorking, nil), nil) {
+			return
+		}
+		p.started <- struct{}{}
+		if p.block {
+			<-ctx.Done()
+			yield(nil, ctx.Err())
+			return
+		}
+		yield(a2a.NewStatusUpdateEvent(ec, a2a.TaskStateCompleted, nil), nil)
+	}
+}
+
+func (plod) Cancel(context.Context, *a2asrv.ExecutorContext) iter.Seq2[a2a.Event, error] {
+	return func(func(a2a.Event, error) bool) {}
+}
+
+// TestTraceAcrossHandOver: a stored SendMessage through the gateway whose
+// member stops mid-call goes back to the stream, and the pool's next
+// member runs it again in the task the first run made: both runs and the
+// answer are in the caller's one trace.
+func TestTraceAcrossHandOver(t *testing.T) {
+	srv := embeddedtest.RunServer(t)
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	ctx := testCtx(t, time.Minute)
+	const pool = "handover"
+	started := make(chan struct{}, 2)
+	host := func(block bool) (stop func()) {
+		bus := a2anatstest.ConnectBus(t, srv, agentbus.WithTracerProvider(tp))
+		tasks, err := a2anats.NewTaskStore(ctx, bus, "plod", time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := a2anats.Handle(bus, "plod", a2asrv.NewHandler(plod{started, block}, a2asrv.WithTaskStore(tasks)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- bus.Serve(sctx, agentbus.ServePool(pool), agentbus.ServePartitions(1),
+				agentbus.ServeMemberTTL(time.Second), agentbus.ServeDrainTimeout(10*time.Millisecond))
+		}()
+		return func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+			_ = s.Close(ctx)
+		}
+	}
+	gwBus := a2anatstest.ConnectBus(t, srv, agentbus.WithTracerProvider(tp))
+	if _, err := gwBus.Declare(ctx, agentbus.PoolConfig{Name: pool, Partitions: 1}, "plod"); err != nil {
+		t.Fatal(err)
+	}
+	reg, err := a2anats.NewRegistry(ctx, gwBus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Register(ctx, "plod", a2anatstest.Card("plod"), ""); err != nil {
+		t.Fatal(err)
+	}
+	gw, err := gateway.New(gwBus, reg, gateway.Config{Mode: agentbus.Durable, Logger: embeddedtest.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(gw.Close)
+	c := tracedSDKClient(t, serveHTTP(t, gw), "plod", tp)
+
+	stopFirst := host(true)
+	exp.Reset()
+	cctx, root := tp.Tracer("test").Start(ctx, "user request")
+	answer := make(chan error, 1)
+	go func() {
+		res, err := c.SendMessage(cctx, text("job"))
+		if task, ok := res.(*a2a.Task); err == nil && (!ok || task.Status.State != a2a.TaskStateCompleted) {
+			err = fmt.Errorf("answer %#v, want the task completed", res)
+		}
+		answer <- err
+	}()
+	<-started
+	stopFirst()
+	defer host(false)()
+	if err := <-answer; err != nil {
+		t.Fatal(err)
+	}
+	root.End()
+
+	tree := waitSpans(t, exp, "process plod", 2)
+	for _, s := range tree.spans {
+		if s.SpanContext.TraceID() != root.SpanContext().TraceID() {
+			t.Fatalf("span %q outside the caller's trace; spans: %s", s.Name, tree.names())
+		}
+	}
+	send := tree.one("send plod", trace.SpanKindProducer)
+	var deliveries []string
+	for _, s := range tree.spans {
+		if s.Name == "process plod" {
+			tree.parent(s, send)
+			deliveries = append(deliveries, attr(s, "a2abus.delivery.count"))
+		}
+	}
+	if len(deliveries) != 2 || deliveries[0] == deliveries[1] {
+		t.Fatalf("process spans of deliveries %v, want the first delivery and its redelivery", deliveries)
+	}
+	var runs int
+	for _, s := range tree.spans {
+		if s.Name == "SendMessage" && s.SpanKind == trace.SpanKindServer {
+			runs++
+		}
+	}
+	if runs != 2 {
+		t.Fatalf("%d SERVER SendMessage spans, want one per run; spans: %s", runs, tree.names())
+	}
 }
