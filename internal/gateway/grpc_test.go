@@ -110,30 +110,7 @@ func TestGRPCBinding(t *testing.T) {
 	}
 
 	worker := grpcClient(t, hs, "worker")
-	var events []string
-	var taskID a2a.TaskID
-	for ev, err := range worker.SendStreamingMessage(ctx, text("job")) {
-		if err != nil {
-			t.Fatalf("stream: %v", err)
-		}
-		switch e := ev.(type) {
-		case *a2a.Task:
-			events = append(events, "task:"+string(e.Status.State))
-			taskID = e.ID
-		case *a2a.TaskStatusUpdateEvent:
-			events = append(events, "status:"+string(e.Status.State))
-		case *a2a.TaskArtifactUpdateEvent:
-			events = append(events, "artifact:"+demoagent.Text(&a2a.Message{Parts: e.Artifact.Parts}))
-		}
-	}
-	want := "task:TASK_STATE_SUBMITTED status:TASK_STATE_WORKING artifact:done: job status:TASK_STATE_COMPLETED"
-	if got := strings.Join(events, " "); got != want {
-		t.Fatalf("gRPC stream %q, want %q", got, want)
-	}
-	task, err := worker.GetTask(ctx, &a2a.GetTaskRequest{ID: taskID})
-	if err != nil || task.Status.State != a2a.TaskStateCompleted {
-		t.Fatalf("GetTask: %+v, %v", task, err)
-	}
+	workerJob(t, ctx, worker)
 	if _, err := worker.GetTask(ctx, &a2a.GetTaskRequest{ID: "no-such-task"}); !errors.Is(err, a2a.ErrTaskNotFound) {
 		t.Fatalf("GetTask of no task: %v, want TaskNotFound", err)
 	}
