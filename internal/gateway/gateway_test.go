@@ -90,8 +90,8 @@ func sdkClient(t *testing.T, hs *httptest.Server, agent string) (*a2aclient.Clie
 }
 
 // workerJob streams a job to the worker agent through c and checks its
-// events and its task as GetTask reads it; it returns the task's ID.
-func workerJob(t *testing.T, ctx context.Context, c *a2aclient.Client) a2a.TaskID {
+// events and its task as GetTask reads it.
+func workerJob(t *testing.T, ctx context.Context, c *a2aclient.Client) {
 	t.Helper()
 	var events []string
 	var taskID a2a.TaskID
@@ -117,7 +117,6 @@ func workerJob(t *testing.T, ctx context.Context, c *a2aclient.Client) a2a.TaskI
 	if err != nil || task.Status.State != a2a.TaskStateCompleted {
 		t.Fatalf("GetTask: %+v, %v", task, err)
 	}
-	return taskID
 }
 
 func text(s string) *a2a.SendMessageRequest {
