@@ -359,6 +359,7 @@ func (s *server) dispatch(p *partition, msg jetstream.Msg) {
 	s.batches.Add(1)
 	p.batches.Add(1)
 	done := make(chan struct{})
+	passTurn := sync.OnceFunc(func() { close(done) })
 	p.mu.Lock()
 	prev := p.turn
 	p.turn = done
@@ -366,8 +367,8 @@ func (s *server) dispatch(p *partition, msg jetstream.Msg) {
 	go func() {
 		defer s.batches.Done()
 		defer p.batches.Done()
-		defer close(done)
-		s.handleBatch(p, msg, prev)
+		defer passTurn()
+		s.handleBatch(p, msg, prev, passTurn)
 	}()
 }
 
@@ -377,8 +378,10 @@ func (s *server) dispatch(p *partition, msg jetstream.Msg) {
 // Serve stopped before it was done, or leaves it alone when the hold was
 // lost (the batch may be another member's by now). It starts once prev
 // (nil: none), the partition's batch dispatched before it, is done,
-// holding its batch meanwhile.
-func (s *server) handleBatch(p *partition, msg jetstream.Msg, prev <-chan struct{}) {
+// holding its batch meanwhile, and calls passTurn once this batch is done
+// or no longer ours (its hold lost or given up to a hung handler, Serve
+// stopping): the next batch then goes on.
+func (s *server) handleBatch(p *partition, msg jetstream.Msg, prev <-chan struct{}, passTurn func()) {
 	b := s.bus
 	delivered := 1
 	if md, err := msg.Metadata(); err == nil {
@@ -386,6 +389,7 @@ func (s *server) handleBatch(p *partition, msg jetstream.Msg, prev <-chan struct
 	}
 	ctx, cancel := context.WithCancelCause(context.WithValue(s.hctx, deliveryKey{}, Delivery{Delivered: delivered}))
 	defer cancel(nil)
+	defer context.AfterFunc(ctx, passTurn)()
 	h := s.hold(msg, cancel)
 	defer h.release()
 	if prev != nil {
