@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/url"
 	"slices"
 	"strings"
@@ -44,11 +45,15 @@ const pushToken = "push."
 // Limits of a task's push configs, so that a key's value stays small: a
 // config past them is refused with a clear error.
 const (
-	MaxPushConfigs     = 16   // configs per task
-	maxPushURL         = 8192 // bytes of a config's URL
-	maxPushField       = 4096 // bytes of its ID, token, scheme or credentials
-	pushSaveTries      = 10   // compare-and-set rounds of a save or delete
-	pushSaveRetryPause = 5 * time.Millisecond
+	MaxPushConfigs = 16   // configs per task
+	maxPushURL     = 8192 // bytes of a config's URL
+	maxPushField   = 4096 // bytes of its ID, token, scheme or credentials
+	// A save or delete that loses a compare-and-set to another write is
+	// read and tried again, up to pushSaveTries rounds, after a random
+	// pause of up to pushSaveRetryPause doubled per round (at most 32
+	// times): writers that met do not meet again in lockstep.
+	pushSaveTries      = 32
+	pushSaveRetryPause = 2 * time.Millisecond
 )
 
 // PushConfigs returns the store of the push configs of this task store's
@@ -222,7 +227,7 @@ func (s *PushConfigStore) update(ctx context.Context, key string, change func([]
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("a2anats: write push configs %s: %w", key, ctx.Err())
-		case <-time.After(pushSaveRetryPause):
+		case <-time.After(time.Duration(rand.Int64N(int64(pushSaveRetryPause) << min(try, 5)))):
 		}
 	}
 	return fmt.Errorf("a2anats: write push configs %s: %d tries refused by other writes: %w", key, pushSaveTries, last)
