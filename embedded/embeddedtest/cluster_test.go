@@ -20,6 +20,7 @@ import (
 func TestClusterLeaderStopLosesNoAckedPublish(t *testing.T) {
 	c := embeddedtest.Cluster(t, 3)
 	nc := c.Connect()
+	embeddedtest.WaitPlacement(t, nc, 3) // every peer up before an R3 stream is placed
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)

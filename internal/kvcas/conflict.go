@@ -50,18 +50,41 @@ func Conflict(err error) (moved, busy bool) {
 
 // busyTries is how many times RetryBusy makes a write the server refuses
 // with 10164, pausing 1, 2, 4 and 8 ms in between: the write in process
-// that it waits for is one replication round old at most.
-const busyTries = 5
+// that it waits for is one replication round old at most. unheardTries
+// is how many times it makes a write no stream received (its bucket's
+// stream has no leader yet, as just after it is created on R3), pausing
+// up to unheardPause in between: a few seconds in all, an election's time.
+const (
+	busyTries    = 5
+	unheardTries = 40
+	unheardPause = 100 * time.Millisecond
+)
 
 // RetryBusy makes the write w, again while the server refuses it with
-// 10164, up to busyTries times or until ctx ends, and returns the last
-// answer. Each try is the same write at the same expected revision, so a
-// retry can only do what the first try could have done.
+// 10164 (up to busyTries times) or while no stream received it
+// (jetstream.ErrNoStreamResponse, nobody listening: up to unheardTries
+// times), or until ctx ends, and returns the last answer. Each try is the
+// same write at the same expected revision, and a refused or unheard one
+// stored nothing, so a retry can only do what the first try could have
+// done.
 func RetryBusy(ctx context.Context, w func() (uint64, error)) (uint64, error) {
 	pause := time.Millisecond
-	for try := 1; ; try++ {
+	busy, unheard := 0, 0
+	for {
 		rev, err := w()
-		if _, busy := Conflict(err); !busy || try == busyTries {
+		_, refused := Conflict(err)
+		switch {
+		case refused:
+			busy++
+			if busy == busyTries {
+				return rev, err
+			}
+		case errors.Is(err, jetstream.ErrNoStreamResponse):
+			unheard++
+			if unheard == unheardTries {
+				return rev, err
+			}
+		default:
 			return rev, err
 		}
 		t := time.NewTimer(pause)
@@ -71,6 +94,6 @@ func RetryBusy(ctx context.Context, w func() (uint64, error)) (uint64, error) {
 			return rev, err
 		case <-t.C:
 		}
-		pause *= 2
+		pause = min(2*pause, unheardPause)
 	}
 }
