@@ -12,5 +12,9 @@
 //
 // Conflict tells the two refusals of a compare-and-set apart, and
 // RetryBusy retries a write the server refused only because another write
-// to the key was still in process.
+// to the key was still in process, or that no stream received (a bucket
+// whose R3 stream has no leader yet). Transient says which errors of a
+// JetStream API request are worth asking again while a cluster elects.
+//
+// The functions are safe for concurrent use.
 package kvcas
