@@ -12,6 +12,7 @@ import (
 	"github.com/a2abus/a2abus/internal/tracing"
 	"github.com/a2abus/a2abus/placement"
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Request modes.
@@ -142,8 +143,7 @@ func (b *Bus) requestDirect(ctx context.Context, env *codec.Envelope) (*codec.En
 	if err := b.validate(env); err != nil {
 		return nil, err
 	}
-	tracing.Inject(ctx, &env.Headers)
-	subject, frame, err := b.directMsg(ctx, env)
+	subject, frame, _, err := b.directMsg(ctx, env, false)
 	if err != nil {
 		return nil, err
 	}
@@ -163,22 +163,27 @@ func (b *Bus) requestDirect(ctx context.Context, env *codec.Envelope) (*codec.En
 
 // directMsg returns the subject of env's direct request,
 // a2a.direct.<pool>.<partition>.<agent> (its partition's owner answers),
-// and env's frame.
-func (b *Bus) directMsg(ctx context.Context, env *codec.Envelope) (subject string, frame []byte, err error) {
+// and env's frame, which carries ctx's trace context; with send, that of
+// env's send span, which it starts (the caller ends it; nil when tracing
+// is off).
+func (b *Bus) directMsg(ctx context.Context, env *codec.Envelope, send bool) (subject string, frame []byte, span trace.Span, err error) {
 	_, _, stored, err := b.destination(ctx, env)
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
+	}
+	subject = DirectSubjectPrefix + stored[len(placement.SubjectPrefix):]
+	if send {
+		span = b.startSend(ctx, env, subject, true)
+	} else {
+		tracing.Inject(ctx, &env.Headers)
 	}
 	frame, err = b.codec.EncodeEnvelope(nil, env)
 	if err != nil {
-		return "", nil, fmt.Errorf("agentbus: encode request: %w", err)
+		err = fmt.Errorf("agentbus: encode request: %w", err)
+		endSpan(span, err)
+		return "", nil, nil, err
 	}
-	return directSubject(stored), frame, nil
-}
-
-// directSubject is the direct-request subject of a stored subject.
-func directSubject(stored string) string {
-	return DirectSubjectPrefix + stored[len(placement.SubjectPrefix):]
+	return subject, frame, span, nil
 }
 
 // SendDirect sends env as a direct request to the consumer that owns
@@ -191,17 +196,11 @@ func (b *Bus) SendDirect(ctx context.Context, env *codec.Envelope) (err error) {
 	if err := b.validate(env); err != nil {
 		return err
 	}
-	_, _, stored, err := b.destination(ctx, env)
+	subject, frame, span, err := b.directMsg(ctx, env, true)
 	if err != nil {
 		return err
 	}
-	subject := directSubject(stored)
-	span := b.startSend(ctx, env, subject, true)
 	defer func() { endSpan(span, err) }()
-	frame, err := b.codec.EncodeEnvelope(nil, env)
-	if err != nil {
-		return fmt.Errorf("agentbus: encode request: %w", err)
-	}
 	if err := b.conns[0].PublishMsg(&nats.Msg{Subject: subject, Reply: env.ReplyTo, Data: frame}); err != nil {
 		return fmt.Errorf("agentbus: direct request %s to %s: %w", env.ID, env.To, err)
 	}

@@ -135,12 +135,14 @@ func newID() string { return nuid.Next() }
 // stored or ctx ends.
 func (b *Bus) flush(ctx context.Context, subject string, items []sendItem) (err error) {
 	ctx, span := b.startPublish(ctx, subject, items)
-	defer func() {
-		endSpan(span, err)
-		for _, it := range items {
-			endSpan(it.span, err)
-		}
-	}()
+	if span != nil { // there is one when, and only when, an item's send span records
+		defer func() {
+			endSpan(span, err)
+			for _, it := range items {
+				endSpan(it.span, err)
+			}
+		}()
+	}
 	pool := b.codec.Pool()
 	w, _ := b.writers.Get().(*codec.BatchWriter)
 	if w == nil {

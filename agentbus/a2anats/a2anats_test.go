@@ -78,28 +78,7 @@ func TestTaskLifecycle(t *testing.T) {
 	ctx := testCtx(t, 30*time.Second)
 
 	// Streaming: the task, working, the artifact, completed, in order.
-	var kinds []string
-	var taskID a2a.TaskID
-	for ev, err := range c.SendStreamingMessage(ctx, text("job")) {
-		if err != nil {
-			t.Fatalf("stream: %v", err)
-		}
-		switch e := ev.(type) {
-		case *a2a.Task:
-			kinds = append(kinds, "task:"+string(e.Status.State))
-			taskID = e.ID
-		case *a2a.TaskStatusUpdateEvent:
-			kinds = append(kinds, "status:"+string(e.Status.State))
-		case *a2a.TaskArtifactUpdateEvent:
-			kinds = append(kinds, "artifact:"+demoagent.Text(&a2a.Message{Parts: e.Artifact.Parts}))
-		default:
-			kinds = append(kinds, "other")
-		}
-	}
-	want := "task:TASK_STATE_SUBMITTED status:TASK_STATE_WORKING artifact:done: job status:TASK_STATE_COMPLETED"
-	if got := strings.Join(kinds, " "); got != want {
-		t.Fatalf("events %q, want %q", got, want)
-	}
+	taskID := a2anatstest.WorkerJob(t, ctx, c)
 
 	// GetTask from another client reads the stored task.
 	task, err := client(t, a2anatstest.ConnectBus(t, srv), reg, "worker").GetTask(ctx, &a2a.GetTaskRequest{ID: taskID})

@@ -1,7 +1,6 @@
 package a2anats_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -473,7 +472,7 @@ func TestPushQueueBounded(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := embeddedtest.RunServer(t)
 			ctx := testCtx(t, time.Minute)
-			var logs syncBuffer
+			var logs embeddedtest.Buffer
 			sender, metrics := newPushSender(t, a2anats.PushMaxQueued(tc.perTask, tc.all), a2anats.PushHTTPClient(&http.Client{}),
 				a2anats.PushLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 			reg := a2anatstest.Host(t, srv, map[string]a2asrv.AgentExecutor{"worker": demoagent.Worker{}}, a2anatstest.WithPush(sender))
@@ -508,22 +507,4 @@ func TestPushQueueBounded(t *testing.T) {
 			}
 		})
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use, for logs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -70,25 +69,6 @@ func TestProcess(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the process's writes and the
-// test's reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestDaemonSIGTERM runs the daemon against an embedded server: it leads,
 // answers /scale, and on SIGTERM resigns and exits 0.
 func TestDaemonSIGTERM(t *testing.T) {
@@ -104,7 +84,7 @@ func TestDaemonSIGTERM(t *testing.T) {
 
 	cmd := exec.Command(bin, "--http", "127.0.0.1:0", "--interval", "200ms", "--id", "proc")
 	cmd.Env = []string{"SCALERD_NATS=" + srv.ClientURL(), "SCALERD_LOG_LEVEL=debug"}
-	var stderr syncBuffer
+	var stderr embeddedtest.Buffer
 	pr, pw := io.Pipe()
 	cmd.Stderr = io.MultiWriter(&stderr, pw)
 	if err := cmd.Start(); err != nil {

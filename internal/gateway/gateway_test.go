@@ -89,36 +89,6 @@ func sdkClient(t *testing.T, hs *httptest.Server, agent string) (*a2aclient.Clie
 	return c, card
 }
 
-// workerJob streams a job to the worker agent through c and checks its
-// events and its task as GetTask reads it.
-func workerJob(t *testing.T, ctx context.Context, c *a2aclient.Client) {
-	t.Helper()
-	var events []string
-	var taskID a2a.TaskID
-	for ev, err := range c.SendStreamingMessage(ctx, text("job")) {
-		if err != nil {
-			t.Fatalf("stream: %v", err)
-		}
-		switch e := ev.(type) {
-		case *a2a.Task:
-			events = append(events, "task:"+string(e.Status.State))
-			taskID = e.ID
-		case *a2a.TaskStatusUpdateEvent:
-			events = append(events, "status:"+string(e.Status.State))
-		case *a2a.TaskArtifactUpdateEvent:
-			events = append(events, "artifact:"+demoagent.Text(&a2a.Message{Parts: e.Artifact.Parts}))
-		}
-	}
-	want := "task:TASK_STATE_SUBMITTED status:TASK_STATE_WORKING artifact:done: job status:TASK_STATE_COMPLETED"
-	if got := strings.Join(events, " "); got != want {
-		t.Fatalf("stream events %q, want %q", got, want)
-	}
-	task, err := c.GetTask(ctx, &a2a.GetTaskRequest{ID: taskID})
-	if err != nil || task.Status.State != a2a.TaskStateCompleted {
-		t.Fatalf("GetTask: %+v, %v", task, err)
-	}
-}
-
 func text(s string) *a2a.SendMessageRequest {
 	return &a2a.SendMessageRequest{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart(s))}
 }
@@ -158,7 +128,7 @@ func TestSDKClientThroughGateway(t *testing.T) {
 	}
 
 	worker, _ := sdkClient(t, hs, "worker")
-	workerJob(t, ctx, worker)
+	a2anatstest.WorkerJob(t, ctx, worker)
 
 	slow, _ := sdkClient(t, hs, "slow")
 	req := text("long")

@@ -110,7 +110,7 @@ func TestGRPCBinding(t *testing.T) {
 	}
 
 	worker := grpcClient(t, hs, "worker")
-	workerJob(t, ctx, worker)
+	a2anatstest.WorkerJob(t, ctx, worker)
 	if _, err := worker.GetTask(ctx, &a2a.GetTaskRequest{ID: "no-such-task"}); !errors.Is(err, a2a.ErrTaskNotFound) {
 		t.Fatalf("GetTask of no task: %v, want TaskNotFound", err)
 	}

@@ -78,25 +78,3 @@ func Status(err error) error {
 	}
 	return st.Err()
 }
-
-// Error returns the A2A error of a gRPC status error (the inverse of
-// Status, by ErrorInfo reason first, else by code), for clients and
-// tests; other errors are returned as they are.
-func Error(err error) error {
-	st, ok := status.FromError(err)
-	if !ok || err == nil {
-		return err
-	}
-	var reason string
-	for _, d := range st.Details() {
-		if info, ok := d.(*errdetails.ErrorInfo); ok && info.Domain == ErrorDomain {
-			reason = info.Reason
-		}
-	}
-	for _, s := range statuses {
-		if (reason != "" && s.reason == reason) || (reason == "" && s.code == st.Code()) {
-			return a2a.NewError(s.err, st.Message())
-		}
-	}
-	return a2a.NewError(a2a.ErrInternalError, st.Message())
-}

@@ -17,8 +17,10 @@ import (
 	"github.com/a2abus/a2abus/agentbus/a2anats"
 	"github.com/a2abus/a2abus/embedded"
 	"github.com/a2abus/a2abus/embedded/embeddedtest"
+	"github.com/a2abus/a2abus/internal/demoagent"
 	"github.com/a2abus/a2abus/placement"
 	"github.com/a2aproject/a2a-go/v2/a2a"
+	"github.com/a2aproject/a2a-go/v2/a2aclient"
 	"github.com/a2aproject/a2a-go/v2/a2asrv"
 	"github.com/cespare/xxhash/v2"
 	"github.com/nats-io/nats.go/jetstream"
@@ -212,4 +214,39 @@ func declared(ctx context.Context, bus *agentbus.Bus, pool string) bool {
 		}
 	}
 	return false
+}
+
+// WorkerJob streams a job to a demo worker agent (demoagent.Worker)
+// through c, checks that its events come in order (the task, working, the
+// artifact, completed) and that GetTask reads the task completed, and
+// returns the task's ID.
+func WorkerJob(t testing.TB, ctx context.Context, c *a2aclient.Client) a2a.TaskID {
+	t.Helper()
+	var events []string
+	var taskID a2a.TaskID
+	for ev, err := range c.SendStreamingMessage(ctx, &a2a.SendMessageRequest{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart("job"))}) {
+		if err != nil {
+			t.Fatalf("stream: %v", err)
+		}
+		switch e := ev.(type) {
+		case *a2a.Task:
+			events = append(events, "task:"+string(e.Status.State))
+			taskID = e.ID
+		case *a2a.TaskStatusUpdateEvent:
+			events = append(events, "status:"+string(e.Status.State))
+		case *a2a.TaskArtifactUpdateEvent:
+			events = append(events, "artifact:"+demoagent.Text(&a2a.Message{Parts: e.Artifact.Parts}))
+		default:
+			events = append(events, fmt.Sprintf("%T", ev))
+		}
+	}
+	want := "task:TASK_STATE_SUBMITTED status:TASK_STATE_WORKING artifact:done: job status:TASK_STATE_COMPLETED"
+	if got := strings.Join(events, " "); got != want {
+		t.Fatalf("stream events %q, want %q", got, want)
+	}
+	task, err := c.GetTask(ctx, &a2a.GetTaskRequest{ID: taskID})
+	if err != nil || task.Status.State != a2a.TaskStateCompleted {
+		t.Fatalf("GetTask: %+v, %v", task, err)
+	}
+	return taskID
 }
